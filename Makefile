@@ -1,0 +1,81 @@
+# The Makefile is the project's CI: `.ci/run` calls `make test`.
+#   make run    set up this machine and start the whole platform on embedded defaults
+#   make test   set up this machine, start RabbitMQ/PostgreSQL if down, run every check and test
+#   make bench  run the benchmarks (results in bench/results/)
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PROTO_OUT := services/contracts/src
+PROTOS := $(shell find protos -name '*.proto' | sort)
+PYTEST_ARGS ?=
+
+.PHONY: help setup system-deps protos check-protos lint fmt typecheck services test test-unit \
+	test-integration test-e2e run bench clean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+## Set-up ------------------------------------------------------------------------------------
+$(UV):
+	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+
+setup: system-deps | $(UV)
+	$(UV) sync --all-packages --frozen
+
+# The external validators the tests trust: poppler's pdfsig/pdftoppm and qpdf.
+system-deps:
+	@command -v pdfsig >/dev/null && command -v qpdf >/dev/null && command -v pdftoppm >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils qpdf; }
+
+## Contracts ---------------------------------------------------------------------------------
+protos:
+	$(PY) -m grpc_tools.protoc -I protos --python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
+	  --pyi_out=$(PROTO_OUT) $(PROTOS)
+
+# Generated code is committed; CI fails when it drifts from the protos.
+check-protos: protos
+	@git diff --exit-code -- $(PROTO_OUT) || \
+	  { echo "generated code differs from protos/: run 'make protos' and commit"; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard -- $(PROTO_OUT))" || \
+	  { echo "untracked generated files: run 'make protos' and commit"; exit 1; }
+
+## Static checks -----------------------------------------------------------------------------
+lint:
+	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/ruff format --check services tests bench
+
+fmt:
+	$(VENV)/bin/ruff format services tests bench
+	$(VENV)/bin/ruff check --fix services tests bench
+
+typecheck:
+	$(VENV)/bin/mypy services/*/src
+
+## Tests -------------------------------------------------------------------------------------
+services:
+	@bash deploy/local/ensure-services.sh
+
+test: setup services check-protos lint
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: setup services
+	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: setup services
+	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
+
+## Running -----------------------------------------------------------------------------------
+run: setup
+	$(VENV)/bin/meterai up
+
+bench: setup services
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .meterai .pytest_cache .ruff_cache .mypy_cache

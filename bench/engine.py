@@ -1,0 +1,553 @@
+"""Stamp-and-sign latency of our engine against pyHanko, on the same documents in the same run.
+
+One *stamp* is what the platform does for a document, end to end and in process: our engine's
+``prepare`` (seal appearance, signature field, incremental update, ``/ByteRange`` digest), the
+signing core's ``sign_digest`` (PAdES B-B CMS over that digest) and ``embed_signature``.
+
+The baseline is pyHanko configured as fast as its documentation allows for the same output (a
+visible PAdES signature with a QR code in a new field on page 1, appended incrementally):
+
+* the ``SimpleSigner`` (key and chain) and the ``PdfSigner`` are built once and reused
+  ("The advantages of instantiating the PdfSigner object yourself include reusability",
+  ``docs/lib-guide/signing.rst``, *A simple example*);
+* ``QRStampStyle``, the QR appearance of ``docs/lib-guide/signing.rst``, *QR code stamps*;
+* ``bytes_reserved`` is passed, so no dummy CMS is built to estimate the size ("If not
+  specified, make an estimate based on a dummy signature", docstring of
+  ``PdfSigner.sign_pdf``; the *dry run* of footnote ``signerdryrun`` in ``signing.rst``).
+
+Documents are generated deterministically at start (random image bytes from a seeded generator,
+so they do not compress) and cached under ``bench/.cache/``; the 100 KB scan is ``jpeg.pdf`` from
+the shared PDF corpus. Each implementation is warmed up, then timed with
+:func:`time.perf_counter_ns` until it has enough repetitions or has used its time budget; the
+figures are medians. Everything runs in this one process, pinned to one CPU where the OS allows,
+because the targets are per core: a signing replica stamps one document per core at a time.
+
+Before timing, one output of each implementation is validated with pyHanko's validator against
+the test root, so the benchmark cannot silently measure something that does not sign.
+
+Run: ``.venv/bin/python bench/engine.py`` (writes ``bench/results/engine.json``), or
+``--quick`` for a few-second check that it works (small documents, one repetition, no JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import io
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from asn1crypto import pem, x509
+from pyhanko import stamp
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields, signers
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from meterai_quota import generate_serial
+from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
+from meterai_signing.pki import TestPki, generate_test_pki
+from meterai_stamping.domain.jobs import seal_reason, verify_url
+from meterai_stamping.engine import Rect, Seal, embed_signature, prepare
+
+__all__ = [
+    "BenchDocument",
+    "Measurement",
+    "Targets",
+    "build_documents",
+    "main",
+    "run",
+]
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+CORPUS = REPO.parent / "shared" / "pdf-corpus"
+CACHE = BENCH_DIR / ".cache"
+RESULTS = BENCH_DIR / "results" / "engine.json"
+
+VERIFY_BASE_URL = "https://meterai.example/v"
+SEAL_RECT = (40.0, 40.0, 220.0, 112.0)
+"""Where both implementations put the seal on page 1: bottom-left, the size the service uses."""
+
+PYHANKO_HEADROOM = 1024
+"""Extra bytes reserved for pyHanko's CMS over ours: it adds ``signing-time`` and the CMS
+algorithm-protection attribute, so its container is slightly larger than ours."""
+
+_LARGE = "mixed-200p-9MB"
+_ONE_PAGE = ("text-1p", "scan-1p-100KB")
+
+
+@dataclass(frozen=True)
+class BenchDocument:
+    """One input document of the benchmark."""
+
+    name: str
+    """Short label used in the table and the JSON."""
+    pages: int
+    """Page count."""
+    data: bytes
+    """The whole file."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Medians for one document."""
+
+    document: BenchDocument
+    """What was stamped."""
+    ours_ms: float
+    """Median milliseconds of prepare + sign_digest + embed_signature."""
+    pyhanko_ms: float
+    """Median milliseconds of ``PdfSigner.sign_pdf`` with a reused signer."""
+    ours_runs: int
+    """Timed repetitions behind :attr:`ours_ms`."""
+    pyhanko_runs: int
+    """Timed repetitions behind :attr:`pyhanko_ms`."""
+
+    @property
+    def speedup(self) -> float:
+        """How many times faster ours is than pyHanko."""
+        return self.pyhanko_ms / self.ours_ms
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The issue's performance targets, checked against one run's medians."""
+
+    one_page_max_ms: float = 3.0
+    """Each 1-page document stamps and signs in at most this, on one core."""
+    one_page_min_speedup: float = 3.0
+    """Each 1-page document is at least this many times faster than pyHanko."""
+    large_max_ratio: float = 4.0
+    """The 200-page 9 MB document costs at most this multiple of the 1-page text document."""
+
+
+# -- documents -------------------------------------------------------------------------------
+
+
+def _pdf(pages: list[tuple[bytes, bytes | None]]) -> bytes:
+    """A classic-xref PDF whose pages hold a Flate text stream and optionally a gray image.
+
+    Written by hand rather than with a PDF library so the bytes never change between library
+    versions: a cached file and a freshly built one are the same document.
+
+    :param pages: Per page, the uncompressed content stream and the raw 8-bit gray samples of
+        a 256-pixel-wide image XObject named ``/Im0`` (or ``None`` for a text-only page).
+    """
+    objects: list[bytes] = []
+
+    def add(body: bytes) -> int:
+        objects.append(body)
+        return len(objects)
+
+    def stream(header: bytes, data: bytes) -> bytes:
+        return b"<<" + header + b" /Length %d>>\nstream\n" % len(data) + data + b"\nendstream"
+
+    catalog = add(b"")
+    tree = add(b"")
+    font = add(b"<</Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding>>")
+    kids = []
+    for content, image in pages:
+        xobjects = b""
+        if image is not None:
+            height = len(image) // 256
+            image_ref = add(
+                stream(
+                    b"/Type /XObject /Subtype /Image /Width 256 /Height %d"
+                    b" /ColorSpace /DeviceGray /BitsPerComponent 8" % height,
+                    image,
+                )
+            )
+            xobjects = b" /XObject <</Im0 %d 0 R>>" % image_ref
+        content_ref = add(stream(b"/Filter /FlateDecode", zlib.compress(content, 6)))
+        kids.append(
+            add(
+                b"<</Type /Page /Parent %d 0 R /MediaBox [0 0 595 842]"
+                b" /Resources <</Font <</F1 %d 0 R>>%s>> /Contents %d 0 R>>"
+                % (tree, font, xobjects, content_ref)
+            )
+        )
+    objects[catalog - 1] = b"<</Type /Catalog /Pages %d 0 R>>" % tree
+    objects[tree - 1] = b"<</Type /Pages /Count %d /Kids [%s]>>" % (
+        len(kids),
+        b" ".join(b"%d 0 R" % k for k in kids),
+    )
+
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<</Size %d /Root %d 0 R>>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        catalog,
+        xref,
+    )
+    return bytes(out)
+
+
+def _text_content(rng: random.Random, lines: int) -> bytes:
+    """A page of justified-looking prose: what a typed letter's content stream resembles."""
+    words = [
+        b"perjanjian",
+        b"pihak",
+        b"pertama",
+        b"kedua",
+        b"dengan",
+        b"ini",
+        b"menyatakan",
+        b"bahwa",
+        b"sewa",
+        b"rumah",
+        b"tanggal",
+        b"rupiah",
+        b"pasal",
+        b"ayat",
+        b"sebagaimana",
+        b"dimaksud",
+    ]
+    rows = [b"BT /F1 10 Tf 12 TL 56 790 Td"]
+    for _ in range(lines):
+        rows.append(b"(" + b" ".join(rng.choice(words) for _ in range(12)) + b") '")
+    rows.append(b"ET")
+    return b"\n".join(rows)
+
+
+def _image_pages(seed: int, pages: int, target_bytes: int) -> bytes:
+    """``pages`` pages of text plus one incompressible image each, about ``target_bytes`` long."""
+    rng = random.Random(seed)
+    rows = max(1, (target_bytes // pages - 1200) // 256)
+    spec = []
+    for _ in range(pages):
+        content = _text_content(rng, 20) + b"\nq 256 0 0 %d 170 300 cm /Im0 Do Q" % rows
+        spec.append((content, rng.randbytes(256 * rows)))
+    return _pdf(spec)
+
+
+def _cached(name: str, build: Callable[[], bytes]) -> bytes:
+    """Read ``name`` from the cache, building and storing it when missing."""
+    path = CACHE / f"{name}.pdf"
+    if path.is_file():
+        return path.read_bytes()
+    data = build()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=CACHE, delete=False) as handle:
+        handle.write(data)
+    os.replace(handle.name, path)
+    return data
+
+
+def build_documents(*, quick: bool = False) -> list[BenchDocument]:
+    """The benchmark's documents, 1-page ones first.
+
+    :param quick: Only the two 1-page documents, for a check that the benchmark runs.
+    """
+    text = _cached("text-1p-v1", lambda: _pdf([(_text_content(random.Random(1), 60), None)]))
+    documents = [
+        BenchDocument("text-1p", 1, text),
+        BenchDocument("scan-1p-100KB", 1, (CORPUS / "jpeg.pdf").read_bytes()),
+    ]
+    if not quick:
+        documents += [
+            BenchDocument(
+                "mixed-20p-1MB",
+                20,
+                _cached("mixed-20p-1MB-v1", lambda: _image_pages(20, 20, 1_000_000)),
+            ),
+            BenchDocument(
+                _LARGE, 200, _cached("mixed-200p-9MB-v1", lambda: _image_pages(200, 200, 9_000_000))
+            ),
+        ]
+    return documents
+
+
+# -- the two implementations -----------------------------------------------------------------
+
+
+def _ours(identity: SigningIdentity, seal: Seal) -> Callable[[bytes], bytes]:
+    """Our stamp + sign of one document, with the identity loaded once as the worker does."""
+    size = signature_size(identity)
+    rect = Rect(*SEAL_RECT)
+    reason = seal_reason(seal.serial)
+
+    def stamp_and_sign(pdf: bytes) -> bytes:
+        prepared = prepare(
+            pdf,
+            page=1,
+            rect=rect,
+            seal=seal,
+            signature_size=size,
+            signing_time=datetime.now(UTC),
+            reason=reason,
+        )
+        cms = sign_digest(identity, prepared.digest)
+        return embed_signature(prepared.data, prepared.contents_start, prepared.contents_end, cms)
+
+    return stamp_and_sign
+
+
+def _pyhanko(pki: TestPki, seal: Seal, reserved: int) -> Callable[[bytes], bytes]:
+    """pyHanko's fastest documented path to the same kind of output.
+
+    :param reserved: DER bytes to reserve; pyHanko's ``bytes_reserved`` counts hex digits.
+    """
+    signer = signers.SimpleSigner.load(
+        str(pki.signer_key), str(pki.signer_cert), ca_chain_files=(str(pki.intermediate_cert),)
+    )
+    if signer is None:
+        raise RuntimeError("pyHanko could not load the test signer")
+    field = "Signature"
+    pdf_signer = signers.PdfSigner(
+        signers.PdfSignatureMetadata(
+            field_name=field,
+            subfilter=fields.SigSeedSubFilter.PADES,
+            md_algorithm="sha256",
+            reason=seal_reason(seal.serial),
+        ),
+        signer=signer,
+        stamp_style=stamp.QRStampStyle(stamp_text="e-Meterai\n%(serial)s"),
+        new_field_spec=fields.SigFieldSpec(field, on_page=0, box=SEAL_RECT),
+    )
+    text_params = {"url": seal.verify_url, "serial": seal.serial}
+
+    def stamp_and_sign(pdf: bytes) -> bytes:
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+        out = pdf_signer.sign_pdf(
+            writer, bytes_reserved=2 * reserved, appearance_text_params=text_params
+        )
+        return out.getvalue()
+
+    return stamp_and_sign
+
+
+def _check_signed(pdf: bytes, pki: TestPki) -> None:
+    """Fail unless ``pdf`` holds exactly one valid, intact signature chaining to the test root."""
+
+    def certificate(path: Path) -> x509.Certificate:
+        _, _, der = pem.unarmor(path.read_bytes())
+        return x509.Certificate.load(der)
+
+    reader = PdfFileReader(io.BytesIO(pdf))
+    (embedded,) = reader.embedded_signatures
+    context = ValidationContext(
+        trust_roots=[certificate(pki.root_cert)],
+        other_certs=list(SimpleCertificateStore.from_certs([certificate(pki.intermediate_cert)])),
+    )
+    status = validate_pdf_signature(embedded, context)
+    if not (status.intact and status.valid and status.trusted):
+        raise RuntimeError(f"benchmark output does not verify: {status.summary()}")
+
+
+# -- timing ----------------------------------------------------------------------------------
+
+
+def _time(
+    function: Callable[[bytes], bytes],
+    pdf: bytes,
+    *,
+    warmup: int,
+    min_runs: int,
+    max_runs: int,
+    budget_s: float,
+) -> tuple[float, int]:
+    """Median milliseconds of ``function(pdf)`` and the number of timed runs.
+
+    Stops at ``max_runs`` or once ``budget_s`` is spent and ``min_runs`` are done, so cheap
+    cases get many samples and the 9 MB case still finishes in seconds.
+    """
+    for _ in range(warmup):
+        function(pdf)
+    samples: list[int] = []
+    deadline = time.perf_counter_ns() + int(budget_s * 1e9)
+    while len(samples) < max_runs and (
+        len(samples) < min_runs or time.perf_counter_ns() < deadline
+    ):
+        start = time.perf_counter_ns()
+        function(pdf)
+        samples.append(time.perf_counter_ns() - start)
+    return statistics.median(samples) / 1e6, len(samples)
+
+
+@contextmanager
+def _one_cpu() -> Iterator[str]:
+    """Pin this process to one CPU for the duration, restoring the old affinity afterwards.
+
+    Restoring matters because ``bench/run.py`` runs other benchmarks in this process after
+    this one, and the ledger benchmark's client processes inherit the affinity.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        yield "not pinned (no sched_setaffinity)"
+        return
+    before = os.sched_getaffinity(0)
+    cpu = max(before)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield f"pinned to CPU {cpu}"
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def run(*, quick: bool = False) -> tuple[list[Measurement], dict[str, Any]]:
+    """Build the inputs, check both implementations' output, and time them.
+
+    :param quick: Small documents and one repetition: checks that the benchmark works.
+    :return: One measurement per document and facts about the run for the report.
+    """
+    documents = build_documents(quick=quick)
+    serial = generate_serial()
+    seal = Seal(serial=serial, verify_url=verify_url(VERIFY_BASE_URL, serial))
+    with tempfile.TemporaryDirectory(prefix="meterai-bench-pki-") as directory:
+        pki = generate_test_pki(Path(directory))
+        identity = load_identity(pki.signer_key, pki.chain)
+        ours = _ours(identity, seal)
+        theirs = _pyhanko(pki, seal, signature_size(identity) + PYHANKO_HEADROOM)
+        for document in documents[:2]:
+            _check_signed(ours(document.data), pki)
+            _check_signed(theirs(document.data), pki)
+
+        with _one_cpu() as pinning:
+            measurements = []
+            for document in documents:
+                timing: dict[str, Any] = (
+                    {"warmup": 0, "min_runs": 1, "max_runs": 1, "budget_s": 0.0}
+                    if quick
+                    else {"warmup": 3, "min_runs": 7, "max_runs": 400, "budget_s": 3.0}
+                )
+                ours_ms, ours_runs = _time(ours, document.data, **timing)
+                pyhanko_ms, pyhanko_runs = _time(theirs, document.data, **timing)
+                measurements.append(
+                    Measurement(document, ours_ms, pyhanko_ms, ours_runs, pyhanko_runs)
+                )
+        if not quick:
+            _check_signed(ours(documents[-1].data), pki)
+    facts = {
+        "baseline": (
+            f"pyHanko {importlib.metadata.version('pyHanko')} "
+            "(signer reused, bytes_reserved, QRStampStyle)"
+        ),
+        "key": "RSA-2048, chain signer + intermediate",
+        "cpu": pinning,
+        "cpus": os.cpu_count(),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return measurements, facts
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def _target_lines(measurements: list[Measurement], targets: Targets) -> dict[str, Any]:
+    """Each target with its figure and whether it is met."""
+    by_name = {m.document.name: m for m in measurements}
+    report: dict[str, Any] = {}
+    for name in _ONE_PAGE:
+        m = by_name.get(name)
+        if m is None:
+            continue
+        report[f"{name}_max_ms"] = {
+            "target": targets.one_page_max_ms,
+            "value": round(m.ours_ms, 3),
+            "met": m.ours_ms <= targets.one_page_max_ms,
+        }
+        report[f"{name}_min_speedup_vs_pyhanko"] = {
+            "target": targets.one_page_min_speedup,
+            "value": round(m.speedup, 2),
+            "met": m.speedup >= targets.one_page_min_speedup,
+        }
+    large, small = by_name.get(_LARGE), by_name.get(_ONE_PAGE[0])
+    if large is not None and small is not None:
+        ratio = large.ours_ms / small.ours_ms
+        report[f"{_LARGE}_max_cost_vs_{small.document.name}"] = {
+            "target": targets.large_max_ratio,
+            "value": round(ratio, 2),
+            "met": ratio <= targets.large_max_ratio,
+        }
+    return report
+
+
+def _print(measurements: list[Measurement], facts: dict[str, Any], report: dict[str, Any]) -> None:
+    header = (
+        f"{'document':<16} {'pages':>5} {'bytes':>11} {'ours ms':>9} {'pyHanko ms':>11}"
+        f" {'speedup':>8} {'runs':>9}"
+    )
+    print(f"engine: ours (prepare + sign_digest + embed_signature) vs {facts['baseline']}")
+    print(f"medians, {facts['cpu']}, {facts['key']}")
+    print(header)
+    print("-" * len(header))
+    for m in measurements:
+        print(
+            f"{m.document.name:<16} {m.document.pages:>5} {len(m.document.data):>11,}"
+            f" {m.ours_ms:>9.3f} {m.pyhanko_ms:>11.3f} {m.speedup:>7.1f}x"
+            f" {m.ours_runs:>4}/{m.pyhanko_runs:<4}"
+        )
+    by_name = {m.document.name: m for m in measurements}
+    if _LARGE in by_name:
+        for name in _ONE_PAGE:
+            ratio = by_name[_LARGE].ours_ms / by_name[name].ours_ms
+            print(f"cost of {_LARGE} / {name}: {ratio:.2f}x")
+    for name, line in report.items():
+        verdict = "target met" if line["met"] else "target NOT met"
+        print(f"  {verdict:<15} {name}: {line['value']} (target {line['target']})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the engine benchmark, print the table and write ``bench/results/engine.json``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1-page documents only, one repetition, no JSON: a check that the bench runs",
+    )
+    args = parser.parse_args(argv)
+
+    measurements, facts = run(quick=args.quick)
+    report = _target_lines(measurements, Targets())
+    _print(measurements, facts, report)
+    if args.quick:
+        print("quick run: figures are single samples; results not written")
+        return
+    results = {
+        "documents": [
+            {
+                "name": m.document.name,
+                "pages": m.document.pages,
+                "bytes": len(m.document.data),
+                "ours_ms": round(m.ours_ms, 3),
+                "pyhanko_ms": round(m.pyhanko_ms, 3),
+                "speedup_vs_pyhanko": round(m.speedup, 2),
+            }
+            for m in measurements
+        ],
+        "targets": report,
+        "baseline": facts["baseline"],
+        "method": (
+            "median of timed repetitions after 3 warm-up runs; single process, "
+            f"{facts['cpu']}; ours = prepare + sign_digest + embed_signature"
+        ),
+        "key": facts["key"],
+        "cpus": facts["cpus"],
+        "measured_at": facts["measured_at"],
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results in {RESULTS.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

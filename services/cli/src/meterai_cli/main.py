@@ -1,0 +1,582 @@
+"""``meterai``: the command line of the e-meterai platform, and its first gRPC client.
+
+Run ``meterai --help`` or ``meterai COMMAND --help``. Exit status is 0 on success, 1 when the
+platform answered "no" (bad input, no quota, not genuine), 2 on usage errors, 3 when the
+platform could not be reached.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import grpc
+
+from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
+from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
+from meterai_cli.client import Platform
+from meterai_cli.output import emit, message_dict
+from meterai_common.config import ConfigError, Ports, Settings
+
+__all__ = ["main"]
+
+EXIT_REFUSED = 1
+EXIT_UNREACHABLE = 3
+
+
+class Context:
+    def __init__(self, home: Path, server: str | None, api_key: str | None, timeout: float):
+        self.home = home
+        self.server = server
+        self.api_key = api_key
+        self.timeout = timeout
+        self._platform: Platform | None = None
+
+    @property
+    def platform(self) -> Platform:
+        if self._platform is None:
+            self._platform = Platform.discover(self.home, self.server, self.api_key, self.timeout)
+        return self._platform
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def fail_rpc(error: grpc.RpcError, what: str) -> NoReturn:
+    code = error.code()
+    details = error.details() or code.name
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        click.echo(f"error: {what}: the platform did not answer ({details}).", err=True)
+        click.echo("Is it running? Start it with 'make run' (or 'meterai up').", err=True)
+        sys.exit(EXIT_UNREACHABLE)
+    click.echo(f"error: {what}: {code.name}: {details}", err=True)
+    sys.exit(EXIT_REFUSED)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--home",
+    envvar="METERAI_HOME",
+    default=".meterai",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Local state of the embedded platform; clients find its address and demo key here.",
+)
+@click.option(
+    "--server",
+    envvar="METERAI_SERVER",
+    help="HOST or HOST:PORT of the platform (quota at PORT, stamping +1, signing +2, verify +3).",
+)
+@click.option("--api-key", envvar="METERAI_API_KEY", help="Reseller API key.")
+@click.option("--timeout", default=60.0, show_default=True, help="Deadline of each call, seconds.")
+@click.pass_context
+def cli(
+    ctx: click.Context, home: Path, server: str | None, api_key: str | None, timeout: float
+) -> None:
+    """e-meterai platform: buy stamp quota, stamp PDFs with a signed e-meterai, verify them.
+
+    \b
+    Try it on this machine:
+      meterai up                                   # start everything (SQLite, no broker)
+      meterai quota buy 3
+      meterai stamp letter.pdf --page 1 --rect 400,50,520,170 --out stamped/
+      meterai verify stamped/letter.pdf
+    """
+    ctx.obj = Context(home.absolute(), server, api_key, timeout)
+
+
+# -- platform processes ---------------------------------------------------------------------
+@cli.command()
+@click.option("-v", "--verbose", is_flag=True, help="Log every service's activity.")
+def up(verbose: bool) -> None:
+    """Run the whole platform in this process on embedded defaults (Ctrl-C stops it).
+
+    SQLite and documents under $METERAI_HOME, no broker (an in-process bus), gRPC on
+    127.0.0.1, a generated TEST signing certificate, a demo reseller whose key the CLI on this
+    machine finds by itself, and a dev payment provider that confirms orders at once.
+    """
+    from meterai_cli.processes import run_embedded
+
+    _logging(verbose)
+    settings = _settings()
+
+    def ready(ports: Ports) -> None:
+        click.echo(
+            f"meterai is up: quota :{ports.quota}, stamping :{ports.stamping}, "
+            f"signing :{ports.signing}, verify :{ports.verify} (state in {settings.home})"
+        )
+        click.echo("Try next, in another terminal:")
+        click.echo("  meterai quota buy 3")
+        click.echo("  meterai stamp YOUR.pdf --page 1 --rect 400,50,520,170 --out stamped/")
+        click.echo("  meterai verify stamped/YOUR.pdf")
+        click.echo("Ctrl-C stops the platform.")
+
+    try:
+        run_embedded(settings, ready)
+    except OSError as error:
+        raise click.ClickException(f"{error}. Is another 'meterai up' running?") from None
+    click.echo("meterai stopped.")
+
+
+@cli.command()
+@click.argument("service", type=click.Choice(["quota", "stamping", "signing", "verify"]))
+@click.option("-v", "--verbose", is_flag=True)
+def serve(service: str, verbose: bool) -> None:
+    """Run ONE service in this process (production): configured by DATABASE_URL, AMQP_URL,
+    QUOTA_PORT / STAMPING_PORT / SIGNING_PORT / VERIFY_PORT, GRPC_HOST, METERAI_* ."""
+    from meterai_cli.processes import run_service
+
+    _logging(verbose)
+    settings = _settings()
+    run_service(service, settings, lambda port: click.echo(f"{service} serving on port {port}"))
+
+
+@cli.group()
+def worker() -> None:
+    """Worker processes that scale out: start as many as the load needs, on any host."""
+
+
+@worker.command("signing")
+@click.option("-c", "--concurrency", default=2, show_default=True, help="Signing processes.")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker_signing(concurrency: int, loglevel: str) -> None:
+    """Consume the signing queue on RabbitMQ (AMQP_URL). SIGTERM finishes work in hand first."""
+    from meterai_signing.bootstrap import run_signing_worker
+
+    _logging(False)
+    run_signing_worker(_settings(), concurrency, loglevel)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def status(ctx: Context, as_json: bool) -> None:
+    """Health of every service over the gRPC health protocol; exit 0 only when all serve."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    results: dict[str, str] = {}
+    for service in ("quota", "stamping", "signing", "verify"):
+        try:
+            response = health_pb2_grpc.HealthStub(ctx.platform.channel(service)).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=min(ctx.timeout, 5)
+            )
+            results[service] = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        except grpc.RpcError as error:
+            results[service] = f"UNREACHABLE ({error.code().name})"
+    if as_json:
+        emit({"services": results, "ok": all(v == "SERVING" for v in results.values())}, True)
+    else:
+        for service, state in results.items():
+            click.echo(f"{service:<9} {ctx.platform.address(service):<22} {state}")
+    if not all(v == "SERVING" for v in results.values()):
+        sys.exit(EXIT_UNREACHABLE)
+
+
+# -- quota ----------------------------------------------------------------------------------
+@cli.group()
+def quota() -> None:
+    """Buy stamp quota and see the balance and ledger."""
+
+
+def _quota(ctx: Context) -> quota_pb2_grpc.QuotaServiceStub:
+    return quota_pb2_grpc.QuotaServiceStub(ctx.platform.channel("quota"))
+
+
+@quota.command("buy")
+@click.argument("quantity", type=click.IntRange(min=1))
+@click.option("--idempotency-key", help="Reuse to retry a purchase safely (default: new).")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def quota_buy(ctx: Context, quantity: int, idempotency_key: str | None, as_json: bool) -> None:
+    """Order QUANTITY e-meterai (Rp 10.000 each)."""
+    try:
+        order = _quota(ctx).PurchaseQuota(
+            quota_pb2.PurchaseQuotaRequest(
+                quantity=quantity, idempotency_key=idempotency_key or str(uuid.uuid4())
+            ),
+            metadata=ctx.platform.metadata(),
+            timeout=ctx.timeout,
+        )
+    except grpc.RpcError as error:
+        fail_rpc(error, "purchase failed")
+    state = quota_pb2.OrderState.Name(order.state).removeprefix("ORDER_STATE_")
+    if as_json:
+        emit(message_dict(order), True)
+    else:
+        click.echo(
+            f"order {order.order_id}: {order.quantity} e-meterai, Rp {order.total_idr:,}".replace(
+                ",", "."
+            )
+            + f" — {state}"
+        )
+        if order.state == quota_pb2.ORDER_STATE_AWAITING_PAYMENT:
+            click.echo("Pay it; the quota is credited when the payment is confirmed.")
+
+
+@quota.command("balance")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def quota_balance(ctx: Context, as_json: bool) -> None:
+    """Available, held (stamps in progress) and consumed units."""
+    try:
+        balance = _quota(ctx).GetBalance(
+            quota_pb2.GetBalanceRequest(), metadata=ctx.platform.metadata(), timeout=ctx.timeout
+        )
+    except grpc.RpcError as error:
+        fail_rpc(error, "balance failed")
+    data = message_dict(balance, defaults=True)
+    if as_json:
+        emit(data, True)
+    else:
+        click.echo(
+            f"available {balance.available}  held {balance.held}  consumed {balance.consumed}  "
+            f"(purchased {balance.purchased}, refunded {balance.refunded})"
+        )
+
+
+@quota.command("orders")
+@click.option("--page-size", default=20, show_default=True)
+@click.option("--page-token", default="")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def quota_orders(ctx: Context, page_size: int, page_token: str, as_json: bool) -> None:
+    """List orders, newest first (paginated)."""
+    try:
+        page = _quota(ctx).ListOrders(
+            quota_pb2.ListOrdersRequest(page_size=page_size, page_token=page_token),
+            metadata=ctx.platform.metadata(),
+            timeout=ctx.timeout,
+        )
+    except grpc.RpcError as error:
+        fail_rpc(error, "listing orders failed")
+    if as_json:
+        emit(message_dict(page), True)
+        return
+    for order in page.orders:
+        state = quota_pb2.OrderState.Name(order.state).removeprefix("ORDER_STATE_")
+        click.echo(f"{order.order_id}  {order.quantity:>6}  {state}")
+    if page.next_page_token:
+        click.echo(f"more: --page-token {page.next_page_token}")
+
+
+@quota.command("entries")
+@click.option("--page-size", default=20, show_default=True)
+@click.option("--page-token", default="")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def quota_entries(ctx: Context, page_size: int, page_token: str, as_json: bool) -> None:
+    """The ledger statement: every movement of units, newest first (paginated)."""
+    try:
+        page = _quota(ctx).ListLedgerEntries(
+            quota_pb2.ListLedgerEntriesRequest(page_size=page_size, page_token=page_token),
+            metadata=ctx.platform.metadata(),
+            timeout=ctx.timeout,
+        )
+    except grpc.RpcError as error:
+        fail_rpc(error, "listing ledger entries failed")
+    if as_json:
+        emit(message_dict(page), True)
+        return
+    for entry in page.entries:
+        click.echo(
+            f"{entry.transaction_id}  {entry.kind:<10} {entry.account:<10} "
+            f"{entry.amount:>+6}  {entry.reference}"
+        )
+    if page.next_page_token:
+        click.echo(f"more: --page-token {page.next_page_token}")
+
+
+@quota.command("confirm")
+@click.argument("order_id")
+@click.option("--reference", required=True, help="The payment gateway's reference.")
+@click.option("--amount", type=int, required=True, help="Amount paid, rupiah.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def quota_confirm(ctx: Context, order_id: str, reference: str, amount: int, as_json: bool) -> None:
+    """Confirm an order's payment (operator key). Credited once per reference."""
+    try:
+        order = _quota(ctx).ConfirmPayment(
+            quota_pb2.ConfirmPaymentRequest(
+                order_id=order_id, payment_reference=reference, amount_idr=amount
+            ),
+            metadata=ctx.platform.metadata(),
+            timeout=ctx.timeout,
+        )
+    except grpc.RpcError as error:
+        fail_rpc(error, "confirmation failed")
+    emit(message_dict(order), as_json)
+
+
+# -- stamping -------------------------------------------------------------------------------
+@cli.command()
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--page", type=click.IntRange(min=1), default=1, show_default=True, help="1-based page."
+)
+@click.option(
+    "--rect",
+    required=True,
+    metavar="X0,Y0,X1,Y1",
+    help="Seal rectangle in PDF points from the bottom-left of the page as displayed.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for the stamped files (same file names).",
+)
+@click.option(
+    "--type", "document_type", default="Dokumen", show_default=True, help="Document type."
+)
+@click.option("--number", "document_number", default="", help="Document number.")
+@click.option("--date", "document_date", default="", help="Document date, YYYY-MM-DD.")
+@click.option(
+    "--value", "document_value", default=0, type=click.IntRange(min=0), help="Value, rupiah."
+)
+@click.option("--password", default=None, help="Password of encrypted input files.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def stamp(
+    ctx: Context,
+    files: tuple[Path, ...],
+    page: int,
+    rect: str,
+    out_dir: Path,
+    document_type: str,
+    document_number: str,
+    document_date: str,
+    document_value: int,
+    password: str | None,
+    as_json: bool,
+) -> None:
+    """Stamp each FILE with one e-meterai; waits for each and writes OUT/<file name>.
+
+    Prints the serial per file; exits non-zero if any file failed, with the reason per file.
+    """
+    from meterai_cli.stamp import StampRequest, stamp_files
+
+    try:
+        x0, y0, x1, y1 = (float(v) for v in rect.split(","))
+    except ValueError:
+        raise click.BadParameter("expected four numbers X0,Y0,X1,Y1", param_hint="--rect") from None
+    request = StampRequest(
+        page,
+        (x0, y0, x1, y1),
+        document_type,
+        document_number,
+        document_date,
+        document_value,
+        password,
+    )
+    results = stamp_files(
+        ctx.platform, list(files), out_dir, request, progress=not as_json and len(files) > 1
+    )
+    if as_json:
+        emit({"results": [r.as_dict() for r in results]}, True)
+    else:
+        for result in results:
+            if result.ok:
+                click.echo(f"{result.source.name}: {result.serial} -> {result.output}")
+            else:
+                click.echo(f"{result.source.name}: FAILED: {result.error}", err=True)
+    if any(r.unreachable for r in results):
+        sys.exit(EXIT_UNREACHABLE)
+    if not all(r.ok for r in results):
+        sys.exit(EXIT_REFUSED)
+
+
+# -- verification ---------------------------------------------------------------------------
+@cli.command()
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def verify(ctx: Context, target: str, as_json: bool) -> None:
+    """Check a SERIAL or a stamped FILE.pdf; exit 0 only for a genuine e-meterai."""
+    stub = verify_pb2_grpc.VerificationServiceStub(ctx.platform.channel("verify"))
+    path = Path(target)
+    try:
+        if path.suffix.lower() == ".pdf" or path.exists():
+            if not path.is_file():
+                raise click.BadParameter(f"no such file: {target}")
+            answer: Any = stub.VerifyDocument(
+                verify_pb2.VerifyDocumentRequest(pdf=path.read_bytes()), timeout=ctx.timeout
+            )
+            genuine = answer.genuine
+            if not as_json:
+                _print_document(path, answer)
+        else:
+            answer = stub.VerifySerial(
+                verify_pb2.VerifySerialRequest(serial=target), timeout=ctx.timeout
+            )
+            genuine = answer.status == verify_pb2.SERIAL_STATUS_ISSUED
+            if not as_json:
+                _print_serial(answer)
+    except grpc.RpcError as error:
+        fail_rpc(error, "verification failed")
+    if as_json:
+        emit({"genuine": genuine, **message_dict(answer)}, True)
+    if not genuine:
+        sys.exit(EXIT_REFUSED)
+
+
+def _print_serial(answer: Any) -> None:
+    status = verify_pb2.SerialStatus.Name(answer.status).removeprefix("SERIAL_STATUS_")
+    click.echo(f"serial {answer.serial}: {status}")
+    if answer.status == verify_pb2.SERIAL_STATUS_ISSUED:
+        click.echo(f"  stamped   {answer.stamped_at.ToDatetime().isoformat()}Z")
+        click.echo(f"  document  {answer.document_type}, sha256 {answer.document_digest}")
+        click.echo(f"  reseller  {answer.reseller_name}")
+
+
+def _print_document(path: Path, answer: Any) -> None:
+    verdict = "GENUINE e-meterai" if answer.genuine else "NOT a genuine e-meterai"
+    click.echo(f"{path.name}: {verdict}")
+    if answer.problem:
+        click.echo(f"  {answer.problem}")
+    for seal in answer.seals:
+        status = verify_pb2.SerialStatus.Name(seal.serial_status).removeprefix("SERIAL_STATUS_")
+        click.echo(
+            f"  seal {seal.serial}: signature {'valid' if seal.signature_valid else 'INVALID'}, "
+            f"{'trusted' if seal.trusted else 'UNTRUSTED'}, serial {status}"
+        )
+        if seal.problem:
+            click.echo(f"    {seal.problem}")
+
+
+# -- jobs -----------------------------------------------------------------------------------
+@cli.group()
+def jobs() -> None:
+    """Stamping jobs of this reseller."""
+
+
+@jobs.command("list")
+@click.option("--page-size", default=20, show_default=True)
+@click.option("--page-token", default="")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def jobs_list(ctx: Context, page_size: int, page_token: str, as_json: bool) -> None:
+    """Jobs, newest first (paginated)."""
+    from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
+
+    try:
+        page = stamping_pb2_grpc.StampingServiceStub(ctx.platform.channel("stamping")).ListJobs(
+            stamping_pb2.ListJobsRequest(page_size=page_size, page_token=page_token),
+            metadata=ctx.platform.metadata(),
+            timeout=ctx.timeout,
+        )
+    except grpc.RpcError as error:
+        fail_rpc(error, "listing jobs failed")
+    if as_json:
+        emit(message_dict(page), True)
+        return
+    for job in page.jobs:
+        state = stamping_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")
+        click.echo(f"{job.job_id}  {state:<13} {job.serial or '-':<22}  {job.filename}")
+    if page.next_page_token:
+        click.echo(f"more: --page-token {page.next_page_token}")
+
+
+# -- administration -------------------------------------------------------------------------
+@cli.group()
+def admin() -> None:
+    """Operator commands that work on the database directly (DATABASE_URL)."""
+
+
+@admin.command("migrate")
+def admin_migrate() -> None:
+    """Create or upgrade the database schema."""
+    from meterai_common.db import create_engine, migrate
+
+    settings = _settings()
+    migrate(create_engine(settings.database_url))
+    click.echo("database is at the latest schema")
+
+
+@admin.command("reconcile")
+@click.option("--json", "as_json", is_flag=True)
+def admin_reconcile(as_json: bool) -> None:
+    """Check every ledger invariant; exit non-zero on any mismatch."""
+    from meterai_common.db import create_engine
+    from meterai_quota.reconcile import reconcile
+
+    settings = _settings()
+    with create_engine(settings.database_url).connect() as conn:
+        report = reconcile(conn)
+    if as_json:
+        emit({"ok": report.ok, "lines": list(report.lines())}, True)
+    else:
+        for line in report.lines():
+            click.echo(line)
+    sys.exit(0 if report.ok else EXIT_REFUSED)
+
+
+@admin.command("create-reseller")
+@click.argument("name")
+@click.option("--parent", default=None, help="Parent reseller id: a sub-account sharing its quota.")
+@click.option(
+    "--operator", is_flag=True, help="Create an operator key instead (confirms payments)."
+)
+@click.option("--json", "as_json", is_flag=True)
+def admin_create_reseller(name: str, parent: str | None, operator: bool, as_json: bool) -> None:
+    """Create a reseller (or operator) and print its API key, shown only this once."""
+    from meterai_common.db import create_engine, migrate, transaction
+    from meterai_quota.bootstrap import create_principal
+
+    settings = _settings()
+    db = create_engine(settings.database_url)
+    migrate(db)
+    with transaction(db) as conn:
+        reseller_id, key = create_principal(conn, name, parent=parent, operator=operator)
+    emit({"reseller_id": reseller_id, "api_key": key}, as_json)
+
+
+@admin.command("init-pki")
+@click.option(
+    "--key-type",
+    type=click.Choice(["rsa2048", "rsa3072", "ecdsa-p256"]),
+    default="rsa2048",
+    show_default=True,
+)
+def admin_init_pki(key_type: str) -> None:
+    """Generate a TEST signing PKI under $METERAI_HOME/pki if none is there (dev and tests;
+    production sets METERAI_SIGNING_KEY / METERAI_SIGNING_CHAIN / METERAI_TRUST_ROOTS)."""
+    from meterai_signing.pki import ensure_test_pki
+
+    pki = ensure_test_pki(_settings().pki_dir, key_type=key_type)  # type: ignore[arg-type]
+    click.echo(f"test PKI in {pki.directory} (root {pki.root_cert.name})")
+
+
+@admin.command("topology")
+def admin_topology() -> None:
+    """Print the RabbitMQ definitions (exchanges, queues, bindings) the services declare."""
+    from meterai_common.messaging import topology_definitions
+
+    click.echo(json.dumps(topology_definitions(), indent=2))
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _settings() -> Settings:
+    home = click.get_current_context().find_object(Context)
+    try:
+        return Settings.from_env(home=home.home if home else None)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main() -> None:
+    cli(prog_name="meterai")

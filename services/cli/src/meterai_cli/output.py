@@ -1,0 +1,53 @@
+"""Printing results for people and, with ``--json``, for scripts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+__all__ = ["emit", "message_dict"]
+
+_INT64 = {
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_SFIXED64,
+}
+
+
+def _numbers(data: dict[str, Any], descriptor: Descriptor) -> dict[str, Any]:
+    """Proto3 JSON writes 64-bit integers as strings; scripts want numbers (quota counts and
+    rupiah amounts stay far below 2**53)."""
+    for name, value in data.items():
+        field = descriptor.fields_by_name.get(name)
+        if field is None:
+            continue
+        if field.type in _INT64:
+            data[name] = [int(v) for v in value] if isinstance(value, list) else int(value)
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.fields_by_name:
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if isinstance(item, dict):
+                    _numbers(item, field.message_type)
+    return data
+
+
+def message_dict(message: Message, *, defaults: bool = False) -> dict[str, Any]:
+    data = MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=defaults
+    )
+    return _numbers(data, message.DESCRIPTOR)
+
+
+def emit(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        for key, value in data.items():
+            click.echo(f"{key}: {value}")

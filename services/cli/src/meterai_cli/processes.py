@@ -1,0 +1,103 @@
+"""Process compositions: the embedded platform (``meterai up``) and one service per process
+(``meterai serve NAME``). Both wire the same services; only the adapters differ."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from meterai_cli.client import PlatformFiles
+from meterai_common.bus import InProcessBus
+from meterai_common.config import Ports, Settings
+from meterai_common.db import create_engine, migrate
+from meterai_common.grpc_server import wait_for_termination_signal
+from meterai_common.runtime import BrokerTransport, InProcessTransport, Transport
+from meterai_quota.bootstrap import ensure_demo_reseller, start_quota
+from meterai_signing.bootstrap import start_signing
+from meterai_stamping.bootstrap import start_stamping
+from meterai_verify.bootstrap import start_verify
+
+__all__ = ["SERVICES", "run_embedded", "run_service"]
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("quota", "stamping", "signing", "verify")
+
+
+def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
+    """Run every service in this process on SQLite and an in-process bus until Ctrl-C."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    db = create_engine(settings.database_url)
+    migrate(db)
+    ensure_demo_reseller(db, settings.home)
+    bus = InProcessBus(task_threads=max(1, settings.signing_workers))
+    transport = InProcessTransport(bus)
+    started: list[Any] = []
+    files = PlatformFiles(settings.home)
+    try:
+        signing = start_signing(settings, bus)
+        started.append(signing)
+        settings = settings.with_ports(
+            Ports(
+                settings.ports.quota,
+                settings.ports.stamping,
+                signing.server.port,
+                settings.ports.verify,
+            )
+        )
+        quota = start_quota(settings, db, transport)
+        started.append(quota)
+        stamping = start_stamping(settings, db, transport)
+        started.append(stamping)
+        verify = start_verify(settings, db)
+        started.append(verify)
+        ports = Ports(quota.server.port, stamping.server.port, signing.server.port, verify.port)
+        files.write(settings.server_host, ports)
+        ready(ports)
+        wait_for_termination_signal()
+    finally:
+        files.remove()
+        for runtime in reversed(started):
+            runtime.stop(5.0)
+        bus.stop()
+        db.dispose()
+
+
+def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> None:
+    """Run one service in this process, on the broker when ``AMQP_URL`` is set."""
+    if name not in SERVICES:
+        raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
+    bus: InProcessBus | None = None
+    transport: Transport
+    if settings.amqp_url is None:
+        log.warning("AMQP_URL is not set: %s uses an in-process bus (single-process only)", name)
+        bus = InProcessBus()
+        transport = InProcessTransport(bus)
+    else:
+        transport = BrokerTransport(settings.amqp_url)
+    db = create_engine(settings.database_url)
+    runtime: Any
+    try:
+        if name == "signing":
+            runtime = start_signing(settings, bus)
+            port = runtime.server.port
+        else:
+            migrate(db)
+            if name == "quota":
+                runtime = start_quota(settings, db, transport)
+                port = runtime.server.port
+            elif name == "stamping":
+                runtime = start_stamping(settings, db, transport)
+                port = runtime.server.port
+            else:
+                runtime = start_verify(settings, db)
+                port = runtime.port
+        ready(port)
+        wait_for_termination_signal()
+        runtime.stop(10.0)
+    finally:
+        transport.stop()
+        if bus is not None:
+            bus.stop()
+        db.dispose()

@@ -1,0 +1,154 @@
+"""``meterai stamp``: submit each file, follow its job to the end, download the result.
+
+Each file gets its own idempotency key derived from its content and the request, so running
+the same command again after a network failure does not stamp (or charge) a document twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from tqdm import tqdm
+
+from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
+from meterai_cli.client import Platform
+
+__all__ = ["StampRequest", "StampResult", "stamp_files"]
+
+_TERMINAL = {
+    stamping_pb2.JOB_STATE_DONE,
+    stamping_pb2.JOB_STATE_FAILED,
+    stamping_pb2.JOB_STATE_DEAD_LETTERED,
+}
+
+
+@dataclass(frozen=True)
+class StampRequest:
+    page: int
+    rect: tuple[float, float, float, float]
+    document_type: str
+    document_number: str
+    document_date: str
+    document_value: int
+    password: str | None
+
+
+@dataclass
+class StampResult:
+    source: Path
+    ok: bool
+    serial: str = ""
+    output: Path | None = None
+    job_id: str = ""
+    error: str = ""
+    unreachable: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": str(self.source),
+            "ok": self.ok,
+            "serial": self.serial,
+            "output": str(self.output) if self.output else None,
+            "job_id": self.job_id,
+            "error": self.error or None,
+        }
+
+
+def _key(data: bytes, request: StampRequest) -> str:
+    h = hashlib.sha256(data)
+    h.update(
+        repr(
+            (
+                request.page,
+                request.rect,
+                request.document_type,
+                request.document_number,
+                request.document_date,
+                request.document_value,
+            )
+        ).encode()
+    )
+    return "cli-" + h.hexdigest()[:40]
+
+
+def stamp_files(
+    platform: Platform, files: list[Path], out_dir: Path, request: StampRequest, *, progress: bool
+) -> list[StampResult]:
+    stub = stamping_pb2_grpc.StampingServiceStub(platform.channel("stamping"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    with tqdm(total=len(files), unit="doc", disable=not progress, desc="stamping") as bar:
+        for path in files:
+            results.append(_stamp_one(stub, platform, path, out_dir, request))
+            bar.update(1)
+    return results
+
+
+def _stamp_one(
+    stub: Any, platform: Platform, path: Path, out_dir: Path, request: StampRequest
+) -> StampResult:
+    data = path.read_bytes()
+    x0, y0, x1, y1 = request.rect
+    metadata = platform.metadata()
+    try:
+        job = stub.SubmitDocument(
+            stamping_pb2.SubmitDocumentRequest(
+                pdf=data,
+                placement=stamping_pb2.Placement(
+                    page=request.page, rect=stamping_pb2.Rect(x0=x0, y0=y0, x1=x1, y1=y1)
+                ),
+                metadata=stamping_pb2.DocumentMetadata(
+                    document_type=request.document_type,
+                    document_number=request.document_number,
+                    document_date=request.document_date,
+                    document_value_idr=request.document_value,
+                ),
+                idempotency_key=_key(data, request),
+                filename=path.name,
+                password=request.password or "",
+            ),
+            metadata=metadata,
+            timeout=platform.timeout_s,
+        )
+        if job.state not in _TERMINAL:
+            for update in stub.WatchJob(
+                stamping_pb2.WatchJobRequest(job_id=job.job_id),
+                metadata=metadata,
+                timeout=platform.timeout_s,
+            ):
+                job = update
+                if job.state in _TERMINAL:
+                    break
+        if job.state != stamping_pb2.JOB_STATE_DONE:
+            refund = " (quota refunded)" if job.refunded else ""
+            return StampResult(
+                path,
+                False,
+                job.serial,
+                None,
+                job.job_id,
+                f"{job.failure_code}: {job.failure_reason}{refund}",
+            )
+        output = out_dir / path.name
+        tmp = output.with_name(f".{output.name}.part")
+        with tmp.open("wb") as handle:
+            for chunk in stub.GetStampedDocument(
+                stamping_pb2.GetStampedDocumentRequest(job_id=job.job_id),
+                metadata=metadata,
+                timeout=platform.timeout_s,
+            ):
+                handle.write(chunk.data)
+        tmp.replace(output)
+        return StampResult(path, True, job.serial, output, job.job_id)
+    except grpc.RpcError as error:
+        code = error.code()
+        return StampResult(
+            path,
+            False,
+            error=f"{code.name}: {error.details()}",
+            unreachable=code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED),
+        )

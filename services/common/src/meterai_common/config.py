@@ -1,0 +1,148 @@
+"""Settings of every meterai process, read once from the environment.
+
+One frozen :class:`Settings` serves all services so that the embedded platform (``meterai up``)
+and the distributed one (``meterai serve ...``) are configured by the same names. Nothing else in
+the code base reads ``os.environ``: entry points call :meth:`Settings.from_env` and pass the
+result down.
+
+Defaults are the embedded ones: state under ``$METERAI_HOME`` (``./.meterai``), SQLite, no
+broker (an in-process bus), gRPC on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+__all__ = ["ConfigError", "Ports", "Settings"]
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the platform cannot run with."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    """gRPC ports of the four services; 0 asks the OS for a free one (tests)."""
+
+    quota: int = 50051
+    stamping: int = 50052
+    signing: int = 50053
+    verify: int = 50054
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a meterai process needs to know about its surroundings."""
+
+    home: Path
+    """Local state of the embedded platform: database, documents, test PKI, credentials."""
+    database_url: str
+    """SQLAlchemy URL; SQLite file under ``home`` unless ``DATABASE_URL`` is set."""
+    amqp_url: str | None
+    """RabbitMQ URL; ``None`` runs messaging in-process (embedded platform only)."""
+    documents_dir: Path
+    """Document store root, reachable by every stamping process (shared volume)."""
+    bind_host: str = "127.0.0.1"
+    """Interface the gRPC servers listen on."""
+    ports: Ports = field(default_factory=Ports)
+    server_host: str = "127.0.0.1"
+    """Host clients connect to (``--server`` / ``METERAI_SERVER``)."""
+    signing_addr: str | None = None
+    """Where the stamping service reaches the signing service; defaults to server_host:port."""
+    signing_key: Path | None = None
+    """PEM private key of the signer; only the signing service reads it."""
+    signing_chain: Path | None = None
+    """PEM bundle: signer certificate first, then its issuers."""
+    trust_roots: Path | None = None
+    """PEM file of root certificates the verification service trusts."""
+    verify_base_url: str = "https://verify.meterai.local/v"
+    """The QR on every seal encodes ``<verify_base_url>/<serial>``."""
+    payment_provider: str = "dev"
+    """``dev`` confirms orders at once; ``gateway`` waits for ConfirmPayment from an operator."""
+    max_document_bytes: int = 20 * 1024 * 1024
+    max_document_pages: int = 2000
+    signing_workers: int = 2
+    """Threads signing in-process when there is no broker (embedded platform)."""
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured and messaging runs inside one process."""
+        return self.amqp_url is None
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.home / "pki"
+
+    def address(self, service: str) -> str:
+        """``host:port`` where clients reach ``service`` (quota, stamping, signing, verify)."""
+        if service == "signing" and self.signing_addr:
+            return self.signing_addr
+        return f"{self.server_host}:{getattr(self.ports, service)}"
+
+    def with_ports(self, ports: Ports) -> Settings:
+        return replace(self, ports=ports)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, home: Path | None = None
+    ) -> Settings:
+        """Build settings from ``environ`` (``os.environ`` by default); fail fast on bad values.
+
+        :param home: overrides ``METERAI_HOME`` (the CLI's ``--home``).
+        """
+        env = os.environ if environ is None else environ
+        home = (home or Path(env.get("METERAI_HOME", ".meterai"))).absolute()
+        database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'meterai.db'}"
+        ports = Ports(
+            quota=_int(env, "QUOTA_PORT", Ports.quota),
+            stamping=_int(env, "STAMPING_PORT", Ports.stamping),
+            signing=_int(env, "SIGNING_PORT", Ports.signing),
+            verify=_int(env, "VERIFY_PORT", Ports.verify),
+        )
+        provider = env.get("METERAI_PAYMENT_PROVIDER", "dev")
+        if provider not in ("dev", "gateway"):
+            raise ConfigError(
+                f"METERAI_PAYMENT_PROVIDER must be 'dev' or 'gateway', not {provider!r}"
+            )
+        base_url = env.get("METERAI_VERIFY_BASE_URL", cls.verify_base_url).rstrip("/")
+        if not base_url.startswith(("https://", "http://")):
+            raise ConfigError(f"METERAI_VERIFY_BASE_URL must be an http(s) URL, not {base_url!r}")
+        return cls(
+            home=home,
+            database_url=database_url,
+            amqp_url=env.get("AMQP_URL") or None,
+            documents_dir=Path(env.get("METERAI_DOCUMENTS", home / "documents")).absolute(),
+            bind_host=env.get("GRPC_HOST", "127.0.0.1"),
+            ports=ports,
+            server_host=env.get("METERAI_SERVER", "127.0.0.1"),
+            signing_addr=env.get("SIGNING_ADDR") or None,
+            signing_key=_path(env, "METERAI_SIGNING_KEY"),
+            signing_chain=_path(env, "METERAI_SIGNING_CHAIN"),
+            trust_roots=_path(env, "METERAI_TRUST_ROOTS"),
+            verify_base_url=base_url,
+            payment_provider=provider,
+            max_document_bytes=_int(env, "METERAI_MAX_DOCUMENT_BYTES", cls.max_document_bytes),
+            max_document_pages=_int(env, "METERAI_MAX_DOCUMENT_PAGES", cls.max_document_pages),
+            signing_workers=_int(env, "METERAI_SIGNING_THREADS", cls.signing_workers),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name)
+    return Path(raw).absolute() if raw else None

@@ -1,0 +1,109 @@
+"""gRPC server construction, health reporting and graceful shutdown shared by every service.
+
+Settings follow ``shared/RELIABILITY.md``: a bounded number of concurrent RPCs so overload is
+refused fast (RESOURCE_EXHAUSTED) rather than queued without limit, a receive limit that admits
+the largest accepted document, no SO_REUSEPORT (two servers silently sharing a port would split
+traffic), keepalive settings that tolerate client pings.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+__all__ = ["MAX_MESSAGE_BYTES", "RunningServer", "create_server", "wait_for_termination_signal"]
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+"""Largest request accepted: a 20 MiB document plus protobuf framing and metadata."""
+
+
+@dataclass
+class RunningServer:
+    """A started gRPC server, the port it bound and the health servicer that reports it."""
+
+    name: str
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    service_names: tuple[str, ...]
+
+    def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", *self.service_names):
+            self.health.set(service, status)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Report NOT_SERVING first so balancers drain us, then let in-flight calls finish."""
+        self.set_serving(False)
+        self.server.stop(grace).wait()
+
+
+def create_server(
+    name: str,
+    host: str,
+    port: int,
+    register: Iterable[tuple[object, object]],
+    service_names: Sequence[str],
+    *,
+    max_workers: int = 16,
+    max_concurrent_rpcs: int | None = 64,
+) -> RunningServer:
+    """Build, bind and start a server.
+
+    :param register: pairs of ``(add_XServicer_to_server, servicer)``.
+    :param service_names: full proto service names reported by the health service.
+    :param port: 0 binds a free port; the bound port is returned.
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"grpc-{name}"),
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 30_000),
+        ],
+    )
+    for add, servicer in register:
+        add(servicer, server)  # type: ignore[operator]
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"{name}: cannot bind {host}:{port} (in use?)")
+    server.start()
+    running = RunningServer(name, server, bound, health_servicer, tuple(service_names))
+    running.set_serving(True)
+    log.info("%s serving on %s:%d", name, host, bound)
+    return running
+
+
+def wait_for_termination_signal() -> None:
+    """Block until SIGINT or SIGTERM arrives (Ctrl-C in a terminal, ``docker stop``)."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,285 @@
+"""RabbitMQ through pika: the only module that imports pika.
+
+Domain events ("DigestSigned", "DocumentStamped", ...) travel on the durable topic exchange
+``meterai.events`` with the protobuf message name as routing key. Guarantees, with the reasons
+in ``shared/RELIABILITY.md``:
+
+* publish: persistent messages, ``mandatory`` and publisher confirms, so a publish returns only
+  once the broker has taken responsibility (an unroutable or refused message raises);
+* queues: quorum, with a delivery limit and at-least-once dead-lettering, so a poison message
+  ends in ``meterai.dead-letters`` instead of looping;
+* consume: ack only after the handler committed its effect; handlers deduplicate, because a
+  message may be delivered again after a crash between commit and ack;
+* connections: heartbeats and a blocked-connection timeout (a publisher never hangs forever on
+  a memory alarm), and reconnect with backoff after a broker restart.
+
+pika connections are not thread-safe: each publisher and consumer owns its own connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+import pika.exceptions
+
+__all__ = [
+    "DEAD_LETTERS_QUEUE",
+    "DEAD_LETTER_EXCHANGE",
+    "EVENTS_EXCHANGE",
+    "QUEUES",
+    "SIGNING_QUEUE",
+    "STAMPING_EVENTS",
+    "Handler",
+    "PikaConsumer",
+    "PikaPublisher",
+    "PublishError",
+    "QueueSpec",
+    "declare_topology",
+    "quorum_arguments",
+    "topology_definitions",
+]
+
+log = logging.getLogger(__name__)
+
+EVENTS_EXCHANGE = "meterai.events"
+DEAD_LETTER_EXCHANGE = "meterai.dlx"
+DEAD_LETTERS_QUEUE = "meterai.dead-letters"
+SIGNING_QUEUE = "signing"
+"""The Celery queue signing workers consume; declared with the same arguments by Celery."""
+
+DELIVERY_LIMIT = 5
+HEARTBEAT_S = 30
+BLOCKED_CONNECTION_TIMEOUT_S = 30
+
+Handler = Callable[[str, bytes, str], None]
+"""``handler(routing_key, body, message_id)``; raising means "not done, deliver again"."""
+
+
+class PublishError(RuntimeError):
+    """The broker did not confirm a message; the caller must keep it and try again."""
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    routing_keys: tuple[str, ...]
+
+
+STAMPING_EVENTS = QueueSpec("stamping.events", ("DigestSigned", "SigningFailed"))
+"""What the stamping service consumes: the signing tier's answers."""
+
+QUEUES: tuple[QueueSpec, ...] = (STAMPING_EVENTS,)
+
+_ROUTED = frozenset(key for spec in QUEUES for key in spec.routing_keys)
+"""Events some service depends on: published ``mandatory`` so a missing queue is an error,
+not a silent loss. Other events (``DocumentStamped``, ``QuotaCredited``) are announcements
+for whoever subscribes, and may have no subscriber yet."""
+
+
+def quorum_arguments() -> dict[str, Any]:
+    """Arguments of every work queue: quorum, bounded redelivery, safe dead-lettering."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+def declare_topology(channel: Any) -> None:
+    """Declare exchanges, queues and bindings; idempotent, run by every process at connect."""
+    channel.exchange_declare(EVENTS_EXCHANGE, exchange_type="topic", durable=True)
+    channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="topic", durable=True)
+    channel.queue_declare(DEAD_LETTERS_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(DEAD_LETTERS_QUEUE, DEAD_LETTER_EXCHANGE, routing_key="#")
+    for spec in QUEUES:
+        channel.queue_declare(spec.name, durable=True, arguments=quorum_arguments())
+        for key in spec.routing_keys:
+            channel.queue_bind(spec.name, EVENTS_EXCHANGE, routing_key=key)
+
+
+def topology_definitions() -> dict[str, Any]:
+    """The topology as a RabbitMQ definitions document (``deploy/rabbitmq/definitions.json``)."""
+    queues = [
+        {"name": DEAD_LETTERS_QUEUE, "arguments": {"x-queue-type": "quorum"}},
+        {"name": SIGNING_QUEUE, "arguments": quorum_arguments()},
+        *({"name": spec.name, "arguments": quorum_arguments()} for spec in QUEUES),
+    ]
+    bindings = [
+        {"source": DEAD_LETTER_EXCHANGE, "destination": DEAD_LETTERS_QUEUE, "routing_key": "#"},
+        {"source": SIGNING_QUEUE, "destination": SIGNING_QUEUE, "routing_key": SIGNING_QUEUE},
+        *(
+            {"source": EVENTS_EXCHANGE, "destination": spec.name, "routing_key": key}
+            for spec in QUEUES
+            for key in spec.routing_keys
+        ),
+    ]
+    return {
+        "exchanges": [
+            {
+                "name": name,
+                "vhost": "/",
+                "type": "topic",
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
+            for name in (EVENTS_EXCHANGE, DEAD_LETTER_EXCHANGE)
+        ],
+        "queues": [
+            {"vhost": "/", "durable": True, "auto_delete": False, **queue} for queue in queues
+        ],
+        "bindings": [
+            {"vhost": "/", "destination_type": "queue", "arguments": {}, **binding}
+            for binding in bindings
+        ],
+    }
+
+
+def _parameters(url: str) -> pika.URLParameters:
+    parameters = pika.URLParameters(url)
+    parameters.heartbeat = HEARTBEAT_S
+    parameters.blocked_connection_timeout = BLOCKED_CONNECTION_TIMEOUT_S
+    parameters.connection_attempts = 1
+    parameters.socket_timeout = 5
+    return parameters
+
+
+_CONNECTION_ERRORS = (
+    pika.exceptions.AMQPConnectionError,
+    pika.exceptions.AMQPChannelError,
+    pika.exceptions.StreamLostError,
+    ConnectionError,
+    OSError,
+)
+
+
+class PikaPublisher:
+    """Publishes domain events with confirms; safe to share between threads (it serialises)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._lock = threading.Lock()
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: Any = None
+
+    def _ensure_channel(self) -> Any:
+        if self._connection is None or not self._connection.is_open:
+            self._connection = pika.BlockingConnection(_parameters(self._url))
+            self._channel = self._connection.channel()
+            self._channel.confirm_delivery()
+            declare_topology(self._channel)
+        return self._channel
+
+    def _reset(self) -> None:
+        try:
+            if self._connection is not None and self._connection.is_open:
+                self._connection.close()
+        except Exception:  # closing a broken connection may fail again; it is gone either way
+            pass
+        self._connection = None
+        self._channel = None
+
+    def publish(self, routing_key: str, body: bytes, *, message_id: str) -> None:
+        """Publish persistently and wait for the broker's confirm; raise PublishError if refused."""
+        properties = pika.BasicProperties(
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=message_id,
+            type=routing_key,
+            content_type="application/x-protobuf",
+        )
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    channel = self._ensure_channel()
+                    channel.basic_publish(
+                        EVENTS_EXCHANGE,
+                        routing_key,
+                        body,
+                        properties=properties,
+                        mandatory=routing_key in _ROUTED,
+                    )
+                    return
+                except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as error:
+                    raise PublishError(f"broker refused {routing_key}: {error}") from error
+                except _CONNECTION_ERRORS as error:
+                    self._reset()
+                    if attempt == 2:
+                        raise PublishError(f"broker unreachable: {error!r}") from error
+
+    def close(self) -> None:
+        with self._lock:
+            self._reset()
+
+
+class PikaConsumer:
+    """Consumes one queue on its own thread and connection, acking after the handler returns.
+
+    A handler that raises gets the message redelivered (``basic_nack`` with requeue); the
+    quorum queue's delivery limit dead-letters it after repeated failures.
+    """
+
+    def __init__(self, url: str, spec: QueueSpec, handler: Handler, *, prefetch: int = 10) -> None:
+        self._url = url
+        self._spec = spec
+        self._handler = handler
+        self._prefetch = prefetch
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"consume-{spec.name}", daemon=True)
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the message in hand, then close; unacked prefetched messages go back."""
+        self._stopping.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            try:
+                self._consume()
+                backoff = 0.5
+            except _CONNECTION_ERRORS as error:
+                self.connected.clear()
+                log.warning("%s: connection lost (%r); reconnecting", self._spec.name, error)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    def _consume(self) -> None:
+        connection = pika.BlockingConnection(_parameters(self._url))
+        try:
+            channel = connection.channel()
+            declare_topology(channel)
+            channel.basic_qos(prefetch_count=self._prefetch)
+            self.connected.set()
+            for method, properties, body in channel.consume(
+                self._spec.name, inactivity_timeout=0.25
+            ):
+                if self._stopping.is_set():
+                    break
+                if method is None:
+                    continue
+                message_id = properties.message_id or ""
+                try:
+                    self._handler(method.routing_key, body, message_id)
+                except Exception:
+                    log.exception("%s: handler failed for %s", self._spec.name, message_id)
+                    channel.basic_nack(method.delivery_tag, requeue=True)
+                    time.sleep(0.1)
+                else:
+                    channel.basic_ack(method.delivery_tag)
+            channel.cancel()
+        finally:
+            if connection.is_open:
+                connection.close()

@@ -1,0 +1,1 @@
+"""Alembic environment for the one shared database; ``meterai_common.db.migrate`` runs it."""

@@ -1,0 +1,1 @@
+"""Migration scripts, hand-written DDL with ``op.*`` that never imports service packages."""

@@ -1,0 +1,180 @@
+"""Transactional outbox: messages written in the same transaction as the state they announce.
+
+"Job accepted" and "sign this digest" must never disagree: the job row and the outbox row
+commit together, and :class:`OutboxRelay` publishes committed rows to the broker afterwards,
+marking each published. A crash between publish and mark publishes the row again, so every
+consumer deduplicates (at-least-once delivery, effect once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+__all__ = ["OutboxMessage", "OutboxRelay", "enqueue_event", "enqueue_task", "outbox_table"]
+
+log = logging.getLogger(__name__)
+
+_metadata = MetaData()
+
+outbox_table = Table(
+    "outbox",
+    _metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("kind", String(8), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    kind: str
+    """``task`` (a Celery task, payload JSON kwargs) or ``event`` (payload protobuf bytes)."""
+    name: str
+    message_id: str
+    payload: bytes
+
+    def task_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = json.loads(self.payload)
+        return kwargs
+
+
+def _insert(conn: Connection, kind: str, name: str, payload: bytes, now: datetime) -> str:
+    message_id = uuid.uuid4().hex
+    conn.execute(
+        outbox_table.insert().values(
+            kind=kind, name=name, message_id=message_id, payload=payload, created_at=now
+        )
+    )
+    return message_id
+
+
+def enqueue_task(conn: Connection, name: str, kwargs: dict[str, Any], now: datetime) -> str:
+    """Queue a task inside the caller's transaction; returns its message id."""
+    return _insert(conn, "task", name, json.dumps(kwargs, sort_keys=True).encode(), now)
+
+
+def enqueue_event(conn: Connection, name: str, payload: bytes, now: datetime) -> str:
+    """Queue a domain event (protobuf bytes, routed by message name) in the caller's transaction."""
+    return _insert(conn, "event", name, payload, now)
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows in order, on a background thread.
+
+    :param dispatch: publishes one message and returns only once the broker confirmed it;
+        raising leaves the row for the next round.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        dispatch: Callable[[OutboxMessage], None],
+        *,
+        poll_interval: float = 0.25,
+        batch: int = 200,
+    ) -> None:
+        self._engine = engine
+        self._dispatch = dispatch
+        self._poll_interval = poll_interval
+        self._batch = batch
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def notify(self) -> None:
+        """Something was committed: publish now instead of at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        self.run_once()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                if self.run_once() >= self._batch:
+                    continue
+            except Exception:
+                log.exception("outbox relay round failed; retrying")
+            self._wake.wait(self._poll_interval)
+            self._wake.clear()
+
+    def pending(self) -> int:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(outbox_table.c.id).where(outbox_table.c.published_at.is_(None))
+            ).all()
+        return len(rows)
+
+    def run_once(self) -> int:
+        """Publish what is pending; return how many rows were published."""
+        with self._engine.connect() as conn:
+            first = conn.execute(
+                select(outbox_table.c.id).where(outbox_table.c.published_at.is_(None)).limit(1)
+            ).first()
+        if first is None:
+            return 0
+        published: list[int] = []
+        with self._engine.begin() as conn:
+            query = (
+                select(outbox_table)
+                .where(outbox_table.c.published_at.is_(None))
+                .order_by(outbox_table.c.id)
+                .limit(self._batch)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            for row in conn.execute(query).all():
+                message = OutboxMessage(row.id, row.kind, row.name, row.message_id, row.payload)
+                try:
+                    self._dispatch(message)
+                except Exception:
+                    log.warning(
+                        "outbox: publishing %s %s failed; will retry",
+                        row.kind,
+                        row.name,
+                        exc_info=True,
+                    )
+                    break
+                published.append(row.id)
+            if published:
+                conn.execute(
+                    update(outbox_table)
+                    .where(outbox_table.c.id.in_(published))
+                    .values(published_at=datetime.now(UTC))
+                )
+        return len(published)

@@ -1,0 +1,78 @@
+"""The Celery application shared by task senders (stamping) and the signing workers.
+
+Both sides build the app from the same function so queue names, serialisation and delivery
+guarantees cannot drift apart. Settings follow ``shared/RELIABILITY.md``: late acks with
+reject-on-worker-lost (a killed worker's task is redelivered, never lost), prefetch 1 (a slow
+signature does not strand tasks behind it), publisher confirms (a send returns only once the
+broker has the task), a quorum queue with a delivery limit and dead-lettering, JSON only, no
+result backend (results travel back as domain events), no ETA tasks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from meterai_common.messaging import SIGNING_QUEUE, quorum_arguments
+
+__all__ = ["SIGN_DIGEST_TASK", "CeleryTaskSender", "make_celery"]
+
+SIGN_DIGEST_TASK = "meterai.signing.sign_digest"
+
+
+def make_celery(amqp_url: str) -> Celery:
+    app = Celery("meterai", broker=amqp_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=SIGNING_QUEUE,
+        task_queues=[
+            Queue(
+                SIGNING_QUEUE,
+                Exchange(SIGNING_QUEUE, type="direct", durable=True),
+                routing_key=SIGNING_QUEUE,
+                queue_arguments=quorum_arguments(),
+                durable=True,
+            )
+        ],
+        task_routes={SIGN_DIGEST_TASK: {"queue": SIGNING_QUEUE}},
+        broker_transport_options={"confirm_publish": True},
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        broker_heartbeat=30,
+        task_time_limit=120,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_max_tasks_per_child=10_000,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+    )
+    return app
+
+
+class CeleryTaskSender:
+    """Sends tasks by name, so the sender never imports the worker's code."""
+
+    def __init__(self, app: Celery) -> None:
+        self._app = app
+
+    def send(self, task_name: str, kwargs: dict[str, Any]) -> None:
+        self._app.send_task(
+            task_name,
+            kwargs=kwargs,
+            queue=SIGNING_QUEUE,
+            retry=True,
+            retry_policy={
+                "max_retries": 3,
+                "interval_start": 0.2,
+                "interval_step": 0.5,
+                "interval_max": 2,
+            },
+        )

@@ -1,0 +1,259 @@
+"""The stamping protocol: hold a unit and a serial for a job, then commit or release it.
+
+``hold`` runs inside the stamping service's transaction together with the job row and the
+outbox row (G1): the serial is drawn on the seal *before* the hold commits, so the caller may pass
+the serial it generated. Every step is idempotent per job id, because the job may be retried or
+redelivered at any point (G5, G6):
+
+* ``hold`` again returns the same serial and debits nothing;
+* ``commit`` again returns the same serial; ``release`` again is a no-op;
+* a released job's serial is VOID forever and the job cannot be committed; a committed job
+  cannot be released.
+
+Locking: the serial row is locked (by ``UPDATE ... WHERE status = 'HELD'``) before any account
+row, and account rows are locked in one global order, so concurrent protocol steps wait for each
+other but never deadlock. None of these functions opens or commits a transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .adapters.statements import insert_or_ignore
+from .adapters.tables import accounts, serials, transactions
+from .domain.errors import (
+    AlreadyCommitted,
+    HoldNotFound,
+    HoldReleased,
+    IdempotencyConflict,
+    InsufficientQuota,
+    InvalidArgument,
+    LedgerInvariantViolated,
+    MalformedSerial,
+    ResellerNotFound,
+    SerialCollision,
+)
+from .domain.ledger_rules import (
+    AccountKind,
+    TransactionKind,
+    commit_postings,
+    hold_postings,
+    release_postings,
+)
+from .domain.model import SerialStatus
+from .domain.serials import generate_serial, is_well_formed
+from .ledger import apply_delta, post, record_transaction
+
+__all__ = ["commit", "hold", "reap_expired_holds", "release"]
+
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64,128}")
+
+
+def _text(name: str, value: str, limit: int) -> str:
+    if not isinstance(value, str) or not value or len(value) > limit or not value.isprintable():
+        raise InvalidArgument(f"{name} must be 1-{limit} printable characters")
+    return value
+
+
+def _existing(conn: Connection, job_id: str) -> sa.Row[tuple[object, ...]] | None:
+    return conn.execute(sa.select(serials).where(serials.c.job_id == job_id)).first()
+
+
+def hold(
+    conn: Connection,
+    *,
+    owner_id: str,
+    reseller_id: str,
+    job_id: str,
+    serial: str | None = None,
+    now: datetime,
+) -> str:
+    """Move one unit of ``owner_id``'s quota from available to held and allocate a serial to
+    ``job_id``; return the serial.
+
+    :param owner_id: the quota owner (root reseller) from the caller's authenticated principal.
+    :param reseller_id: the reseller making the job (may be a sub-account of ``owner_id``).
+    :param serial: a serial the caller drew in advance (it is already on the seal); a fresh one
+        is drawn otherwise. Raises :class:`SerialCollision` if it belongs to another job.
+    :raises InsufficientQuota: no available unit; nothing was written.
+    :raises HoldReleased: the job was already released; it needs a new job id.
+    """
+    _text("job_id", job_id, 64)
+    if serial is None:
+        serial = generate_serial()
+    elif not isinstance(serial, str) or not is_well_formed(serial):
+        raise MalformedSerial("serial is not a well-formed meterai serial")
+    postings = hold_postings()
+    if not apply_delta(conn, owner_id, AccountKind.AVAILABLE, -1):
+        existing = _existing(conn, job_id)
+        if existing is not None:
+            return _replayed_hold(existing, owner_id)
+        if conn.scalar(sa.select(accounts.c.owner_id).where(accounts.c.owner_id == owner_id)):
+            raise InsufficientQuota("no stamp quota available; purchase more")
+        raise ResellerNotFound(f"{owner_id} is not a quota owner")
+    inserted = conn.execute(
+        insert_or_ignore(conn, serials)
+        .values(
+            serial=serial,
+            job_id=job_id,
+            owner_id=owner_id,
+            reseller_id=reseller_id,
+            status=SerialStatus.HELD.value,
+            held_at=now,
+        )
+        .returning(serials.c.serial)
+    ).first()
+    if inserted is None:
+        # Give the unit back before deciding, so this call leaves nothing in the caller's
+        # transaction whatever it raises or returns.
+        apply_delta(conn, owner_id, AccountKind.AVAILABLE, +1)
+        existing = _existing(conn, job_id)
+        if existing is None:
+            raise SerialCollision(f"serial {serial} already exists; draw another")
+        return _replayed_hold(existing, owner_id)
+    if not apply_delta(conn, owner_id, AccountKind.HELD, +1):
+        raise LedgerInvariantViolated(f"held account of {owner_id} is missing")
+    record_transaction(
+        conn,
+        owner_id=owner_id,
+        kind=TransactionKind.HOLD,
+        postings=postings,
+        now=now,
+        job_id=job_id,
+    )
+    return serial
+
+
+def _replayed_hold(existing: sa.Row[tuple[object, ...]], owner_id: str) -> str:
+    if existing.owner_id != owner_id:
+        raise IdempotencyConflict("job id already holds quota of another owner")
+    if existing.status == SerialStatus.VOID.value:
+        raise HoldReleased(f"job {existing.job_id} was released; its serial is void")
+    return str(existing.serial)
+
+
+def commit(
+    conn: Connection,
+    *,
+    job_id: str,
+    document_digest: str,
+    document_type: str,
+    document_number: str,
+    document_date: date,
+    now: datetime,
+) -> str:
+    """Turn the job's held unit into a consumed one and issue its serial for this document;
+    return the serial.
+
+    :param document_digest: lower-case hex digest (SHA-256 or longer) of the stamped PDF.
+    :raises IdempotencyConflict: the serial was already issued for a different document.
+    :raises HoldReleased: the hold was released (e.g. reaped); the stamp must not be delivered.
+    :raises HoldNotFound: the job never held quota.
+    """
+    _text("job_id", job_id, 64)
+    if not isinstance(document_digest, str) or not _HEX_DIGEST.fullmatch(document_digest):
+        raise InvalidArgument("document digest must be 64-128 lower-case hex characters")
+    _text("document_type", document_type, 64)
+    _text("document_number", document_number, 128)
+    if not isinstance(document_date, date):
+        raise InvalidArgument("document date must be a date")
+    row = conn.execute(
+        serials.update()
+        .where(serials.c.job_id == job_id, serials.c.status == SerialStatus.HELD.value)
+        .values(
+            status=SerialStatus.ISSUED.value,
+            issued_at=now,
+            document_digest=document_digest,
+            document_type=document_type,
+            document_number=document_number,
+            document_date=document_date,
+        )
+        .returning(serials.c.serial, serials.c.owner_id)
+    ).first()
+    if row is None:
+        existing = _existing(conn, job_id)
+        if existing is None:
+            raise HoldNotFound(f"job {job_id} holds no quota")
+        if existing.status == SerialStatus.VOID.value:
+            raise HoldReleased(f"job {job_id} was released; its serial is void")
+        if existing.document_digest != document_digest:
+            raise IdempotencyConflict(f"job {job_id} was committed for another document")
+        return str(existing.serial)
+    post(
+        conn,
+        owner_id=row.owner_id,
+        kind=TransactionKind.COMMIT,
+        postings=commit_postings(),
+        now=now,
+        job_id=job_id,
+    )
+    return str(row.serial)
+
+
+def release(conn: Connection, *, job_id: str, reason: str, now: datetime) -> str:
+    """Return the job's held unit to available and void its serial forever; return the serial.
+
+    Releasing twice is harmless. The release transaction references the hold it reverses.
+
+    :raises AlreadyCommitted: the stamp was issued; refunds of issued stamps are not automatic.
+    :raises HoldNotFound: the job never held quota.
+    """
+    _text("job_id", job_id, 64)
+    _text("reason", reason, 200)
+    row = conn.execute(
+        serials.update()
+        .where(serials.c.job_id == job_id, serials.c.status == SerialStatus.HELD.value)
+        .values(status=SerialStatus.VOID.value, voided_at=now, void_reason=reason)
+        .returning(serials.c.serial, serials.c.owner_id)
+    ).first()
+    if row is None:
+        existing = _existing(conn, job_id)
+        if existing is None:
+            raise HoldNotFound(f"job {job_id} holds no quota")
+        if existing.status == SerialStatus.ISSUED.value:
+            raise AlreadyCommitted(f"job {job_id} was stamped; its serial is issued")
+        return str(existing.serial)
+    hold_id = conn.scalar(
+        sa.select(transactions.c.id).where(
+            transactions.c.job_id == job_id, transactions.c.kind == TransactionKind.HOLD.value
+        )
+    )
+    post(
+        conn,
+        owner_id=row.owner_id,
+        kind=TransactionKind.RELEASE,
+        postings=release_postings(),
+        now=now,
+        job_id=job_id,
+        reverses_id=hold_id,
+        memo=reason[:200],
+    )
+    return str(row.serial)
+
+
+def reap_expired_holds(
+    conn: Connection, now: datetime, ttl: timedelta, *, limit: int = 100
+) -> list[str]:
+    """Release holds older than ``ttl`` (jobs that died without committing or releasing);
+    return the job ids released.
+
+    Rows another transaction is working on are skipped (``SKIP LOCKED`` on PostgreSQL), so the
+    reaper never waits for, or races with, a worker that is committing the same job right now.
+    Call repeatedly until it returns fewer than ``limit`` jobs.
+    """
+    if ttl <= timedelta(0):
+        raise InvalidArgument("hold ttl must be positive")
+    job_ids = conn.scalars(
+        sa.select(serials.c.job_id)
+        .where(serials.c.status == SerialStatus.HELD.value, serials.c.held_at < now - ttl)
+        .order_by(serials.c.held_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for job_id in job_ids:
+        release(conn, job_id=job_id, reason="hold expired", now=now)
+    return list(job_ids)

@@ -1,0 +1,117 @@
+"""The signing tier's one job: turn a job's digest into a CMS and announce it.
+
+The signer never sees documents: the stamping service sends the SHA-256 of the prepared byte
+ranges, and gets back a ``DigestSigned`` event carrying the CMS. This is what lets signing
+workers scale out on CPU alone and, later, sit next to an HSM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from meterai.events.v1 import events_pb2
+from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
+from meterai_signing.pki import ensure_test_pki
+
+__all__ = ["EventSink", "InvalidSignRequest", "Signer", "load_signer_identity"]
+
+log = logging.getLogger(__name__)
+
+_SERIAL = re.compile(r"^[0-9A-Z]{22}$")
+
+
+class InvalidSignRequest(Exception):
+    """A request no retry can fix (bad digest, bad serial): answered by SigningFailed."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class EventSink(Protocol):
+    def publish(self, routing_key: str, body: bytes, *, message_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Paths:
+    key: Path
+    chain: Path
+
+
+def load_signer_identity(key: Path | None, chain: Path | None, pki_dir: Path) -> SigningIdentity:
+    """Load the configured key, or a generated test PKI when none is configured (dev only)."""
+    if key is None or chain is None:
+        if key is not None or chain is not None:
+            raise ValueError("set both METERAI_SIGNING_KEY and METERAI_SIGNING_CHAIN, or neither")
+        pki = ensure_test_pki(pki_dir)
+        log.warning("no signing key configured: using the generated TEST key in %s", pki_dir)
+        key, chain = pki.signer_key, pki.chain
+    return load_identity(key, chain)
+
+
+class Signer:
+    def __init__(
+        self, identity: SigningIdentity, events: Callable[[], EventSink] | None = None
+    ) -> None:
+        """
+        :param events: gives the publisher for DigestSigned/SigningFailed; a factory so each
+            forked worker process opens its own broker connection lazily.
+        """
+        self.identity = identity
+        self.signature_size = signature_size(identity)
+        self._events = events
+        self._sink: EventSink | None = None
+        self._sink_pid = 0
+        self._lock = threading.Lock()
+
+    def sign(self, job_id: str, serial: str, digest: bytes) -> bytes:
+        if len(digest) != 32:
+            raise InvalidSignRequest(f"digest must be 32 bytes of SHA-256, got {len(digest)}")
+        if not _SERIAL.match(serial):
+            raise InvalidSignRequest(f"serial {serial!r} is not a meterai serial")
+        cms = sign_digest(self.identity, digest)
+        log.debug("signed job %s serial %s", job_id, serial)
+        return cms
+
+    def sign_and_announce(self, job_id: str, serial: str, digest: str) -> None:
+        """Sign and publish the outcome. A bad request is announced as SigningFailed (no retry
+        helps); a broker failure raises so the task is delivered again.
+
+        :param digest: hex SHA-256 of the prepared document's byte ranges.
+        """
+        try:
+            cms = self.sign(job_id, serial, bytes.fromhex(digest))
+        except (ValueError, InvalidSignRequest) as error:
+            failed = events_pb2.SigningFailed(job_id=job_id, reason=str(error))
+            self._publish("SigningFailed", failed.SerializeToString(), f"failed-{job_id}")
+            return
+        signed = events_pb2.DigestSigned(job_id=job_id, serial=serial, cms=cms)
+        self._publish("DigestSigned", signed.SerializeToString(), f"signed-{job_id}")
+
+    def _publish(self, routing_key: str, body: bytes, message_id: str) -> None:
+        if self._events is None:
+            raise RuntimeError("this signer has no event publisher configured")
+        attempts = 5
+        for attempt in range(1, attempts + 1):
+            try:
+                self._sink_for_process().publish(routing_key, body, message_id=message_id)
+                return
+            except Exception:
+                if attempt == attempts:
+                    raise
+                log.warning("publishing %s failed (attempt %d); retrying", routing_key, attempt)
+                time.sleep(0.2 * attempt)
+
+    def _sink_for_process(self) -> EventSink:
+        with self._lock:
+            if self._sink is None or self._sink_pid != os.getpid():
+                assert self._events is not None
+                self._sink = self._events()
+                self._sink_pid = os.getpid()
+            return self._sink

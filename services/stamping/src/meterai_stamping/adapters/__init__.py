@@ -1,0 +1,1 @@
+"""Stamping adapters: the jobs table and its repository."""

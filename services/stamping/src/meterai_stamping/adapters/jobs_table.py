@@ -1,0 +1,182 @@
+"""The ``jobs`` table (created by migration ``0002_jobs``) and the queries on it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Row
+
+from meterai_stamping.domain.jobs import DocumentFacts, Job, JobState
+
+__all__ = ["JobRepository", "jobs_table"]
+
+_metadata = MetaData()
+
+jobs_table = Table(
+    "jobs",
+    _metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("reseller_id", String(64), nullable=False),
+    Column("owner_id", String(64), nullable=False),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("serial", String(22), nullable=True, unique=True),
+    Column("filename", String(255), nullable=False),
+    Column("page", Integer, nullable=False),
+    Column("rect", String(200), nullable=False),
+    Column("document_type", String(100), nullable=False),
+    Column("document_number", String(100), nullable=False),
+    Column("document_date", String(10), nullable=True),
+    Column("document_value_idr", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=True),
+    Column("contents_start", BigInteger, nullable=True),
+    Column("contents_end", BigInteger, nullable=True),
+    Column("stamped_size", BigInteger, nullable=True),
+    Column("failure_code", String(40), nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    Column("refunded", Boolean, nullable=False, default=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("reseller_id", "idempotency_key", name="uq_jobs_reseller_key"),
+)
+
+
+def _to_job(row: Row[Any]) -> Job:
+    return Job(
+        job_id=row.job_id,
+        reseller_id=row.reseller_id,
+        owner_id=row.owner_id,
+        state=JobState(row.state),
+        serial=row.serial,
+        filename=row.filename,
+        facts=DocumentFacts(
+            document_type=row.document_type,
+            document_number=row.document_number,
+            document_date=date.fromisoformat(row.document_date) if row.document_date else None,
+            document_value_idr=row.document_value_idr,
+        ),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        digest=row.digest,
+        contents_start=row.contents_start,
+        contents_end=row.contents_end,
+        stamped_size=row.stamped_size,
+        failure_code=row.failure_code,
+        failure_reason=row.failure_reason,
+        refunded=bool(row.refunded),
+    )
+
+
+def _encode_token(created_at: datetime, job_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), job_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        stamp, job_id = json.loads(raw)
+        return datetime.fromisoformat(stamp), str(job_id)
+    except (ValueError, TypeError) as error:
+        raise ValueError("page_token is not one this service issued") from error
+
+
+class JobRepository:
+    """Queries on ``jobs`` within the caller's connection/transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def add(self, values: dict[str, Any]) -> None:
+        self.conn.execute(jobs_table.insert().values(**values))
+
+    def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
+        query = select(jobs_table).where(jobs_table.c.job_id == job_id)
+        if for_update and self.conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        return _to_job(row) if row else None
+
+    def find_by_key(self, reseller_id: str, key: str) -> tuple[Job, str] | None:
+        row = self.conn.execute(
+            select(jobs_table).where(
+                jobs_table.c.reseller_id == reseller_id, jobs_table.c.idempotency_key == key
+            )
+        ).first()
+        return (_to_job(row), row.request_hash) if row else None
+
+    def set_state(self, job_id: str, now: datetime, **values: Any) -> None:
+        self.conn.execute(
+            update(jobs_table).where(jobs_table.c.job_id == job_id).values(updated_at=now, **values)
+        )
+
+    def page(
+        self, reseller_id: str, page_size: int, page_token: str | None
+    ) -> tuple[list[Job], str | None]:
+        """Newest first, keyset-paginated on (created_at, job_id)."""
+        query = select(jobs_table).where(jobs_table.c.reseller_id == reseller_id)
+        if page_token:
+            created_at, job_id = _decode_token(page_token)
+            query = query.where(
+                (jobs_table.c.created_at < created_at)
+                | ((jobs_table.c.created_at == created_at) & (jobs_table.c.job_id < job_id))
+            )
+        rows = self.conn.execute(
+            query.order_by(jobs_table.c.created_at.desc(), jobs_table.c.job_id.desc()).limit(
+                page_size + 1
+            )
+        ).all()
+        jobs = [_to_job(row) for row in rows[:page_size]]
+        token = (
+            _encode_token(jobs[-1].created_at, jobs[-1].job_id) if len(rows) > page_size else None
+        )
+        return jobs, token
+
+    def stuck(self, state: JobState, older_than: datetime, limit: int = 500) -> list[Job]:
+        rows = self.conn.execute(
+            select(jobs_table)
+            .where(jobs_table.c.state == state.value, jobs_table.c.updated_at < older_than)
+            .order_by(jobs_table.c.updated_at)
+            .limit(limit)
+        ).all()
+        return [_to_job(row) for row in rows]
+
+    def queue_position(self, job: Job) -> int:
+        """Prepared jobs created before this one: what the signing tier has to do first."""
+        count = self.conn.execute(
+            select(func.count())
+            .select_from(jobs_table)
+            .where(
+                jobs_table.c.state == JobState.PREPARED.value,
+                jobs_table.c.created_at < job.created_at,
+            )
+        ).scalar_one()
+        return int(count)
+
+    def backlog(self) -> int:
+        count = self.conn.execute(
+            select(func.count())
+            .select_from(jobs_table)
+            .where(jobs_table.c.state == JobState.PREPARED.value)
+        ).scalar_one()
+        return int(count)

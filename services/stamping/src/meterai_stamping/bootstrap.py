@@ -1,0 +1,126 @@
+"""Wires the stamping service: database, document store, outbox relay, event consumer, server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import grpc
+from sqlalchemy import Engine
+
+import meterai_quota as ledger
+from meterai.events.v1 import events_pb2
+from meterai.signing.v1 import signing_pb2, signing_pb2_grpc
+from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
+from meterai_common.auth import Authenticator
+from meterai_common.config import Settings
+from meterai_common.documents import DocumentStore
+from meterai_common.grpc_server import RunningServer, create_server
+from meterai_common.messaging import STAMPING_EVENTS
+from meterai_common.outbox import OutboxRelay
+from meterai_common.runtime import Periodic, Transport
+from meterai_stamping import engine as pdf_engine
+from meterai_stamping.grpc_api import Admission, StampingServicer
+from meterai_stamping.handlers import Stamping, StampingConfig
+
+__all__ = ["StampingRuntime", "start_stamping"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = stamping_pb2.DESCRIPTOR.services_by_name["StampingService"].full_name
+BACKLOG_HIGH_WATER = 20_000
+
+
+class SignatureSize:
+    """Asks the signing service once how many bytes its CMS may take, then remembers it."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._value: int | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            if self._value is None:
+                with grpc.insecure_channel(self._address) as channel:
+                    try:
+                        chain = signing_pb2_grpc.SigningServiceStub(channel).GetCertificateChain(
+                            signing_pb2.GetCertificateChainRequest(),
+                            timeout=10,
+                            wait_for_ready=True,
+                        )
+                    except grpc.RpcError as error:
+                        raise SigningUnavailable(
+                            f"the signing service at {self._address} is unreachable; "
+                            "nothing was charged, please retry"
+                        ) from error
+                self._value = chain.signature_size
+            return self._value
+
+
+class SigningUnavailable(Exception):
+    code = "UNAVAILABLE"
+
+
+@dataclass
+class StampingRuntime:
+    server: RunningServer
+    stamping: Stamping
+    relay: OutboxRelay
+    chores: Periodic
+
+    def stop(self, grace: float = 10.0) -> None:
+        self.server.stop(grace)
+        self.chores.stop()
+        self.relay.stop()
+
+
+def _event_handler(stamping: Stamping):  # type: ignore[no-untyped-def]
+    def handle(routing_key: str, body: bytes, message_id: str) -> None:
+        if routing_key == "DigestSigned":
+            signed = events_pb2.DigestSigned.FromString(body)
+            stamping.digest_signed(signed.job_id, signed.serial, signed.cms)
+        elif routing_key == "SigningFailed":
+            failed = events_pb2.SigningFailed.FromString(body)
+            stamping.fail(failed.job_id, "INTERNAL", f"signing failed: {failed.reason}")
+        else:
+            log.warning("stamping: ignoring unexpected event %s", routing_key)
+
+    return handle
+
+
+def start_stamping(settings: Settings, db: Engine, transport: Transport) -> StampingRuntime:
+    store = DocumentStore(settings.documents_dir)
+    relay = OutboxRelay(db, transport.dispatch)
+    config = StampingConfig(
+        verify_base_url=settings.verify_base_url,
+        limits=pdf_engine.Limits(
+            max_bytes=settings.max_document_bytes, max_pages=settings.max_document_pages
+        ),
+        signature_size=SignatureSize(settings.address("signing")),
+    )
+    stamping = Stamping(db, store, config, committed=relay.notify)
+    transport.subscribe(STAMPING_EVENTS, _event_handler(stamping))
+    relay.start()
+
+    def resolve(key: str) -> object:
+        with db.connect() as conn:
+            return ledger.authenticate(conn, key)
+
+    servicer = StampingServicer(
+        stamping,
+        Authenticator(resolve),
+        Admission(stamping.backlog, BACKLOG_HIGH_WATER),
+        settings.verify_base_url,
+    )
+    server = create_server(
+        "stamping",
+        settings.bind_host,
+        settings.ports.stamping,
+        [(stamping_pb2_grpc.add_StampingServiceServicer_to_server, servicer)],
+        [SERVICE_NAME],
+    )
+    chores = Periodic("stamping-chores", 5.0, [stamping.redrive_stuck])
+    chores.start()
+    return StampingRuntime(server, stamping, relay, chores)

@@ -1,0 +1,1 @@
+"""Stamping domain: jobs, their states and the rules of a valid submission. No I/O."""

@@ -1,0 +1,49 @@
+"""PDF stamp engine: the visible e-meterai seal plus a PAdES signature placeholder.
+
+Scope: parse just enough of a PDF (trailer, cross-reference, catalog, the
+target page and its ancestors) to append an incremental update holding a new
+signature field whose appearance is the seal, and later embed the CMS produced
+by the signing service.  No I/O, no network, no keys: bytes in, bytes out.
+"""
+
+from .errors import (
+    CertifiedNoChanges,
+    DocumentTooLarge,
+    EncryptedPdf,
+    InvalidPlaceholder,
+    InvalidRequest,
+    MalformedPdf,
+    NotAPdf,
+    PageOutOfRange,
+    RectOutsidePage,
+    RectTooSmall,
+    SignatureTooLarge,
+    StampError,
+)
+from .model import DocumentInfo, Limits, PageSize, PreparedDocument, Rect, Seal
+from .signature import embed_signature
+from .stamp import inspect, prepare
+
+__all__ = [
+    "CertifiedNoChanges",
+    "DocumentInfo",
+    "DocumentTooLarge",
+    "EncryptedPdf",
+    "InvalidPlaceholder",
+    "InvalidRequest",
+    "Limits",
+    "MalformedPdf",
+    "NotAPdf",
+    "PageOutOfRange",
+    "PageSize",
+    "PreparedDocument",
+    "Rect",
+    "RectOutsidePage",
+    "RectTooSmall",
+    "Seal",
+    "SignatureTooLarge",
+    "StampError",
+    "embed_signature",
+    "inspect",
+    "prepare",
+]

@@ -1,0 +1,102 @@
+"""The one error tree the stamp engine raises.
+
+Every failure of :func:`~meterai_stamping.engine.prepare`,
+:func:`~meterai_stamping.engine.inspect` and
+:func:`~meterai_stamping.engine.embed_signature` is a :class:`StampError`, so the
+gRPC layer can map each class to a status code through :attr:`StampError.code`
+without knowing anything about PDF parsing.  Messages are written for the person
+who submitted the document: they say what is wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+__all__ = [
+    "CertifiedNoChanges",
+    "DocumentTooLarge",
+    "EncryptedPdf",
+    "ErrorCode",
+    "InvalidPlaceholder",
+    "InvalidRequest",
+    "MalformedPdf",
+    "NotAPdf",
+    "PageOutOfRange",
+    "RectOutsidePage",
+    "RectTooSmall",
+    "SignatureTooLarge",
+    "StampError",
+]
+
+ErrorCode = Literal["INVALID_ARGUMENT", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED"]
+
+
+class StampError(Exception):
+    """Root of every error the engine raises on purpose."""
+
+    code: ClassVar[ErrorCode] = "INVALID_ARGUMENT"
+    """gRPC status name the API layer should answer with."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotAPdf(StampError):
+    """The bytes are not a PDF file at all (no ``%PDF-`` header)."""
+
+
+class MalformedPdf(StampError):
+    """The file claims to be a PDF but is broken beyond what the engine repairs."""
+
+
+class EncryptedPdf(StampError):
+    """The document is encrypted.
+
+    Encrypted documents are refused even when the right password is supplied:
+    stamping them would mean writing the new objects encrypted with the
+    document key while keeping the signature ``/Contents`` in clear, and
+    validators disagree on such files.  The message tells the user whether the
+    password was missing, wrong, or right-but-unsupported, and to upload a copy
+    saved without password protection.
+    """
+
+    code: ClassVar[ErrorCode] = "FAILED_PRECONDITION"
+
+
+class PageOutOfRange(StampError):
+    """The requested page number does not exist in the document."""
+
+
+class RectOutsidePage(StampError):
+    """The seal rectangle is not entirely inside the displayed page."""
+
+
+class RectTooSmall(StampError):
+    """The seal rectangle (or the whole page) is too small for a scannable seal."""
+
+
+class DocumentTooLarge(StampError):
+    """The document exceeds :class:`~meterai_stamping.engine.Limits`."""
+
+    code: ClassVar[ErrorCode] = "RESOURCE_EXHAUSTED"
+
+
+class CertifiedNoChanges(StampError):
+    """The document is certified with DocMDP ``/P 1``: no change at all, not even a signature."""
+
+    code: ClassVar[ErrorCode] = "FAILED_PRECONDITION"
+
+
+class SignatureTooLarge(StampError):
+    """The CMS does not fit the ``/Contents`` placeholder reserved by ``prepare``."""
+
+    code: ClassVar[ErrorCode] = "FAILED_PRECONDITION"
+
+
+class InvalidRequest(StampError):
+    """A request argument that is not about the document is unusable (bad rectangle, sizes, URL)."""
+
+
+class InvalidPlaceholder(StampError):
+    """``embed_signature`` was given offsets that do not delimit a ``/Contents`` placeholder."""

@@ -1,0 +1,146 @@
+"""Appending an incremental-update section to an existing PDF.
+
+An incremental update leaves every original byte in place and appends new
+object revisions, a cross-reference section for them, and a trailer pointing
+back (``/Prev``) to the previous section.  That is what keeps earlier
+signatures valid.  The section is written in the form the file already uses:
+a cross-reference stream after a stream, a classic table otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["NewObject", "UpdateTrailer", "append_update"]
+
+
+@dataclass(frozen=True)
+class NewObject:
+    """An object revision to append: a new number, or a new version of an existing one."""
+
+    number: int
+    generation: int
+    body: bytes
+    """Serialized object body, without ``N G obj`` / ``endobj``."""
+
+
+@dataclass(frozen=True)
+class UpdateTrailer:
+    """Trailer entries of the update section."""
+
+    size: int
+    """One more than the highest object number in the file after the update."""
+    root: bytes
+    """Serialized ``/Root`` reference."""
+    info: bytes | None
+    """Serialized ``/Info`` reference, carried over from the previous trailer."""
+    ids: bytes | None
+    """Serialized ``/ID`` array, carried over so the document keeps its identity."""
+    prev: int | None
+    """Offset of the previous cross-reference section; None for a complete table."""
+
+
+def append_update(
+    original: bytes,
+    objects: list[NewObject],
+    trailer: UpdateTrailer,
+    *,
+    as_stream: bool,
+    existing: dict[int, tuple[int, int]] | None = None,
+) -> tuple[bytearray, dict[int, int]]:
+    """Return the updated file and the offset of each new object's body.
+
+    :param existing: ``{number: (offset, generation)}`` of every original
+        object, given when the original cross-reference data is damaged: the
+        section then lists all objects and has no ``/Prev``.
+    """
+    out = bytearray(original)
+    if not out.endswith((b"\n", b"\r")):
+        out += b"\n"
+    entries: dict[int, tuple[int, int]] = dict(existing or {})
+    body_offsets: dict[int, int] = {}
+    for obj in objects:
+        entries[obj.number] = (len(out), obj.generation)
+        out += b"%d %d obj\n" % (obj.number, obj.generation)
+        body_offsets[obj.number] = len(out)
+        out += obj.body
+        out += b"\nendobj\n"
+    if as_stream:
+        _append_xref_stream(out, entries, trailer, complete=existing is not None)
+    else:
+        _append_xref_table(out, entries, trailer, complete=existing is not None)
+    return out, body_offsets
+
+
+def _trailer_entries(trailer: UpdateTrailer, size: int) -> bytes:
+    parts = [b"/Size %d /Root " % size, trailer.root]
+    if trailer.info is not None:
+        parts += [b" /Info ", trailer.info]
+    if trailer.ids is not None:
+        parts += [b" /ID ", trailer.ids]
+    if trailer.prev is not None:
+        parts.append(b" /Prev %d" % trailer.prev)
+    return b"".join(parts)
+
+
+def _subsections(numbers: list[int]) -> list[tuple[int, int]]:
+    """Group sorted object numbers into ``(first, count)`` runs."""
+    runs: list[tuple[int, int]] = []
+    for n in numbers:
+        if runs and runs[-1][0] + runs[-1][1] == n:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((n, 1))
+    return runs
+
+
+def _append_xref_table(
+    out: bytearray, entries: dict[int, tuple[int, int]], trailer: UpdateTrailer, *, complete: bool
+) -> None:
+    start = len(out)
+    lines = [b"xref\n"]
+    if complete:
+        numbers = list(range(trailer.size))
+        for n in numbers:
+            if n in entries:
+                lines.append(b"%010d %05d n\r\n" % entries[n])
+            else:
+                lines.append(b"0000000000 65535 f\r\n" if n == 0 else b"0000000000 00001 f\r\n")
+        lines.insert(1, b"0 %d\n" % trailer.size)
+    else:
+        numbers = sorted(entries)
+        for first, count in _subsections(numbers):
+            lines.append(b"%d %d\n" % (first, count))
+            lines.extend(b"%010d %05d n\r\n" % entries[n] for n in range(first, first + count))
+    out += b"".join(lines)
+    out += b"trailer\n<< " + _trailer_entries(trailer, trailer.size) + b" >>\n"
+    out += b"startxref\n%d\n%%%%EOF\n" % start
+
+
+def _append_xref_stream(
+    out: bytearray, entries: dict[int, tuple[int, int]], trailer: UpdateTrailer, *, complete: bool
+) -> None:
+    start = len(out)
+    own = trailer.size - 1
+    entries = {**entries, own: (start, 0)}
+    width = max(4, (len(out) + 4096).bit_length() // 8 + 1)
+    rows = bytearray()
+    if complete:
+        numbers = list(range(trailer.size))
+        index = [(0, trailer.size)]
+    else:
+        numbers = sorted(entries)
+        index = _subsections(numbers)
+    for n in numbers:
+        if n in entries:
+            offset, generation = entries[n]
+            rows += b"\x01" + offset.to_bytes(width, "big") + generation.to_bytes(2, "big")
+        else:
+            rows += b"\x00" + bytes(width) + (b"\xff\xff" if n == 0 else b"\x00\x01")
+    index_text = b" ".join(b"%d %d" % run for run in index)
+    out += b"%d 0 obj\n<< /Type /XRef /W [1 %d 2] /Index [%s] " % (own, width, index_text)
+    out += _trailer_entries(trailer, trailer.size)
+    out += b" /Length %d >>\nstream\n" % len(rows)
+    out += rows
+    out += b"\nendstream\nendobj\n"
+    out += b"startxref\n%d\n%%%%EOF\n" % start

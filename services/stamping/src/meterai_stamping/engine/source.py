@@ -1,0 +1,397 @@
+"""Reading the parts of an existing PDF that the stamp touches, and nothing more.
+
+pypdf parses lazily: building a :class:`~pypdf.PdfReader` reads the trailer and
+cross-reference sections, and objects are parsed only when asked for.  This
+module asks for the catalog, the certification dictionary, the AcroForm, and
+the pages on the path from the page-tree root to the target page, so the cost
+of a stamp does not grow with the length of the document.
+
+It also decides whether the file's own cross-reference data can be trusted as
+the base of an incremental update (see :attr:`SourceDocument.damaged`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from io import BytesIO
+
+from pypdf import PasswordType, PdfReader
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, PdfObject
+
+from .errors import (
+    CertifiedNoChanges,
+    DocumentTooLarge,
+    EncryptedPdf,
+    MalformedPdf,
+    NotAPdf,
+    PageOutOfRange,
+)
+from .geometry import PageGeometry
+from .model import Limits
+
+__all__ = ["LocatedPage", "SourceDocument", "open_document", "scan_objects"]
+
+_HEADER_WINDOW = 1024
+_TAIL_WINDOW = 2048
+_MAX_TREE_DEPTH = 64
+"""Deeper page trees do not occur in practice (a balanced tree of fan-out 2
+holds 2**64 pages); the bound keeps a crafted chain from burning time."""
+
+_STARTXREF = re.compile(rb"startxref\s*(\d{1,12})")
+_CLASSIC_XREF = re.compile(rb"\s*xref\b")
+_OBJECT_HEADER = re.compile(rb"\s*(\d{1,10})\s+(\d{1,5})\s+obj\b")
+_XREF_SUBSECTION = re.compile(rb"\s*(\d{1,10})\s+(\d{1,10})[ \t]*(?:\r\n|\r|\n)")
+_XREF_ENTRY = re.compile(rb"\s*(\d{10}) (\d{5}) ([nf])")
+_PREV = re.compile(rb"/Prev\s+(\d{1,12})")
+_XREF_STM = re.compile(rb"/XRefStm\s+(\d{1,12})")
+_MAX_SECTIONS = 10_000
+_ANY_OBJECT = re.compile(rb"(?<![0-9])(\d{1,10})[ \t\r\n\f\0]+(\d{1,5})[ \t\r\n\f\0]+obj\b")
+
+
+@dataclass(frozen=True)
+class LocatedPage:
+    """A page found in the page tree, with its inherited attributes resolved."""
+
+    ref: IndirectObject
+    dictionary: DictionaryObject
+    geometry: PageGeometry
+
+
+@dataclass
+class SourceDocument:
+    """An opened, unencrypted, modifiable PDF."""
+
+    data: bytes
+    reader: PdfReader
+    root_ref: IndirectObject
+    catalog: DictionaryObject
+    page_count: int
+    startxref: int
+    """Offset of the last cross-reference section, the ``/Prev`` of the update."""
+    xref_is_stream: bool
+    """Whether that last section is a cross-reference stream (PDF 1.5+)."""
+    damaged: bool
+    """True when the file's cross-reference data is wrong (bad offsets, bad
+    ``startxref``).  Viewers silently repair such files; an update chained to
+    the broken table with ``/Prev`` would inherit the damage, so the update
+    then carries a complete cross-reference table instead."""
+    next_number: int
+    """First object number free for new objects."""
+
+    def resolve(self, value: PdfObject | None) -> PdfObject | None:
+        """Follow indirect references (a chain of them, at most a few)."""
+        for _ in range(8):
+            if not isinstance(value, IndirectObject):
+                return value
+            value = self.reader.get_object(value)
+        raise MalformedPdf("The PDF has a loop of indirect references; re-save it and try again.")
+
+    def locate_page(self, number: int) -> LocatedPage:
+        """Find page *number* (1-based) by descending the tree using ``/Count``.
+
+        Only the nodes on the path and their direct kids are parsed.
+        """
+        if not 1 <= number <= self.page_count:
+            raise PageOutOfRange(
+                f"page {number} requested; the document has {self.page_count} "
+                f"page{'s' if self.page_count != 1 else ''}"
+            )
+        remaining = number - 1
+        node_ref = self._pages_ref()
+        inherited: dict[str, PdfObject] = {}
+        visited: set[tuple[int, int]] = set()
+        for _ in range(_MAX_TREE_DEPTH):
+            node = self._tree_node(node_ref, visited)
+            _inherit(node, inherited)
+            kids = self.resolve(node.get("/Kids"))
+            if not isinstance(kids, ArrayObject) or _is_leaf(node):
+                if remaining != 0:
+                    raise _broken_tree()
+                return LocatedPage(node_ref, node, self._geometry(node, inherited))
+            for kid_ref in kids:
+                kid = self.resolve(kid_ref)
+                if not isinstance(kid_ref, IndirectObject) or not isinstance(kid, DictionaryObject):
+                    raise _broken_tree()
+                count = 1 if _is_leaf(kid) else _count(self.resolve(kid.get("/Count")))
+                if remaining < count:
+                    node_ref = kid_ref
+                    break
+                remaining -= count
+            else:
+                raise _broken_tree()
+        raise _broken_tree()
+
+    def iter_pages(self, budget: int) -> Iterator[PageGeometry]:
+        """Geometry of every page in order; stops with an error after *budget* tree nodes."""
+        visited: set[tuple[int, int]] = set()
+        stack: list[tuple[IndirectObject, dict[str, PdfObject], int]] = [(self._pages_ref(), {}, 0)]
+        while stack:
+            ref, parent_attrs, depth = stack.pop()
+            if depth > _MAX_TREE_DEPTH or len(visited) > budget:
+                raise _broken_tree()
+            node = self._tree_node(ref, visited)
+            attrs = dict(parent_attrs)
+            _inherit(node, attrs)
+            kids = self.resolve(node.get("/Kids"))
+            if not isinstance(kids, ArrayObject) or _is_leaf(node):
+                yield self._geometry(node, attrs)
+                continue
+            for kid in reversed(kids):
+                if not isinstance(kid, IndirectObject):
+                    raise _broken_tree()
+                stack.append((kid, attrs, depth + 1))
+
+    def _pages_ref(self) -> IndirectObject:
+        ref = self.catalog.get("/Pages")
+        if not isinstance(ref, IndirectObject):
+            raise _broken_tree()
+        return ref
+
+    def _tree_node(self, ref: IndirectObject, visited: set[tuple[int, int]]) -> DictionaryObject:
+        key = (ref.idnum, ref.generation)
+        if key in visited:
+            raise MalformedPdf(
+                "The PDF's page tree loops back on itself; "
+                "re-save it with a PDF editor and try again."
+            )
+        visited.add(key)
+        node = self.resolve(ref)
+        if not isinstance(node, DictionaryObject):
+            raise _broken_tree()
+        return node
+
+    def _geometry(self, page: DictionaryObject, inherited: dict[str, PdfObject]) -> PageGeometry:
+        rotate = self.resolve(inherited.get("/Rotate"))
+        unit = self.resolve(page.get("/UserUnit"))
+        return PageGeometry.from_boxes(
+            self._box(inherited.get("/MediaBox")),
+            self._box(inherited.get("/CropBox")),
+            int(rotate) if isinstance(rotate, int) and not isinstance(rotate, bool) else 0,
+            float(unit) if isinstance(unit, (int, float)) and not isinstance(unit, bool) else 1.0,
+        )
+
+    def _box(self, value: PdfObject | None) -> tuple[float, float, float, float] | None:
+        array = self.resolve(value)
+        if not isinstance(array, ArrayObject) or len(array) != 4:
+            return None
+        numbers = [self.resolve(v) for v in array]
+        if not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers):
+            return None
+        a, b, c, d = (float(n) for n in numbers)  # type: ignore[arg-type]
+        return (a, b, c, d)
+
+
+def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDocument:
+    """Parse trailer and cross-references and check the document may be stamped.
+
+    Raises the document-level errors: not a PDF, too large, encrypted,
+    certified against changes, broken structure.
+    """
+    if not isinstance(pdf, (bytes, bytearray, memoryview)):
+        raise NotAPdf("The upload is not a PDF file (expected raw bytes).")
+    pdf = bytes(pdf)
+    if len(pdf) > limits.max_bytes:
+        raise DocumentTooLarge(
+            f"The document is {len(pdf):,} bytes; the limit is {limits.max_bytes:,} bytes. "
+            "Compress or split it and try again."
+        )
+    if not pdf.startswith(b"%PDF-"):
+        raise NotAPdf(
+            "The upload is not a PDF file (it does not start with %PDF-); "
+            "upload the document as PDF."
+        )
+    reader = PdfReader(BytesIO(pdf), strict=False)
+    if reader.is_encrypted:
+        _refuse_encrypted(reader, password)
+    root_ref = reader.trailer.raw_get("/Root") if "/Root" in reader.trailer else None
+    catalog = reader.get_object(root_ref) if isinstance(root_ref, IndirectObject) else None
+    if not isinstance(root_ref, IndirectObject) or not isinstance(catalog, DictionaryObject):
+        raise MalformedPdf(
+            "The PDF has no document catalog, so it cannot be stamped; "
+            "re-save it with a PDF editor and try again."
+        )
+    doc = SourceDocument(
+        data=pdf,
+        reader=reader,
+        root_ref=root_ref,
+        catalog=catalog,
+        page_count=0,
+        startxref=0,
+        xref_is_stream=False,
+        damaged=False,
+        next_number=0,
+    )
+    pages = doc.resolve(catalog.get("/Pages"))
+    if not isinstance(pages, DictionaryObject):
+        raise _broken_tree()
+    doc.page_count = _count(doc.resolve(pages.get("/Count")))
+    if doc.page_count > limits.max_pages:
+        raise DocumentTooLarge(
+            f"The document has {doc.page_count:,} pages; the limit is {limits.max_pages:,}. "
+            "Split it and stamp the part that needs the seal."
+        )
+    if doc.page_count == 0:
+        raise _broken_tree()
+    _refuse_certified_no_changes(doc)
+    _assess_cross_references(doc)
+    return doc
+
+
+def _refuse_encrypted(reader: PdfReader, password: str | None) -> None:
+    advice = "Save a copy without password protection and upload that copy."
+    if password is None:
+        raise EncryptedPdf(f"The document is password-protected. {advice}")
+    if reader.decrypt(password) == PasswordType.NOT_DECRYPTED:
+        raise EncryptedPdf(f"The password is wrong for this document. {advice}")
+    raise EncryptedPdf(f"Encrypted documents cannot be stamped, even with the password. {advice}")
+
+
+def _refuse_certified_no_changes(doc: SourceDocument) -> None:
+    perms = doc.resolve(doc.catalog.get("/Perms"))
+    if not isinstance(perms, DictionaryObject):
+        return
+    signature = doc.resolve(perms.get("/DocMDP"))
+    if not isinstance(signature, DictionaryObject):
+        return
+    references = doc.resolve(signature.get("/Reference"))
+    if not isinstance(references, ArrayObject):
+        return
+    for item in references:
+        reference = doc.resolve(item)
+        if not isinstance(reference, DictionaryObject):
+            continue
+        if doc.resolve(reference.get("/TransformMethod")) != "/DocMDP":
+            continue
+        params = doc.resolve(reference.get("/TransformParams"))
+        level = doc.resolve(params.get("/P")) if isinstance(params, DictionaryObject) else None
+        if level == 1:
+            raise CertifiedNoChanges(
+                "The document is certified by its author with 'no changes allowed' (DocMDP P=1); "
+                "adding the e-meterai would invalidate that certification. Ask the author for a "
+                "copy certified to allow signing, or stamp before certifying."
+            )
+
+
+def _assess_cross_references(doc: SourceDocument) -> None:
+    """Find ``startxref`` and decide whether the xref data is trustworthy.
+
+    pypdf silently repairs wrong offsets; other readers repair too, but not
+    always the same way, and validators flag the file as damaged.  Checking
+    walks the ``/Prev`` chain and matches each classic-table entry against the
+    object header it points to: linear in the number of objects, not in file
+    size.  Cross-reference streams are binary and checked by pypdf as it reads.
+    """
+    data, reader = doc.data, doc.reader
+    tail_start = max(0, len(data) - _TAIL_WINDOW)
+    matches = list(_STARTXREF.finditer(data, tail_start))
+    doc.startxref = int(matches[-1].group(1)) if matches else -1
+    doc.xref_is_stream = bool(
+        0 < doc.startxref < len(data)
+        and not _CLASSIC_XREF.match(data, doc.startxref)
+        and _OBJECT_HEADER.match(data, doc.startxref)
+    )
+    doc.damaged = reader.xref_index != 0 or not _chain_is_sound(data, doc.startxref)
+    known: set[int] = set(reader.xref_objStm)
+    for generation, entries in reader.xref.items():
+        if generation != 65535:
+            known.update(entries)
+    size = doc.resolve(reader.trailer.get("/Size"))
+    declared = int(size) if isinstance(size, int) and 0 < size < 10_000_000 else 0
+    doc.next_number = max(declared, max(known, default=0) + 1)
+    if doc.damaged and reader.xref_objStm:
+        raise MalformedPdf(
+            "The PDF's cross-reference data is damaged; re-save it with a PDF editor and try again."
+        )
+
+
+def _chain_is_sound(data: bytes, offset: int) -> bool:
+    """Follow ``startxref`` and every ``/Prev``; each section must be where it is said to be."""
+    seen: set[int] = set()
+    while offset not in seen and len(seen) < _MAX_SECTIONS:
+        seen.add(offset)
+        if not 0 < offset < len(data):
+            return False
+        if _CLASSIC_XREF.match(data, offset):
+            trailer_at = _classic_table_end(data, offset)
+            if trailer_at < 0:
+                return False
+            dictionary = data[trailer_at : data.find(b"startxref", trailer_at)]
+            extra = _XREF_STM.search(dictionary)
+            if extra is not None and not _OBJECT_HEADER.match(data, int(extra.group(1))):
+                return False
+        elif _OBJECT_HEADER.match(data, offset):
+            stream_at = data.find(b"stream", offset)
+            dictionary = data[offset : stream_at if stream_at > 0 else offset]
+        else:
+            return False
+        prev = _PREV.search(dictionary)
+        if prev is None:
+            return True
+        offset = int(prev.group(1))
+    return False
+
+
+def _classic_table_end(data: bytes, offset: int) -> int:
+    """Check every in-use entry of the table at *offset*; return where ``trailer`` starts, or -1."""
+    pos = data.index(b"xref", offset) + 4
+    while True:
+        sub = _XREF_SUBSECTION.match(data, pos)
+        if sub is None:
+            at = _skip_space(data, pos)
+            return at if data.startswith(b"trailer", at) else -1
+        first, count = int(sub.group(1)), int(sub.group(2))
+        pos = sub.end()
+        for number in range(first, first + count):
+            if pos + 20 > len(data) or data[pos + 18 : pos + 20] not in (b" \n", b"\r\n", b" \r"):
+                return -1
+            entry = _XREF_ENTRY.match(data, pos)
+            if entry is None:
+                return -1
+            if entry.group(3) == b"n":
+                header = _OBJECT_HEADER.match(data, int(entry.group(1)))
+                if header is None or int(header.group(1)) != number:
+                    return -1
+            pos += 20
+
+
+def scan_objects(data: bytes) -> dict[int, tuple[int, int]]:
+    """Locate every ``N G obj`` header in the file: ``{number: (offset, generation)}``.
+
+    Used only for damaged files; later definitions win, as in incremental updates.
+    """
+    found: dict[int, tuple[int, int]] = {}
+    for match in _ANY_OBJECT.finditer(data):
+        found[int(match.group(1))] = (match.start(), int(match.group(2)))
+    return found
+
+
+def _skip_space(data: bytes, pos: int) -> int:
+    while pos < len(data) and data[pos] in b" \t\r\n\f\0":
+        pos += 1
+    return pos
+
+
+def _inherit(node: DictionaryObject, attrs: dict[str, PdfObject]) -> None:
+    for key in ("/MediaBox", "/CropBox", "/Rotate"):
+        if key in node:
+            attrs[key] = node.raw_get(key)
+
+
+def _is_leaf(node: DictionaryObject) -> bool:
+    kind = node.get("/Type")
+    return kind == "/Page" or (kind != "/Pages" and "/Kids" not in node)
+
+
+def _count(value: PdfObject | None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _broken_tree()
+    return int(value)
+
+
+def _broken_tree() -> MalformedPdf:
+    return MalformedPdf(
+        "The PDF's page tree is broken (pages cannot be located reliably); "
+        "re-save it with a PDF editor and try again."
+    )

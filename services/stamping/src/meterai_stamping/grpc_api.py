@@ -1,0 +1,191 @@
+"""StampingService servicer: translates protobuf to commands and domain errors to statuses."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import date
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
+from meterai_common.grpc_errors import RequestError, status_from_errors
+from meterai_stamping.domain.jobs import (
+    DocumentFacts,
+    Job,
+    JobState,
+    Placement,
+    SubmitDocument,
+    verify_url,
+)
+from meterai_stamping.handlers import Stamping
+
+__all__ = ["Admission", "StampingServicer", "job_to_proto"]
+
+_STATES = {state: getattr(stamping_pb2, f"JOB_STATE_{state.value}") for state in JobState}
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+
+
+def _timestamp(value: Any) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def job_to_proto(job: Job, base_url: str, position: tuple[int, int] = (0, 0)) -> stamping_pb2.Job:
+    return stamping_pb2.Job(
+        job_id=job.job_id,
+        state=_STATES[job.state],
+        serial=job.serial or "",
+        filename=job.filename,
+        failure_code=job.failure_code or "",
+        failure_reason=job.failure_reason or "",
+        refunded=job.refunded,
+        created_at=_timestamp(job.created_at),
+        updated_at=_timestamp(job.updated_at),
+        queue_position=position[0],
+        expected_wait_ms=position[1],
+        document_digest=job.digest or "",
+        stamped_size=job.stamped_size or 0,
+        verify_url=verify_url(base_url, job.serial) if job.serial else "",
+    )
+
+
+class Admission:
+    """Says "later" instead of falling over: refuses new work while the signing backlog is
+    above its high-water mark. The backlog is sampled at most every ``sample_s`` seconds so
+    the check costs nothing per call."""
+
+    def __init__(self, backlog: Callable[[], int], high_water: int, *, sample_s: float = 0.25):
+        self._backlog = backlog
+        self._high_water = high_water
+        self._sample_s = sample_s
+        self._lock = threading.Lock()
+        self._sampled_at = 0.0
+        self._value = 0
+
+    def check(self, context: grpc.ServicerContext) -> None:
+        now = time.monotonic()
+        with self._lock:
+            stale = now - self._sampled_at > self._sample_s
+            if stale:
+                self._sampled_at = now
+        if stale:
+            self._value = self._backlog()
+        if self._value >= self._high_water:
+            pushback_ms = 1000
+            context.set_trailing_metadata((("grpc-retry-pushback-ms", str(pushback_ms)),))
+            raise RequestError(
+                "RESOURCE_EXHAUSTED",
+                f"the platform is busy ({self._value} documents waiting to be signed); "
+                f"nothing was charged, please retry in {pushback_ms // 1000} s",
+            )
+
+
+class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
+    def __init__(
+        self,
+        stamping: Stamping,
+        authenticate: Callable[[grpc.ServicerContext], Any],
+        admission: Admission,
+        verify_base_url: str,
+        *,
+        watch_poll_s: float = 0.1,
+    ) -> None:
+        self._stamping = stamping
+        self._auth = authenticate
+        self._admission = admission
+        self._base_url = verify_base_url
+        self._watch_poll_s = watch_poll_s
+
+    def _proto(self, job: Job) -> stamping_pb2.Job:
+        return job_to_proto(job, self._base_url, self._stamping.queue_position(job))
+
+    def SubmitDocument(self, request: Any, context: grpc.ServicerContext) -> Any:
+        with status_from_errors(context):
+            principal = self._auth(context)
+            self._admission.check(context)
+            job = self._stamping.submit(_command(request, principal))
+            return self._proto(job)
+
+    def GetJob(self, request: Any, context: grpc.ServicerContext) -> Any:
+        with status_from_errors(context):
+            principal = self._auth(context)
+            return self._proto(self._stamping.get(principal.reseller_id, request.job_id))
+
+    def WatchJob(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        with status_from_errors(context):
+            principal = self._auth(context)
+            last: tuple[Any, ...] | None = None
+            while context.is_active():
+                job = self._stamping.get(principal.reseller_id, request.job_id)
+                message = self._proto(job)
+                seen = (job.state, message.queue_position)
+                if seen != last:
+                    last = seen
+                    yield message
+                if job.terminal:
+                    return
+                time.sleep(self._watch_poll_s)
+
+    def GetStampedDocument(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        with status_from_errors(context):
+            principal = self._auth(context)
+            for piece in self._stamping.stamped_document(principal.reseller_id, request.job_id):
+                yield stamping_pb2.DocumentChunk(data=piece)
+
+    def ListJobs(self, request: Any, context: grpc.ServicerContext) -> Any:
+        with status_from_errors(context):
+            principal = self._auth(context)
+            size = _page_size(request.page_size)
+            try:
+                jobs, token = self._stamping.list(
+                    principal.reseller_id, size, request.page_token or None
+                )
+            except ValueError as error:
+                raise RequestError("INVALID_ARGUMENT", str(error)) from None
+            return stamping_pb2.ListJobsResponse(
+                jobs=[job_to_proto(job, self._base_url) for job in jobs],
+                next_page_token=token or "",
+            )
+
+
+def _page_size(requested: int) -> int:
+    if requested < 0:
+        raise RequestError("INVALID_ARGUMENT", "page_size must not be negative")
+    return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def _command(request: Any, principal: Any) -> SubmitDocument:
+    if not request.HasField("placement") or not request.placement.HasField("rect"):
+        raise RequestError(
+            "INVALID_ARGUMENT",
+            "placement with page and rect is required: where should the seal go?",
+        )
+    rect = request.placement.rect
+    raw_date = request.metadata.document_date
+    try:
+        document_date = date.fromisoformat(raw_date) if raw_date else None
+    except ValueError:
+        raise RequestError(
+            "INVALID_ARGUMENT", f"metadata.document_date must be YYYY-MM-DD, got {raw_date!r}"
+        ) from None
+    return SubmitDocument(
+        reseller_id=principal.reseller_id,
+        owner_id=principal.quota_owner_id,
+        pdf=request.pdf,
+        placement=Placement(request.placement.page, rect.x0, rect.y0, rect.x1, rect.y1),
+        facts=DocumentFacts(
+            document_type=request.metadata.document_type,
+            document_number=request.metadata.document_number,
+            document_date=document_date,
+            document_value_idr=request.metadata.document_value_idr,
+        ),
+        idempotency_key=request.idempotency_key,
+        filename=request.filename or "document.pdf",
+        password=request.password or None,
+    )

@@ -1,0 +1,321 @@
+"""Stamping service layer: one method per command or event, each one transaction.
+
+* :meth:`Stamping.submit` prepares the seal and signature placeholder, then commits the job row,
+  the quota hold and the "sign this digest" outbox message together: all or nothing.
+* :meth:`Stamping.digest_signed` embeds the CMS from the signing tier and commits the quota unit
+  (serial issued, linked to the document digest) with the job's DONE state.
+* :meth:`Stamping.signing_failed` fails the job and releases its hold: a failed stamp refunds
+  itself.
+
+Every handler is idempotent, because messages may arrive more than once.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+
+import meterai_quota as ledger
+from meterai.events.v1 import events_pb2
+from meterai_common.db import transaction
+from meterai_common.documents import DocumentNotFound, DocumentStore
+from meterai_common.outbox import enqueue_event, enqueue_task
+from meterai_common.tasks import SIGN_DIGEST_TASK
+from meterai_quota import generate_serial as new_serial
+from meterai_stamping import engine as pdf_engine
+from meterai_stamping.adapters.jobs_table import JobRepository
+from meterai_stamping.domain.jobs import (
+    IdempotencyConflict,
+    Job,
+    JobNotFound,
+    JobNotReady,
+    JobState,
+    SubmitDocument,
+    seal_reason,
+    submission_fingerprint,
+    validate_submission,
+    verify_url,
+)
+
+__all__ = ["Stamping", "StampingConfig"]
+
+log = logging.getLogger(__name__)
+
+PREPARED = "prepared"
+STAMPED = "stamped"
+
+
+@dataclass(frozen=True)
+class StampingConfig:
+    verify_base_url: str
+    limits: pdf_engine.Limits
+    signature_size: Callable[[], int]
+    """Bytes the CMS may take; asked of the signing service, which alone knows the key."""
+    redrive_after: timedelta = timedelta(seconds=60)
+    expected_sign_ms: int = 15
+
+
+class Stamping:
+    def __init__(
+        self,
+        engine: Engine,
+        store: DocumentStore,
+        config: StampingConfig,
+        *,
+        committed: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """
+        :param committed: called after each commit that wrote outbox rows (wakes the relay).
+        """
+        self._db = engine
+        self._store = store
+        self._config = config
+        self._committed = committed
+        self._now = clock
+
+    # -- commands -------------------------------------------------------------------------
+    def submit(self, command: SubmitDocument) -> Job:
+        validate_submission(command)
+        fingerprint = submission_fingerprint(command)
+        existing = self._replay(command, fingerprint)
+        if existing is not None:
+            return existing
+        with self._db.connect() as conn:
+            if ledger.balance(conn, command.owner_id).available < 1:
+                raise ledger.InsufficientQuota(
+                    "no quota available: buy quota first (meterai quota buy N)"
+                )
+        now = self._now()
+        job_id = str(uuid.uuid4())
+        serial = new_serial()
+        placement = command.placement
+        prepared = pdf_engine.prepare(
+            command.pdf,
+            page=placement.page,
+            rect=pdf_engine.Rect(placement.x0, placement.y0, placement.x1, placement.y1),
+            seal=pdf_engine.Seal(
+                serial=serial, verify_url=verify_url(self._config.verify_base_url, serial)
+            ),
+            signature_size=self._config.signature_size(),
+            signing_time=now,
+            reason=seal_reason(serial),
+            password=command.password,
+            limits=self._config.limits,
+        )
+        self._store.put(PREPARED, job_id, prepared.data)
+        facts = command.facts
+        try:
+            with transaction(self._db) as conn:
+                JobRepository(conn).add(
+                    {
+                        "job_id": job_id,
+                        "reseller_id": command.reseller_id,
+                        "owner_id": command.owner_id,
+                        "idempotency_key": command.idempotency_key,
+                        "request_hash": fingerprint,
+                        "state": JobState.PREPARED.value,
+                        "serial": serial,
+                        "filename": command.filename,
+                        "page": placement.page,
+                        "rect": f"{placement.x0},{placement.y0},{placement.x1},{placement.y1}",
+                        "document_type": facts.document_type,
+                        "document_number": facts.document_number,
+                        "document_date": facts.document_date.isoformat()
+                        if facts.document_date
+                        else None,
+                        "document_value_idr": facts.document_value_idr,
+                        "digest": prepared.digest.hex(),
+                        "contents_start": prepared.contents_start,
+                        "contents_end": prepared.contents_end,
+                        "refunded": False,
+                        "attempts": 1,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                ledger.hold(
+                    conn,
+                    owner_id=command.owner_id,
+                    reseller_id=command.reseller_id,
+                    job_id=job_id,
+                    serial=serial,
+                    now=now,
+                )
+                enqueue_task(
+                    conn,
+                    SIGN_DIGEST_TASK,
+                    {"job_id": job_id, "serial": serial, "digest": prepared.digest.hex()},
+                    now,
+                )
+        except IntegrityError:
+            # A concurrent submit with the same key won the unique constraint; answer as it did.
+            self._store.delete(PREPARED, job_id)
+            replay = self._replay(command, fingerprint)
+            if replay is None:
+                raise
+            return replay
+        except BaseException:
+            self._store.delete(PREPARED, job_id)
+            raise
+        self._committed()
+        return self.get(command.reseller_id, job_id)
+
+    def digest_signed(self, job_id: str, serial: str, cms: bytes) -> None:
+        job = self._get_any(job_id)
+        if job is None or job.state is not JobState.PREPARED or job.serial != serial:
+            log.info("ignoring DigestSigned for job %s in state %s", job_id, job and job.state)
+            return
+        assert job.contents_start is not None and job.contents_end is not None
+        try:
+            prepared = self._store.get(PREPARED, job_id)
+            stamped = pdf_engine.embed_signature(
+                prepared, job.contents_start, job.contents_end, cms
+            )
+        except (pdf_engine.StampError, DocumentNotFound) as error:
+            self.fail(job_id, "INTERNAL", f"could not embed the signature: {error}")
+            return
+        self._store.put(STAMPED, job_id, stamped)
+        try:
+            finished = self._commit_done(job, serial, len(stamped))
+        except ledger.QuotaError as error:
+            # The ledger refuses to issue (hold reaped, facts invalid): no retry can fix it.
+            self._store.delete(STAMPED, job_id)
+            self.fail(job_id, error.code, f"the stamp could not be issued: {error}")
+            return
+        if finished:
+            self._store.delete(PREPARED, job_id)
+            self._committed()
+
+    def _commit_done(self, job: Job, serial: str, stamped_size: int) -> bool:
+        now = self._now()
+        with transaction(self._db) as conn:
+            repo = JobRepository(conn)
+            current = repo.get(job.job_id, for_update=True)
+            if current is None or current.state is not JobState.PREPARED:
+                return False
+            ledger.commit(
+                conn,
+                job_id=job.job_id,
+                document_digest=job.digest or "",
+                document_type=job.facts.document_type,
+                document_number=job.facts.document_number,
+                document_date=job.facts.document_date,
+                now=now,
+            )
+            repo.set_state(job.job_id, now, state=JobState.DONE.value, stamped_size=stamped_size)
+            event = events_pb2.DocumentStamped(
+                job_id=job.job_id,
+                serial=serial,
+                reseller_id=job.reseller_id,
+                document_digest=job.digest or "",
+            )
+            enqueue_event(conn, "DocumentStamped", event.SerializeToString(), now)
+        return True
+
+    def fail(self, job_id: str, code: str, reason: str, *, dead_lettered: bool = False) -> None:
+        """End a job that cannot be stamped, releasing its hold (the refund) in the same commit."""
+        now = self._now()
+        with transaction(self._db) as conn:
+            repo = JobRepository(conn)
+            job = repo.get(job_id, for_update=True)
+            if job is None or job.terminal:
+                return
+            ledger.release(conn, job_id=job_id, reason=reason[:200], now=now)
+            state = JobState.DEAD_LETTERED if dead_lettered else JobState.FAILED
+            repo.set_state(
+                job_id,
+                now,
+                state=state.value,
+                failure_code=code,
+                failure_reason=reason,
+                refunded=True,
+            )
+            event = events_pb2.StampFailed(
+                job_id=job_id,
+                serial=job.serial or "",
+                reseller_id=job.reseller_id,
+                failure_code=code,
+                failure_reason=reason,
+            )
+            enqueue_event(conn, "StampFailed", event.SerializeToString(), now)
+        self._store.delete(PREPARED, job_id)
+        self._committed()
+
+    def redrive_stuck(self) -> int:
+        """Send the signing task again for prepared jobs that saw no answer in time.
+
+        The job keeps its serial and prepared document; duplicates of the answer are ignored.
+        """
+        now = self._now()
+        with transaction(self._db) as conn:
+            repo = JobRepository(conn)
+            stuck = repo.stuck(JobState.PREPARED, now - self._config.redrive_after)
+            for job in stuck:
+                enqueue_task(
+                    conn,
+                    SIGN_DIGEST_TASK,
+                    {"job_id": job.job_id, "serial": job.serial, "digest": job.digest},
+                    now,
+                )
+                repo.set_state(job.job_id, now)
+        if stuck:
+            log.warning("re-drove %d stuck jobs", len(stuck))
+            self._committed()
+        return len(stuck)
+
+    # -- queries --------------------------------------------------------------------------
+    def get(self, reseller_id: str, job_id: str) -> Job:
+        job = self._get_any(job_id)
+        if job is None or job.reseller_id != reseller_id:
+            raise JobNotFound(f"no job {job_id} for this reseller")
+        return job
+
+    def list(
+        self, reseller_id: str, page_size: int, page_token: str | None
+    ) -> tuple[list[Job], str | None]:
+        with self._db.connect() as conn:
+            return JobRepository(conn).page(reseller_id, page_size, page_token)
+
+    def queue_position(self, job: Job) -> tuple[int, int]:
+        """(jobs ahead, expected wait in ms) for a prepared job; (0, 0) otherwise."""
+        if job.state is not JobState.PREPARED:
+            return 0, 0
+        with self._db.connect() as conn:
+            ahead = JobRepository(conn).queue_position(job)
+        return ahead, (ahead + 1) * self._config.expected_sign_ms
+
+    def backlog(self) -> int:
+        with self._db.connect() as conn:
+            return JobRepository(conn).backlog()
+
+    def stamped_document(self, reseller_id: str, job_id: str) -> Iterator[bytes]:
+        job = self.get(reseller_id, job_id)
+        if job.state is not JobState.DONE:
+            raise JobNotReady(
+                f"job {job_id} is {job.state.value}, not DONE: nothing to download yet"
+            )
+        return self._store.chunks(STAMPED, job_id)
+
+    def _get_any(self, job_id: str) -> Job | None:
+        with self._db.connect() as conn:
+            return JobRepository(conn).get(job_id)
+
+    def _replay(self, command: SubmitDocument, fingerprint: str) -> Job | None:
+        with self._db.connect() as conn:
+            found = JobRepository(conn).find_by_key(command.reseller_id, command.idempotency_key)
+        if found is None:
+            return None
+        job, request_hash = found
+        if request_hash != fingerprint:
+            raise IdempotencyConflict(
+                f"idempotency_key {command.idempotency_key!r} was already used for a different "
+                "document or placement; use a new key for a new document"
+            )
+        return job

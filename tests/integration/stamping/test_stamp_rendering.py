@@ -1,0 +1,77 @@
+"""Rendered pages show the seal upright and scannable inside the rectangle; nothing else changes."""
+
+from __future__ import annotations
+
+import pytest
+
+from meterai_stamping.engine import Rect, inspect
+from tests.integration.stamping.validators import Gray, decode_qr, render
+from tests.unit.stamping.samples import CORPUS, SEAL, PageSpec, build_pdf, stamp_and_sign
+
+_CROP = (50.0, 60.0, 500.0, 700.0)
+
+
+def _corpus(name: str) -> bytes:
+    return (CORPUS / name).read_bytes()
+
+
+_SAMPLES: dict[str, tuple[bytes, int, Rect]] = {
+    "jpeg.pdf": (_corpus("jpeg.pdf"), 1, Rect(380, 40, 560, 112)),
+    "pdflatex-4-pages.pdf p3": (_corpus("pdflatex-4-pages.pdf"), 3, Rect(60, 700, 240, 772)),
+    "google-doc-document.pdf": (_corpus("google-doc-document.pdf"), 1, Rect(40, 40, 112, 152)),
+    "crazyones-pdfa.pdf": (_corpus("crazyones-pdfa.pdf"), 1, Rect(400, 600, 480, 680)),
+    **{
+        f"rotate {r} with CropBox": (
+            build_pdf([PageSpec(crop=_CROP, rotate=r)]),
+            1,
+            Rect(30, 50, 210, 122),
+        )
+        for r in (90, 180, 270)
+    },
+}  # fmt: skip
+
+
+def _pixel_box(rect: Rect, page_height: float, dpi: int, grow: int) -> tuple[int, int, int, int]:
+    k = dpi / 72
+    return (
+        int(rect.x0 * k) - grow,
+        int((page_height - rect.y1) * k) - grow,
+        int(rect.x1 * k + 0.999) + grow,
+        int((page_height - rect.y0) * k + 0.999) + grow,
+    )
+
+
+def _inside(x: int, y: int, box: tuple[int, int, int, int]) -> bool:
+    return box[0] <= x < box[2] and box[1] <= y < box[3]
+
+
+@pytest.mark.parametrize("sample", sorted(_SAMPLES))
+def test_seal_is_drawn_inside_the_rectangle_and_nothing_outside_changes(sample: str) -> None:
+    original, page, rect = _SAMPLES[sample]
+    stamped = stamp_and_sign(original, page=page, rect=rect)
+    height = inspect(original).page_sizes[page - 1].height
+    before, after = render(original, page, 72), render(stamped, page, 72)
+    assert (before.width, before.height) == (after.width, after.height)
+    box = _pixel_box(rect, height, 72, grow=1)
+    changed_outside = [
+        (x, y)
+        for y in range(after.height)
+        for x in range(after.width)
+        if not _inside(x, y, box) and before.at(x, y) != after.at(x, y)
+    ]
+    assert changed_outside == []
+    inner = _pixel_box(rect, height, 72, grow=0)
+    dark = sum(1 for p in after.crop(*inner).pixels if p < 128)
+    assert dark > 0.05 * (inner[2] - inner[0]) * (inner[3] - inner[1])
+
+
+@pytest.mark.parametrize("sample", sorted(_SAMPLES))
+def test_rendered_seal_decodes_upright_to_the_verify_url(sample: str) -> None:
+    original, page, rect = _SAMPLES[sample]
+    stamped = stamp_and_sign(original, page=page, rect=rect)
+    height = inspect(original).page_sizes[page - 1].height
+    image: Gray = render(stamped, page, 300)
+    seal = image.crop(*_pixel_box(rect, height, 300, grow=4))
+    barcode = decode_qr(seal)
+    assert barcode is not None and barcode.text == SEAL.verify_url
+    assert barcode.orientation == 0

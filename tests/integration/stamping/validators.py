@@ -1,0 +1,102 @@
+"""Running external validators on stamped documents: pdfsig, qpdf, pdftoppm, zxing and pyHanko."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from io import BytesIO
+
+import zxingcpp
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.status import PdfSignatureStatus
+from pyhanko_certvalidator import ValidationContext
+
+from tests.unit.stamping.samples import session_signer
+
+__all__ = ["Gray", "decode_qr", "pyhanko_statuses", "render", "run_pdfsig", "run_qpdf_check"]
+
+
+@dataclass(frozen=True)
+class Gray:
+    """A grayscale rendering: one byte per pixel, 255 is white."""
+
+    width: int
+    height: int
+    pixels: bytes
+
+    def at(self, x: int, y: int) -> int:
+        return self.pixels[y * self.width + x]
+
+    def crop(self, x0: int, y0: int, x1: int, y1: int) -> Gray:
+        rows = [self.pixels[y * self.width + x0 : y * self.width + x1] for y in range(y0, y1)]
+        return Gray(x1 - x0, y1 - y0, b"".join(rows))
+
+
+def run_pdfsig(pdf: bytes) -> str:
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(pdf)
+        f.flush()
+        return subprocess.run(
+            ["pdfsig", f.name], capture_output=True, text=True, check=False, timeout=60
+        ).stdout
+
+
+def run_qpdf_check(pdf: bytes) -> int:
+    """qpdf's exit status: 0 clean, 3 warnings only, 2 errors."""
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(pdf)
+        f.flush()
+        return subprocess.run(
+            ["qpdf", "--check", f.name], capture_output=True, check=False, timeout=60
+        ).returncode
+
+
+def render(pdf: bytes, page: int, dpi: int) -> Gray:
+    """Render one page, CropBox only, as the user sees it."""
+    with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+        f.write(pdf)
+        f.flush()
+        pgm = subprocess.run(
+            [
+                "pdftoppm",
+                "-r",
+                str(dpi),
+                "-gray",
+                "-cropbox",
+                "-f",
+                str(page),
+                "-l",
+                str(page),
+                f.name,
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+255\s", pgm)
+    assert header is not None
+    width, height = int(header.group(1)), int(header.group(2))
+    return Gray(width, height, pgm[header.end() :])
+
+
+def decode_qr(image: Gray) -> zxingcpp.Barcode | None:
+    view = zxingcpp.ImageView(
+        memoryview(image.pixels).cast("B", (image.height, image.width)),
+        image.width,
+        image.height,
+        zxingcpp.ImageFormat.Lum,
+    )
+    return zxingcpp.read_barcode(view, formats=zxingcpp.BarcodeFormat.QRCode)
+
+
+def pyhanko_statuses(pdf: bytes) -> dict[str, PdfSignatureStatus]:
+    """Validate every signature, trusting only the test signer."""
+    reader = PdfFileReader(BytesIO(pdf), strict=False)
+    context = ValidationContext(trust_roots=[session_signer().certificate])
+    return {
+        str(sig.field_name): validate_pdf_signature(sig, context)
+        for sig in reader.embedded_signatures
+    }

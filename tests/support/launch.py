@@ -1,0 +1,191 @@
+"""Runs the platform as real OS processes for end-to-end tests, and the CLI against it.
+
+:class:`EmbeddedPlatform` is ``meterai up`` in its own process; :class:`DistributedPlatform`
+is ``meterai serve quota|stamping|signing|verify`` plus ``meterai worker signing``, each a
+separate process on PostgreSQL and RabbitMQ, configured only by environment variables, exactly
+as an operator would run them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["CliResult", "DistributedPlatform", "EmbeddedPlatform", "free_port_block"]
+
+METERAI = str(Path(sys.executable).with_name("meterai"))
+
+
+def free_port_block(count: int = 4) -> int:
+    """A base port such that base .. base+count-1 are free right now."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count > 65000:
+            continue
+        sockets = []
+        try:
+            for offset in range(count):
+                s = socket.socket()
+                s.bind(("127.0.0.1", base + offset))
+                sockets.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no block of free ports")
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict[str, object]:
+        data: dict[str, object] = json.loads(self.stdout)
+        return data
+
+
+@dataclass
+class _Platform:
+    home: Path
+    env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.home / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [METERAI, *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes[name] = process
+        return process
+
+    def log(self, name: str) -> str:
+        return (self.home / f"{name}.log").read_text(errors="replace")
+
+    def cli(self, *args: str, api_key: str | None = None, timeout: float = 120) -> CliResult:
+        env = dict(self.env)
+        if api_key is not None:
+            env["METERAI_API_KEY"] = api_key
+        result = subprocess.run(
+            [METERAI, *self.cli_args(), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=self.home,
+        )
+        return CliResult(result.returncode, result.stdout, result.stderr)
+
+    def cli_args(self) -> list[str]:
+        return []
+
+    def wait_serving(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} exited with {process.returncode}:\n{self.log(name)}"
+                    )
+            result = self.cli("status", timeout=30)
+            if result.code == 0:
+                return
+            if time.monotonic() > deadline:
+                logs = "\n".join(f"--- {n}\n{self.log(n)[-3000:]}" for n in self.processes)
+                raise RuntimeError(
+                    f"platform not serving after {timeout}s:\n{result.stdout}\n{logs}"
+                )
+            time.sleep(0.3)
+
+    def stop(self, name: str | None = None, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        names = [name] if name else list(self.processes)
+        for key in names:
+            process = self.processes[key]
+            if process.poll() is None:
+                os.killpg(process.pid, sig)
+        for key in names:
+            process = self.processes[key]
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+
+
+class EmbeddedPlatform(_Platform):
+    """``meterai up`` with a fresh ``METERAI_HOME``."""
+
+    def start(self) -> EmbeddedPlatform:
+        self.env = {
+            **os.environ,
+            "METERAI_HOME": str(self.home),
+            "QUOTA_PORT": "0",
+            "STAMPING_PORT": "0",
+            "SIGNING_PORT": "0",
+            "VERIFY_PORT": "0",
+        }
+        for variable in ("DATABASE_URL", "AMQP_URL", "METERAI_SERVER", "METERAI_API_KEY"):
+            self.env.pop(variable, None)
+        self._spawn("up", "up")
+        deadline = time.monotonic() + 60
+        while not (self.home / "platform.json").exists():
+            if self.processes["up"].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"meterai up did not start:\n{self.log('up')}")
+            time.sleep(0.1)
+        self.wait_serving()
+        return self
+
+
+class DistributedPlatform(_Platform):
+    """Every service in its own process on PostgreSQL + RabbitMQ, N signing workers."""
+
+    base_port: int = 0
+
+    def start(self, database_url: str, amqp_url: str, workers: int = 1) -> DistributedPlatform:
+        self.base_port = free_port_block()
+        self.env = {
+            **os.environ,
+            "METERAI_HOME": str(self.home),
+            "DATABASE_URL": database_url,
+            "AMQP_URL": amqp_url,
+            "QUOTA_PORT": str(self.base_port),
+            "STAMPING_PORT": str(self.base_port + 1),
+            "SIGNING_PORT": str(self.base_port + 2),
+            "VERIFY_PORT": str(self.base_port + 3),
+            "METERAI_PAYMENT_PROVIDER": "gateway",
+        }
+        for variable in ("METERAI_SERVER", "METERAI_API_KEY"):
+            self.env.pop(variable, None)
+        result = self.cli("admin", "init-pki")
+        assert result.code == 0, result.stderr
+        result = self.cli("admin", "migrate")
+        assert result.code == 0, result.stderr
+        for service in ("quota", "signing", "stamping", "verify"):
+            self._spawn(service, "serve", service)
+        for index in range(workers):
+            self.add_worker(f"worker-{index}")
+        self.wait_serving()
+        return self
+
+    def add_worker(self, name: str, concurrency: int = 1) -> None:
+        self._spawn(name, "worker", "signing", "--concurrency", str(concurrency))
+
+    def cli_args(self) -> list[str]:
+        return ["--server", f"127.0.0.1:{self.base_port}"] if self.base_port else []

@@ -1,0 +1,55 @@
+"""Settings come from the environment once, with embedded defaults and loud failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from meterai_common.config import ConfigError, Settings
+
+
+def test_defaults_are_the_embedded_platform(tmp_path: Path) -> None:
+    settings = Settings.from_env({"METERAI_HOME": str(tmp_path)})
+    assert settings.embedded
+    assert settings.database_url == f"sqlite:///{tmp_path / 'meterai.db'}"
+    assert settings.documents_dir == tmp_path / "documents"
+    assert settings.payment_provider == "dev"
+    assert settings.address("stamping") == "127.0.0.1:50052"
+
+
+def test_database_and_broker_urls_switch_to_production_adapters(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "METERAI_HOME": str(tmp_path),
+            "DATABASE_URL": "postgresql://db/meterai",
+            "AMQP_URL": "amqp://guest:guest@mq:5672/%2F",
+            "STAMPING_PORT": "6000",
+            "SIGNING_ADDR": "signer:7000",
+        }
+    )
+    assert not settings.embedded
+    assert settings.database_url == "postgresql://db/meterai"
+    assert settings.address("stamping") == "127.0.0.1:6000"
+    assert settings.address("signing") == "signer:7000"
+
+
+def test_home_override_wins_over_the_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env({"METERAI_HOME": "/elsewhere"}, home=tmp_path)
+    assert settings.home == tmp_path
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("QUOTA_PORT", "eighty", "whole number"),
+        ("VERIFY_PORT", "-1", "must not be negative"),
+        ("METERAI_PAYMENT_PROVIDER", "cash", "'dev' or 'gateway'"),
+        ("METERAI_VERIFY_BASE_URL", "ftp://x", r"http\(s\) URL"),
+    ],
+)
+def test_bad_values_fail_fast_with_the_variable_named(
+    name: str, value: str, message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({"METERAI_HOME": str(tmp_path), name: value})

@@ -1,0 +1,46 @@
+"""Embedding the CMS into the placeholder reserved by ``prepare``."""
+
+from __future__ import annotations
+
+import pytest
+
+from meterai_stamping.engine import InvalidPlaceholder, SignatureTooLarge, embed_signature
+from tests.unit.stamping.samples import SIGNATURE_SIZE, build_pdf, prepare_seal
+
+
+def test_cms_fills_the_placeholder_without_moving_a_byte() -> None:
+    prepared = prepare_seal(build_pdf())
+    cms = bytes(range(256)) * 4
+    signed = embed_signature(prepared.data, prepared.contents_start, prepared.contents_end, cms)
+    assert len(signed) == len(prepared.data)
+    _, b, c, _ = prepared.byte_range
+    assert signed[:b] == prepared.data[:b] and signed[c:] == prepared.data[c:]
+    hex_part = signed[prepared.contents_start : prepared.contents_end]
+    assert bytes.fromhex(hex_part.decode())[: len(cms)] == cms
+    assert hex_part[2 * len(cms) :].strip(b"0") == b""
+
+
+def test_cms_exactly_as_large_as_reserved_fits() -> None:
+    prepared = prepare_seal(build_pdf())
+    embed_signature(
+        prepared.data, prepared.contents_start, prepared.contents_end, b"\x30" * SIGNATURE_SIZE
+    )
+
+
+def test_cms_larger_than_reserved_is_refused_with_both_sizes() -> None:
+    prepared = prepare_seal(build_pdf())
+    with pytest.raises(SignatureTooLarge, match=f"{SIGNATURE_SIZE:,} bytes were reserved"):
+        embed_signature(
+            prepared.data,
+            prepared.contents_start,
+            prepared.contents_end,
+            b"\x30" * (SIGNATURE_SIZE + 1),
+        )
+
+
+def test_offsets_that_do_not_frame_the_placeholder_are_refused() -> None:
+    prepared = prepare_seal(build_pdf())
+    with pytest.raises(InvalidPlaceholder):
+        embed_signature(prepared.data, prepared.contents_start + 1, prepared.contents_end, b"0")
+    with pytest.raises(InvalidPlaceholder):
+        embed_signature(prepared.data, 10, 20, b"0")

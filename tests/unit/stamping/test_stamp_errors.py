@@ -1,0 +1,215 @@
+"""Bad requests and hostile files end in the error tree, with messages that say what to do."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import pytest
+from pyhanko.sign.fields import MDPPerm
+
+from meterai_stamping.engine import (
+    CertifiedNoChanges,
+    DocumentTooLarge,
+    EncryptedPdf,
+    InvalidRequest,
+    Limits,
+    MalformedPdf,
+    NotAPdf,
+    PageOutOfRange,
+    Rect,
+    RectOutsidePage,
+    RectTooSmall,
+    StampError,
+    inspect,
+    prepare,
+)
+from tests.unit.stamping.samples import (
+    CORPUS,
+    SEAL,
+    SIGNING_TIME,
+    PageSpec,
+    assemble_pdf,
+    build_pdf,
+    certify,
+    prepare_seal,
+)
+
+_PAGE = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>"
+
+
+def test_non_pdf_bytes_are_not_a_pdf() -> None:
+    with pytest.raises(NotAPdf):
+        prepare_seal(b"PK\x03\x04 this is a zip file")
+    with pytest.raises(NotAPdf):
+        inspect(b"")
+
+
+def test_page_number_beyond_the_document_names_both_numbers() -> None:
+    with pytest.raises(PageOutOfRange, match="page 7 requested; the document has 4 pages"):
+        prepare_seal((CORPUS / "pdflatex-4-pages.pdf").read_bytes(), page=7)
+    with pytest.raises(PageOutOfRange):
+        prepare_seal(build_pdf(), page=0)
+
+
+def test_rectangle_off_the_page_is_refused() -> None:
+    with pytest.raises(RectOutsidePage, match=r"595\.0 x 842\.0 pt"):
+        prepare_seal(build_pdf(), rect=Rect(500, 40, 680, 112))
+
+
+def test_rectangle_below_the_minimum_states_the_minimum() -> None:
+    with pytest.raises(RectTooSmall, match=r"at least 40\.7 pt"):
+        prepare_seal(build_pdf(), rect=Rect(40, 40, 140, 70))
+
+
+def test_page_smaller_than_the_seal_is_refused_as_too_small() -> None:
+    tiny = (CORPUS / "imagemagick-images.pdf").read_bytes()
+    with pytest.raises(RectTooSmall, match="too small for the seal"):
+        prepare_seal(tiny, rect=Rect(0, 0, 3, 3))
+
+
+def test_square_seal_on_the_60pt_box_fits() -> None:
+    prepared = prepare_seal((CORPUS / "box.pdf").read_bytes(), rect=Rect(0, 0, 60, 60))
+    assert prepared.page_count == 1
+
+
+def test_inverted_rectangle_and_bad_sizes_are_invalid_requests() -> None:
+    with pytest.raises(InvalidRequest):
+        prepare_seal(build_pdf(), rect=Rect(100, 100, 50, 50))
+    with pytest.raises(InvalidRequest):
+        prepare(
+            build_pdf(),
+            page=1,
+            rect=Rect(40, 40, 220, 112),
+            seal=SEAL,
+            signature_size=0,
+            signing_time=SIGNING_TIME,
+            reason="x",
+        )
+
+
+def test_limits_on_bytes_and_pages_are_resource_exhausted() -> None:
+    pdf = build_pdf([PageSpec()] * 3)
+    with pytest.raises(DocumentTooLarge) as too_big:
+        inspect(pdf, limits=Limits(max_bytes=100))
+    assert too_big.value.code == "RESOURCE_EXHAUSTED"
+    with pytest.raises(DocumentTooLarge, match="3 pages; the limit is 2"):
+        inspect(pdf, limits=Limits(max_pages=2))
+
+
+@pytest.mark.parametrize(
+    ("name", "password", "says"),
+    [
+        ("libreoffice-writer-password.pdf", None, "password-protected"),
+        ("r2-user-password.pdf", "wrong", "password is wrong"),
+        ("crazyones-encrypted-256.pdf", "password", "even with the password"),
+    ],
+)
+def test_encrypted_documents_are_refused_with_a_reason(
+    name: str, password: str | None, says: str
+) -> None:
+    with pytest.raises(EncryptedPdf, match=says) as caught:
+        prepare(
+            (CORPUS / name).read_bytes(),
+            page=1,
+            rect=Rect(40, 40, 220, 112),
+            seal=SEAL,
+            signature_size=8192,
+            signing_time=SIGNING_TIME,
+            reason="x",
+            password=password,
+        )
+    assert caught.value.code == "FAILED_PRECONDITION"
+
+
+def test_certified_no_changes_is_refused_by_prepare_and_inspect() -> None:
+    certified = certify(build_pdf(), MDPPerm.NO_CHANGES)
+    with pytest.raises(CertifiedNoChanges, match="P=1"):
+        prepare_seal(certified)
+    with pytest.raises(CertifiedNoChanges):
+        inspect(certified)
+
+
+def test_certified_allowing_form_filling_is_stamped() -> None:
+    certified = certify(build_pdf(), MDPPerm.FILL_FORMS)
+    assert prepare_seal(certified).data.startswith(certified)
+
+
+def test_page_tree_that_loops_on_itself_is_malformed() -> None:
+    pdf = assemble_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R >>",
+            2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: b"<< /Type /Pages /Kids [2 0 R] /Count 1 >>",
+        }
+    )
+    with pytest.raises(MalformedPdf, match="loops"):
+        prepare_seal(pdf)
+    with pytest.raises(MalformedPdf):
+        inspect(pdf)
+
+
+def test_page_count_that_lies_is_malformed() -> None:
+    pdf = assemble_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R >>",
+            2: b"<< /Type /Pages /Kids [3 0 R] /Count 3 >>",
+            3: _PAGE,
+        }
+    )
+    with pytest.raises(MalformedPdf):
+        prepare_seal(pdf, page=3)
+    with pytest.raises(MalformedPdf):
+        inspect(pdf)
+
+
+def test_prev_chain_that_loops_ends_in_the_error_tree_or_a_stamp() -> None:
+    base = build_pdf()
+    at = len(base)
+    looped = base + (
+        b"xref\n0 1\n0000000000 65535 f \ntrailer\n<< /Size 6 /Root 1 0 R /Prev %d >>\n"
+        b"startxref\n%d\n%%%%EOF\n" % (at, at)
+    )
+    _stamps_or_refuses(looped)
+
+
+def test_absurdly_nested_objects_end_in_the_error_tree() -> None:
+    depth = 50_000
+    pdf = assemble_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R >>",
+            2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /X "
+            + b"[" * depth
+            + b"]" * depth
+            + b" >>",
+        }
+    )
+    _stamps_or_refuses(pdf)
+
+
+def test_every_truncation_of_a_document_stamps_or_is_refused() -> None:
+    pdf = build_pdf(xref="stream")
+    for cut in range(0, len(pdf), 7):
+        _stamps_or_refuses(pdf[:cut])
+
+
+def test_random_byte_corruption_stamps_or_is_refused() -> None:
+    pdf = (CORPUS / "minimal-document.pdf").read_bytes()
+    rng = random.Random(20250102)
+    for _ in range(150):
+        corrupted = bytearray(pdf)
+        for _ in range(rng.randint(1, 8)):
+            corrupted[rng.randrange(len(corrupted))] = rng.randrange(256)
+        _stamps_or_refuses(bytes(corrupted))
+
+
+def _stamps_or_refuses(pdf: bytes) -> None:
+    try:
+        prepared = prepare_seal(pdf)
+    except StampError as error:
+        assert error.message
+    else:
+        assert prepared.data.startswith(pdf)
+    with contextlib.suppress(StampError):
+        inspect(pdf)

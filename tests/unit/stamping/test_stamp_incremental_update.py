@@ -1,0 +1,52 @@
+"""The update section: appended, in the file's own cross-reference style, and repairing damage."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.unit.stamping.samples import CORPUS, PageSpec, build_pdf, prepare_seal
+
+
+def _update_section(original: bytes, stamped: bytes) -> bytes:
+    assert stamped.startswith(original)
+    return stamped[len(original) :]
+
+
+@pytest.mark.parametrize("style", ["table", "hybrid"])
+def test_classic_or_hybrid_file_gets_a_classic_table_chained_with_prev(style: str) -> None:
+    original = build_pdf(xref=style)
+    section = _update_section(original, prepare_seal(original).data)
+    assert b"\nxref\n" in section and b"/Type /XRef" not in section
+    previous = int(re.findall(rb"startxref\s+(\d+)", original)[-1])
+    assert b"/Prev %d" % previous in section
+
+
+def test_file_ending_in_an_xref_stream_gets_an_xref_stream() -> None:
+    original = build_pdf(xref="stream")
+    section = _update_section(original, prepare_seal(original).data)
+    assert b"/Type /XRef" in section and b"\nxref\n" not in section
+
+
+def test_object_streams_from_pdftex_are_read_without_rewriting_them() -> None:
+    original = (CORPUS / "minimal-document.pdf").read_bytes()
+    section = _update_section(original, prepare_seal(original).data)
+    assert b"/Type /XRef" in section and b"/ObjStm" not in section
+
+
+@pytest.mark.parametrize("name", ["toy.pdf", "issue-297.pdf"])
+def test_damaged_cross_references_are_replaced_by_a_complete_table(name: str) -> None:
+    original = (CORPUS / name).read_bytes()
+    section = _update_section(original, prepare_seal(original).data)
+    assert b"/Prev" not in section
+    assert re.search(rb"xref\n0 \d+\n0000000000 65535 f", section)
+
+
+def test_update_rewrites_only_the_target_page_and_the_form_root() -> None:
+    original = build_pdf([PageSpec(text=f"page {i}") for i in range(50)])
+    section = _update_section(original, prepare_seal(original, page=30).data)
+    numbers = sorted(int(n) for n in re.findall(rb"(\d+) 0 obj", section))
+    target_page = 4 + 2 * 29
+    # signature, appearance, widget, new AcroForm, plus new revisions of the page and the catalog
+    assert numbers == [1, target_page, *range(104, 108)]
