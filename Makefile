@@ -27,8 +27,8 @@ setup: system-deps | $(UV)
 
 # The external validators the tests trust: poppler's pdfsig/pdftoppm and qpdf.
 system-deps:
-	@command -v pdfsig >/dev/null && command -v qpdf >/dev/null && command -v pdftoppm >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils qpdf; }
+	@command -v pdfsig >/dev/null && command -v qpdf >/dev/null && command -v pdftoppm >/dev/null && command -v certutil >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils qpdf libnss3-tools; }
 
 ## Contracts ---------------------------------------------------------------------------------
 protos:

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.corpus import CORPUS
 from tests.support.launch import DistributedPlatform, EmbeddedPlatform, _Platform
 from tests.support.validators import nss_db_trusting, pdfsig, pyhanko_validate, qpdf_check
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "pdf-corpus"
 DOCUMENT = CORPUS / "pdflatex-4-pages.pdf"
 RECT = "380,60,520,200"
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from io import BytesIO
-from pathlib import Path
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
@@ -38,6 +37,7 @@ from meterai_stamping.engine import (
     embed_signature,
     prepare,
 )
+from tests.support.corpus import CORPUS
 
 __all__ = [
     "CORPUS",
@@ -56,7 +56,6 @@ __all__ = [
     "stamp_and_sign",
 ]
 
-CORPUS = Path("/work/shared/pdf-corpus")
 SERIAL = "MTRAI00000000000012345"
 SEAL = Seal(serial=SERIAL, verify_url=f"https://verify.example/v/{SERIAL}")
 SIGNATURE_SIZE = 8192

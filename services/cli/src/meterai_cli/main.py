@@ -554,6 +554,111 @@ def admin_init_pki(key_type: str) -> None:
     click.echo(f"test PKI in {pki.directory} (root {pki.root_cert.name})")
 
 
+@admin.command("queues")
+@click.option("--json", "as_json", is_flag=True)
+def admin_queues(as_json: bool) -> None:
+    """Backlog, in-flight, dead-lettered jobs and signing workers, from the database and the
+    broker."""
+    from meterai_common.db import create_engine
+    from meterai_common.messaging import (
+        DEAD_LETTERS_QUEUE,
+        SIGNING_QUEUE,
+        STAMPING_EVENTS,
+        queue_depths,
+    )
+    from meterai_stamping.adapters.jobs_table import JobRepository
+
+    settings = _settings()
+    db = create_engine(settings.database_url)
+    with db.connect() as conn:
+        counts = JobRepository(conn).count_by_state()
+    report: dict[str, Any] = {"jobs": counts, "queues": {}}
+    if settings.amqp_url:
+        try:
+            depths = queue_depths(
+                settings.amqp_url, (SIGNING_QUEUE, STAMPING_EVENTS.name, DEAD_LETTERS_QUEUE)
+            )
+        except Exception as error:  # the report is still useful without the broker
+            report["broker_error"] = f"{type(error).__name__}: {error}"
+        else:
+            report["queues"] = {
+                d.name: {"ready": d.messages, "consumers": d.consumers} for d in depths
+            }
+    signing = report["queues"].get(SIGNING_QUEUE, {})
+    report["summary"] = {
+        "backlog": counts.get("PREPARED", 0),
+        "in_flight": counts.get("PREPARED", 0) - max(signing.get("ready", 0), 0),
+        "dead_lettered": counts.get("DEAD_LETTERED", 0),
+        "signing_workers": signing.get("consumers"),
+    }
+    if as_json:
+        emit(report, True)
+        return
+    summary = report["summary"]
+    click.echo(f"backlog (waiting for a signature)  {summary['backlog']}")
+    click.echo(f"in flight at workers                {summary['in_flight']}")
+    click.echo(f"dead-lettered jobs                  {summary['dead_lettered']}")
+    workers = summary["signing_workers"]
+    click.echo(f"signing workers (consumers)         {'embedded' if workers is None else workers}")
+    for name, depth in report["queues"].items():
+        click.echo(f"queue {name:<22} ready {depth['ready']:>7}  consumers {depth['consumers']}")
+    click.echo("jobs by state: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if "broker_error" in report:
+        click.echo(f"broker unreachable: {report['broker_error']}", err=True)
+
+
+@admin.command("dead-letters")
+@click.option(
+    "--redrive", "redrive_job", metavar="JOB_ID", help="Stamp this job again as a new job."
+)
+@click.option("--limit", default=50, show_default=True)
+@click.option("--after", default=0, show_default=True, help="Page: list entries after this id.")
+@click.option("--json", "as_json", is_flag=True)
+def admin_dead_letters(redrive_job: str | None, limit: int, after: int, as_json: bool) -> None:
+    """List what the signing tier gave up on (each job already refunded), or re-drive one
+    after the cause is fixed: its document is stamped again as a new job with a new serial."""
+    from meterai_common.db import create_engine
+    from meterai_stamping.bootstrap import offline_stamping
+
+    settings = _settings()
+    stamping = offline_stamping(settings, create_engine(settings.database_url))
+    if redrive_job:
+        try:
+            job = stamping.redrive(redrive_job)
+        except Exception as error:
+            code = getattr(error, "code", None)
+            if code is None:
+                raise
+            raise click.ClickException(f"{code}: {error}") from None
+        emit({"redriven": redrive_job, "new_job_id": job.job_id, "serial": job.serial}, as_json)
+        return
+    letters = stamping.dead_letters(limit, after)
+    rows = [
+        {
+            "id": d.id,
+            "job_id": d.job_id,
+            "queue": d.source_queue,
+            "reason": d.reason,
+            "at": d.created_at.isoformat(),
+        }
+        for d in letters
+    ]
+    if as_json:
+        emit(
+            {"dead_letters": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None},
+            True,
+        )
+        return
+    if not rows:
+        click.echo("no dead letters")
+    for row in rows:
+        click.echo(
+            f"{row['id']:>6}  {row['at']}  job {row['job_id']}  [{row['queue']}]  {row['reason']}"
+        )
+    if len(rows) == limit:
+        click.echo(f"more: --after {rows[-1]['id']}")
+
+
 @admin.command("topology")
 def admin_topology() -> None:
     """Print the RabbitMQ definitions (exchanges, queues, bindings) the services declare."""

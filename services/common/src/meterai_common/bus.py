@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from meterai_common.messaging import DELIVERY_LIMIT, Handler, QueueSpec
+from meterai_common.messaging import DEAD_LETTERS_QUEUE, DELIVERY_LIMIT, Handler, QueueSpec
 
 __all__ = ["InProcessBus"]
 
@@ -37,6 +37,13 @@ class InProcessBus:
     def publish(self, routing_key: str, body: bytes, *, message_id: str) -> None:
         for spec, inbox in self._subscriptions:
             if routing_key in spec.routing_keys:
+                inbox.put((routing_key, body, message_id))
+
+    def _dead_letter(self, routing_key: str, body: bytes, message_id: str) -> None:
+        """Like the broker's dead-letter exchange: hand what failed too often to whoever
+        subscribed to the dead-letter queue."""
+        for spec, inbox in self._subscriptions:
+            if spec.name == DEAD_LETTERS_QUEUE:
                 inbox.put((routing_key, body, message_id))
 
     def subscribe(self, spec: QueueSpec, handler: Handler) -> None:
@@ -91,3 +98,5 @@ class InProcessBus:
                 except Exception:
                     log.exception("handler for %s failed (attempt %d)", routing_key, attempt)
                     time.sleep(0.05 * attempt)
+            else:
+                self._dead_letter(routing_key, body, message_id)

@@ -66,6 +66,13 @@ class Settings:
     max_document_pages: int = 2000
     signing_workers: int = 2
     """Threads signing in-process when there is no broker (embedded platform)."""
+    backlog_high_water: int = 20_000
+    """Documents waiting for signing above which new submissions are refused with pushback."""
+    reseller_rate_per_s: float = 200.0
+    """Submissions per second one reseller may make (token bucket, per stamping process)."""
+    reseller_burst: int = 400
+    reseller_max_inflight: int = 5_000
+    """Documents one reseller may have waiting for signing: the fairness cap."""
 
     @property
     def embedded(self) -> bool:
@@ -127,6 +134,14 @@ class Settings:
             max_document_bytes=_int(env, "METERAI_MAX_DOCUMENT_BYTES", cls.max_document_bytes),
             max_document_pages=_int(env, "METERAI_MAX_DOCUMENT_PAGES", cls.max_document_pages),
             signing_workers=_int(env, "METERAI_SIGNING_THREADS", cls.signing_workers),
+            backlog_high_water=_int(env, "METERAI_BACKLOG_HIGH_WATER", cls.backlog_high_water),
+            reseller_rate_per_s=float(
+                _int(env, "METERAI_RESELLER_RATE", int(cls.reseller_rate_per_s))
+            ),
+            reseller_burst=_int(env, "METERAI_RESELLER_BURST", cls.reseller_burst),
+            reseller_max_inflight=_int(
+                env, "METERAI_RESELLER_MAX_INFLIGHT", cls.reseller_max_inflight
+            ),
         )
 
 

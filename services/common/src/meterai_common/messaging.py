@@ -29,6 +29,7 @@ import pika
 import pika.exceptions
 
 __all__ = [
+    "DEAD_LETTERS",
     "DEAD_LETTERS_QUEUE",
     "DEAD_LETTER_EXCHANGE",
     "EVENTS_EXCHANGE",
@@ -39,8 +40,10 @@ __all__ = [
     "PikaConsumer",
     "PikaPublisher",
     "PublishError",
+    "QueueDepth",
     "QueueSpec",
     "declare_topology",
+    "queue_depths",
     "quorum_arguments",
     "topology_definitions",
 ]
@@ -75,6 +78,9 @@ STAMPING_EVENTS = QueueSpec("stamping.events", ("DigestSigned", "SigningFailed")
 """What the stamping service consumes: the signing tier's answers."""
 
 QUEUES: tuple[QueueSpec, ...] = (STAMPING_EVENTS,)
+
+DEAD_LETTERS = QueueSpec(DEAD_LETTERS_QUEUE, ())
+"""Everything the broker gave up delivering (bound to the dead-letter exchange with ``#``)."""
 
 _ROUTED = frozenset(key for spec in QUEUES for key in spec.routing_keys)
 """Events some service depends on: published ``mandatory`` so a missing queue is an error,
@@ -160,6 +166,31 @@ _CONNECTION_ERRORS = (
     ConnectionError,
     OSError,
 )
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    name: str
+    messages: int
+    """Ready messages (not yet delivered to a consumer)."""
+    consumers: int
+
+
+def queue_depths(url: str, names: tuple[str, ...]) -> list[QueueDepth]:
+    """Depth and consumer count of each queue, by passive declaration (creates nothing)."""
+    connection = pika.BlockingConnection(_parameters(url))
+    try:
+        depths = []
+        for name in names:
+            channel = connection.channel()
+            try:
+                ok = channel.queue_declare(name, passive=True).method
+                depths.append(QueueDepth(name, ok.message_count, ok.consumer_count))
+            except pika.exceptions.ChannelClosedByBroker:
+                depths.append(QueueDepth(name, -1, 0))
+        return depths
+    finally:
+        connection.close()
 
 
 class PikaPublisher:

@@ -32,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from meterai_common.db import READ_ONLY
+
 __all__ = ["OutboxMessage", "OutboxRelay", "enqueue_event", "enqueue_task", "outbox_table"]
 
 log = logging.getLogger(__name__)
@@ -134,7 +136,7 @@ class OutboxRelay:
             self._wake.clear()
 
     def pending(self) -> int:
-        with self._engine.connect() as conn:
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             rows = conn.execute(
                 select(outbox_table.c.id).where(outbox_table.c.published_at.is_(None))
             ).all()
@@ -142,7 +144,7 @@ class OutboxRelay:
 
     def run_once(self) -> int:
         """Publish what is pending; return how many rows were published."""
-        with self._engine.connect() as conn:
+        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
             first = conn.execute(
                 select(outbox_table.c.id).where(outbox_table.c.published_at.is_(None)).limit(1)
             ).first()

@@ -143,7 +143,7 @@ def commit(
     document_digest: str,
     document_type: str,
     document_number: str,
-    document_date: date,
+    document_date: date | None,
     now: datetime,
 ) -> str:
     """Turn the job's held unit into a consumed one and issue its serial for this document;
@@ -158,8 +158,9 @@ def commit(
     if not isinstance(document_digest, str) or not _HEX_DIGEST.fullmatch(document_digest):
         raise InvalidArgument("document digest must be 64-128 lower-case hex characters")
     _text("document_type", document_type, 64)
-    _text("document_number", document_number, 128)
-    if not isinstance(document_date, date):
+    if document_number:
+        _text("document_number", document_number, 128)
+    if document_date is not None and not isinstance(document_date, date):
         raise InvalidArgument("document date must be a date")
     row = conn.execute(
         serials.update()
@@ -169,7 +170,7 @@ def commit(
             issued_at=now,
             document_digest=document_digest,
             document_type=document_type,
-            document_number=document_number,
+            document_number=document_number or None,
             document_date=document_date,
         )
         .returning(serials.c.serial, serials.c.owner_id)

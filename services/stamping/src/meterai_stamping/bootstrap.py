@@ -17,11 +17,12 @@ from meterai_common.auth import Authenticator
 from meterai_common.config import Settings
 from meterai_common.documents import DocumentStore
 from meterai_common.grpc_server import RunningServer, create_server
-from meterai_common.messaging import STAMPING_EVENTS
+from meterai_common.messaging import DEAD_LETTERS, SIGNING_QUEUE, STAMPING_EVENTS
 from meterai_common.outbox import OutboxRelay
 from meterai_common.runtime import Periodic, Transport
 from meterai_stamping import engine as pdf_engine
-from meterai_stamping.grpc_api import Admission, StampingServicer
+from meterai_stamping.admission import Admission, AdmissionLimits
+from meterai_stamping.grpc_api import StampingServicer
 from meterai_stamping.handlers import Stamping, StampingConfig
 
 __all__ = ["StampingRuntime", "start_stamping"]
@@ -29,7 +30,6 @@ __all__ = ["StampingRuntime", "start_stamping"]
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = stamping_pb2.DESCRIPTOR.services_by_name["StampingService"].full_name
-BACKLOG_HIGH_WATER = 20_000
 
 
 class SignatureSize:
@@ -90,6 +90,31 @@ def _event_handler(stamping: Stamping):  # type: ignore[no-untyped-def]
     return handle
 
 
+def _dead_letter_handler(stamping: Stamping):  # type: ignore[no-untyped-def]
+    def handle(routing_key: str, body: bytes, message_id: str) -> None:
+        source = SIGNING_QUEUE if routing_key == SIGNING_QUEUE else STAMPING_EVENTS.name
+        stamping.dead_lettered(
+            source, routing_key, body, f"delivery failed repeatedly (message {message_id})"
+        )
+
+    return handle
+
+
+def offline_stamping(settings: Settings, db: Engine) -> Stamping:
+    """The stamping service layer without a server, for operator commands (re-drive).
+
+    Its outbox rows are published by the running stamping service's relay.
+    """
+    config = StampingConfig(
+        verify_base_url=settings.verify_base_url,
+        limits=pdf_engine.Limits(
+            max_bytes=settings.max_document_bytes, max_pages=settings.max_document_pages
+        ),
+        signature_size=SignatureSize(settings.address("signing")),
+    )
+    return Stamping(db, DocumentStore(settings.documents_dir), config)
+
+
 def start_stamping(settings: Settings, db: Engine, transport: Transport) -> StampingRuntime:
     store = DocumentStore(settings.documents_dir)
     relay = OutboxRelay(db, transport.dispatch)
@@ -102,6 +127,7 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
     )
     stamping = Stamping(db, store, config, committed=relay.notify)
     transport.subscribe(STAMPING_EVENTS, _event_handler(stamping))
+    transport.subscribe(DEAD_LETTERS, _dead_letter_handler(stamping))
     relay.start()
 
     def resolve(key: str) -> object:
@@ -111,7 +137,16 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
     servicer = StampingServicer(
         stamping,
         Authenticator(resolve),
-        Admission(stamping.backlog, BACKLOG_HIGH_WATER),
+        Admission(
+            stamping.backlog,
+            stamping.inflight,
+            AdmissionLimits(
+                backlog_high_water=settings.backlog_high_water,
+                reseller_rate_per_s=settings.reseller_rate_per_s,
+                reseller_burst=settings.reseller_burst,
+                reseller_max_inflight=settings.reseller_max_inflight,
+            ),
+        ),
         settings.verify_base_url,
     )
     server = create_server(

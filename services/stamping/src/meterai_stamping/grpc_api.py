@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -13,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai_common.grpc_errors import RequestError, status_from_errors
+from meterai_stamping.admission import Admission, Overloaded
 from meterai_stamping.domain.jobs import (
     DocumentFacts,
     Job,
@@ -23,7 +23,7 @@ from meterai_stamping.domain.jobs import (
 )
 from meterai_stamping.handlers import Stamping
 
-__all__ = ["Admission", "StampingServicer", "job_to_proto"]
+__all__ = ["StampingServicer", "job_to_proto"]
 
 _STATES = {state: getattr(stamping_pb2, f"JOB_STATE_{state.value}") for state in JobState}
 MAX_PAGE_SIZE = 100
@@ -55,37 +55,6 @@ def job_to_proto(job: Job, base_url: str, position: tuple[int, int] = (0, 0)) ->
     )
 
 
-class Admission:
-    """Says "later" instead of falling over: refuses new work while the signing backlog is
-    above its high-water mark. The backlog is sampled at most every ``sample_s`` seconds so
-    the check costs nothing per call."""
-
-    def __init__(self, backlog: Callable[[], int], high_water: int, *, sample_s: float = 0.25):
-        self._backlog = backlog
-        self._high_water = high_water
-        self._sample_s = sample_s
-        self._lock = threading.Lock()
-        self._sampled_at = 0.0
-        self._value = 0
-
-    def check(self, context: grpc.ServicerContext) -> None:
-        now = time.monotonic()
-        with self._lock:
-            stale = now - self._sampled_at > self._sample_s
-            if stale:
-                self._sampled_at = now
-        if stale:
-            self._value = self._backlog()
-        if self._value >= self._high_water:
-            pushback_ms = 1000
-            context.set_trailing_metadata((("grpc-retry-pushback-ms", str(pushback_ms)),))
-            raise RequestError(
-                "RESOURCE_EXHAUSTED",
-                f"the platform is busy ({self._value} documents waiting to be signed); "
-                f"nothing was charged, please retry in {pushback_ms // 1000} s",
-            )
-
-
 class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
     def __init__(
         self,
@@ -108,8 +77,15 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
     def SubmitDocument(self, request: Any, context: grpc.ServicerContext) -> Any:
         with status_from_errors(context):
             principal = self._auth(context)
-            self._admission.check(context)
-            job = self._stamping.submit(_command(request, principal))
+            command = _command(request, principal)
+            try:
+                self._admission.admit(principal.reseller_id)
+            except Overloaded as refused:
+                context.set_trailing_metadata(
+                    (("grpc-retry-pushback-ms", str(refused.pushback_ms)),)
+                )
+                raise
+            job = self._stamping.submit(command)
             return self._proto(job)
 
     def GetJob(self, request: Any, context: grpc.ServicerContext) -> Any:

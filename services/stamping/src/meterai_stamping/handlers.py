@@ -12,23 +12,28 @@ Every handler is idempotent, because messages may arrive more than once.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from google.protobuf.message import DecodeError
 from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 import meterai_quota as ledger
 from meterai.events.v1 import events_pb2
-from meterai_common.db import transaction
+from meterai_common.db import READ_ONLY, transaction
 from meterai_common.documents import DocumentNotFound, DocumentStore
 from meterai_common.outbox import enqueue_event, enqueue_task
 from meterai_common.tasks import SIGN_DIGEST_TASK
 from meterai_quota import generate_serial as new_serial
 from meterai_stamping import engine as pdf_engine
+from meterai_stamping.adapters.dead_letters import DeadLetter, DeadLetterRepository
 from meterai_stamping.adapters.jobs_table import JobRepository
 from meterai_stamping.domain.jobs import (
     IdempotencyConflict,
@@ -44,6 +49,21 @@ from meterai_stamping.domain.jobs import (
 )
 
 __all__ = ["Stamping", "StampingConfig"]
+
+
+def _job_of_dead_letter(routing_key: str, body: bytes) -> str | None:
+    try:
+        if routing_key == "DigestSigned":
+            return events_pb2.DigestSigned.FromString(body).job_id or None
+        if routing_key == "SigningFailed":
+            return events_pb2.SigningFailed.FromString(body).job_id or None
+        decoded = json.loads(body)
+        kwargs = decoded[1] if isinstance(decoded, list) and len(decoded) > 1 else {}
+        job_id = kwargs.get("job_id") if isinstance(kwargs, dict) else None
+        return str(job_id) if job_id else None
+    except (ValueError, TypeError, DecodeError):
+        return None
+
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +107,7 @@ class Stamping:
         existing = self._replay(command, fingerprint)
         if existing is not None:
             return existing
-        with self._db.connect() as conn:
+        with self._read() as conn:
             if ledger.balance(conn, command.owner_id).available < 1:
                 raise ledger.InsufficientQuota(
                     "no quota available: buy quota first (meterai quota buy N)"
@@ -136,6 +156,8 @@ class Stamping:
                         "contents_end": prepared.contents_end,
                         "refunded": False,
                         "attempts": 1,
+                        "source_size": len(command.pdf),
+                        "redriven_from": command.redriven_from,
                         "created_at": now,
                         "updated_at": now,
                     }
@@ -245,8 +267,80 @@ class Stamping:
                 failure_reason=reason,
             )
             enqueue_event(conn, "StampFailed", event.SerializeToString(), now)
-        self._store.delete(PREPARED, job_id)
+        if not dead_lettered:
+            # A dead-lettered job keeps its prepared document: the operator may re-drive it.
+            self._store.delete(PREPARED, job_id)
         self._committed()
+
+    def dead_lettered(self, source_queue: str, routing_key: str, body: bytes, reason: str) -> None:
+        """The broker gave up on a message about a job: record it, fail the job and refund.
+
+        Sign tasks (``signing`` queue, Celery JSON body) and signing answers (protobuf events)
+        both name their job; anything else is recorded for the operator without a job.
+        """
+        job_id = _job_of_dead_letter(routing_key, body)
+        now = self._now()
+        with transaction(self._db) as conn:
+            DeadLetterRepository(conn).record(
+                {
+                    "message_key": hashlib.sha256(routing_key.encode() + body).hexdigest(),
+                    "job_id": job_id,
+                    "source_queue": source_queue[:100],
+                    "routing_key": routing_key[:100],
+                    "reason": reason,
+                    "created_at": now,
+                }
+            )
+        if job_id is not None:
+            self.fail(
+                job_id,
+                "UNAVAILABLE",
+                "signing failed repeatedly and the job was set aside for the operator; "
+                "the quota unit was refunded",
+                dead_lettered=True,
+            )
+
+    def dead_letters(self, limit: int = 100, after_id: int = 0) -> list[DeadLetter]:
+        with self._read() as conn:
+            return DeadLetterRepository(conn).pending(limit, after_id)
+
+    def redrive(self, job_id: str) -> Job:
+        """Stamp a dead-lettered job's document again, as a new job with a new serial.
+
+        The old job stays DEAD_LETTERED (its unit was refunded, its serial is void forever);
+        the new one holds a fresh unit, so re-driving needs available quota like any stamp.
+        """
+        job = self._get_any(job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id}")
+        if job.state is not JobState.DEAD_LETTERED:
+            raise JobNotReady(
+                f"job {job_id} is {job.state.value}; only dead-lettered jobs re-drive"
+            )
+        if job.source_size is None:
+            raise JobNotReady(f"job {job_id} predates re-drive support; submit it again")
+        try:
+            original = self._store.get(PREPARED, job_id)[: job.source_size]
+        except DocumentNotFound:
+            raise JobNotReady(f"the document of job {job_id} is no longer stored") from None
+        with self._read() as conn:
+            row = JobRepository(conn).placement_of(job_id)
+        replacement = self.submit(
+            SubmitDocument(
+                reseller_id=job.reseller_id,
+                owner_id=job.owner_id,
+                pdf=original,
+                placement=row,
+                facts=job.facts,
+                idempotency_key=f"redrive:{job_id}",
+                filename=job.filename,
+                redriven_from=job_id,
+            )
+        )
+        with transaction(self._db) as conn:
+            DeadLetterRepository(conn).mark_redriven(job_id, replacement.job_id, self._now())
+        self._store.delete(PREPARED, job_id)
+        return replacement
 
     def redrive_stuck(self) -> int:
         """Send the signing task again for prepared jobs that saw no answer in time.
@@ -280,20 +374,28 @@ class Stamping:
     def list(
         self, reseller_id: str, page_size: int, page_token: str | None
     ) -> tuple[list[Job], str | None]:
-        with self._db.connect() as conn:
+        with self._read() as conn:
             return JobRepository(conn).page(reseller_id, page_size, page_token)
 
     def queue_position(self, job: Job) -> tuple[int, int]:
         """(jobs ahead, expected wait in ms) for a prepared job; (0, 0) otherwise."""
         if job.state is not JobState.PREPARED:
             return 0, 0
-        with self._db.connect() as conn:
+        with self._read() as conn:
             ahead = JobRepository(conn).queue_position(job)
         return ahead, (ahead + 1) * self._config.expected_sign_ms
 
     def backlog(self) -> int:
-        with self._db.connect() as conn:
+        with self._read() as conn:
             return JobRepository(conn).backlog()
+
+    def inflight(self, reseller_id: str) -> int:
+        with self._read() as conn:
+            return JobRepository(conn).inflight(reseller_id)
+
+    def counts(self) -> dict[str, int]:
+        with self._read() as conn:
+            return JobRepository(conn).count_by_state()
 
     def stamped_document(self, reseller_id: str, job_id: str) -> Iterator[bytes]:
         job = self.get(reseller_id, job_id)
@@ -303,12 +405,16 @@ class Stamping:
             )
         return self._store.chunks(STAMPED, job_id)
 
+    def _read(self) -> Connection:
+        """A connection for reads: on SQLite it does not take the write lock."""
+        return self._db.connect().execution_options(**{READ_ONLY: True})
+
     def _get_any(self, job_id: str) -> Job | None:
-        with self._db.connect() as conn:
+        with self._read() as conn:
             return JobRepository(conn).get(job_id)
 
     def _replay(self, command: SubmitDocument, fingerprint: str) -> Job | None:
-        with self._db.connect() as conn:
+        with self._read() as conn:
             found = JobRepository(conn).find_by_key(command.reseller_id, command.idempotency_key)
         if found is None:
             return None

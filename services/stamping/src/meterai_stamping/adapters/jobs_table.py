@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Row
 
-from meterai_stamping.domain.jobs import DocumentFacts, Job, JobState
+from meterai_stamping.domain.jobs import DocumentFacts, Job, JobState, Placement
 
 __all__ = ["JobRepository", "jobs_table"]
 
@@ -55,6 +55,8 @@ jobs_table = Table(
     Column("failure_reason", Text, nullable=True),
     Column("refunded", Boolean, nullable=False, default=False),
     Column("attempts", Integer, nullable=False, default=0),
+    Column("source_size", BigInteger, nullable=True),
+    Column("redriven_from", String(36), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("reseller_id", "idempotency_key", name="uq_jobs_reseller_key"),
@@ -84,6 +86,8 @@ def _to_job(row: Row[Any]) -> Job:
         failure_code=row.failure_code,
         failure_reason=row.failure_reason,
         refunded=bool(row.refunded),
+        source_size=row.source_size,
+        redriven_from=row.redriven_from,
     )
 
 
@@ -169,6 +173,31 @@ class JobRepository:
             .where(
                 jobs_table.c.state == JobState.PREPARED.value,
                 jobs_table.c.created_at < job.created_at,
+            )
+        ).scalar_one()
+        return int(count)
+
+    def placement_of(self, job_id: str) -> Placement:
+        row = self.conn.execute(
+            select(jobs_table.c.page, jobs_table.c.rect).where(jobs_table.c.job_id == job_id)
+        ).one()
+        x0, y0, x1, y1 = (float(v) for v in row.rect.split(","))
+        return Placement(row.page, x0, y0, x1, y1)
+
+    def count_by_state(self) -> dict[str, int]:
+        rows = self.conn.execute(
+            select(jobs_table.c.state, func.count()).group_by(jobs_table.c.state)
+        ).all()
+        return {state: int(count) for state, count in rows}
+
+    def inflight(self, reseller_id: str) -> int:
+        """Jobs of one reseller waiting for the signing tier (the fairness cap counts these)."""
+        count = self.conn.execute(
+            select(func.count())
+            .select_from(jobs_table)
+            .where(
+                jobs_table.c.reseller_id == reseller_id,
+                jobs_table.c.state == JobState.PREPARED.value,
             )
         ).scalar_one()
         return int(count)

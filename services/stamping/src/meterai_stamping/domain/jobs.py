@@ -101,6 +101,8 @@ class SubmitDocument:
     idempotency_key: str
     filename: str = "document.pdf"
     password: str | None = None
+    redriven_from: str | None = None
+    """Set when an operator re-drives a dead-lettered job: the job this one replaces."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,9 @@ class Job:
     failure_code: str | None = None
     failure_reason: str | None = None
     refunded: bool = False
+    source_size: int | None = None
+    """Length of the uploaded document: the prefix of the prepared one."""
+    redriven_from: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -149,10 +154,12 @@ def validate_submission(command: SubmitDocument) -> None:
     facts = command.facts
     if not facts.document_type.strip():
         raise InvalidSubmission("metadata.document_type is required (e.g. 'Surat Lamaran')")
-    if len(facts.document_type) > 100 or len(facts.document_number) > 100:
-        raise InvalidSubmission(
-            "metadata.document_type and document_number are 100 characters at most"
-        )
+    # The same limits the ledger enforces when it issues the serial: a job accepted here must
+    # never fail at the end for metadata it could have refused at the start.
+    if len(facts.document_type) > 64 or not facts.document_type.isprintable():
+        raise InvalidSubmission("metadata.document_type is 64 printable characters at most")
+    if len(facts.document_number) > 128 or not facts.document_number.isprintable():
+        raise InvalidSubmission("metadata.document_number is 128 printable characters at most")
     if facts.document_value_idr < 0:
         raise InvalidSubmission("metadata.document_value_idr must not be negative")
     if _FILENAME_FORBIDDEN.search(command.filename) or len(command.filename) > 255:

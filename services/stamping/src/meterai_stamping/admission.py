@@ -1,0 +1,122 @@
+"""Admission control: say "later" at once instead of falling over.
+
+Three limits, each answered with RESOURCE_EXHAUSTED, a ``grpc-retry-pushback-ms`` trailer the
+client's retry policy honours, and a message a person can act on — never a hang:
+
+* the **backlog** of documents waiting for the signing tier, above a high-water mark (the
+  platform as a whole is saturated: adding workers helps, waiting helps);
+* a **rate limit** per reseller (token bucket), so one integration's loop cannot take every
+  slot;
+* an **in-flight cap** per reseller, so one reseller's 100,000-document batch cannot fill the
+  signing queue ahead of another reseller's single document: the queue holds at most the cap
+  for each, and everyone else's documents get in behind at most that many.
+
+Samples of the backlog and in-flight counts are cached briefly, so the checks cost nothing per
+call under load.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["Admission", "AdmissionLimits", "Overloaded"]
+
+
+class Overloaded(Exception):
+    """Refused for now; ``pushback_ms`` says when to come back."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, pushback_ms: int) -> None:
+        super().__init__(f"{message}; nothing was charged, retry in {pushback_ms / 1000:g} s")
+        self.pushback_ms = pushback_ms
+
+
+@dataclass(frozen=True)
+class AdmissionLimits:
+    backlog_high_water: int = 20_000
+    reseller_rate_per_s: float = 200.0
+    reseller_burst: int = 400
+    reseller_max_inflight: int = 5_000
+    sample_s: float = 0.25
+
+
+class _Bucket:
+    __slots__ = ("stamp", "tokens")
+
+    def __init__(self, tokens: float, stamp: float) -> None:
+        self.tokens = tokens
+        self.stamp = stamp
+
+
+class Admission:
+    def __init__(
+        self,
+        backlog: Callable[[], int],
+        inflight: Callable[[str], int],
+        limits: AdmissionLimits,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._backlog = backlog
+        self._inflight = inflight
+        self._limits = limits
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[str, _Bucket] = {}
+        self._samples: dict[str, tuple[float, int]] = {}
+
+    def _sample(self, key: str, read: Callable[[], int]) -> int:
+        now = self._clock()
+        with self._lock:
+            cached = self._samples.get(key)
+            if cached is not None and now - cached[0] < self._limits.sample_s:
+                return cached[1]
+            # Claim the refresh so concurrent calls keep using the old value meanwhile.
+            self._samples[key] = (now, cached[1] if cached else 0)
+        value = read()
+        with self._lock:
+            self._samples[key] = (now, value)
+            if len(self._samples) > 100_000:
+                self._samples.clear()
+        return value
+
+    def admit(self, reseller_id: str) -> None:
+        """Raise :class:`Overloaded` if this reseller's document must wait."""
+        limits = self._limits
+        backlog = self._sample("", self._backlog)
+        if backlog >= limits.backlog_high_water:
+            raise Overloaded(
+                f"the platform is busy: {backlog} documents are waiting to be signed", 2000
+            )
+        self._take_token(reseller_id)
+        inflight = self._sample(reseller_id, lambda: self._inflight(reseller_id))
+        if inflight >= limits.reseller_max_inflight:
+            raise Overloaded(
+                f"you have {inflight} documents waiting to be signed (limit "
+                f"{limits.reseller_max_inflight}); they are being processed",
+                1000,
+            )
+
+    def _take_token(self, reseller_id: str) -> None:
+        limits = self._limits
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get(reseller_id)
+            if bucket is None:
+                bucket = self._buckets[reseller_id] = _Bucket(float(limits.reseller_burst), now)
+            bucket.tokens = min(
+                float(limits.reseller_burst),
+                bucket.tokens + (now - bucket.stamp) * limits.reseller_rate_per_s,
+            )
+            bucket.stamp = now
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                return
+            wait_ms = int((1.0 - bucket.tokens) / limits.reseller_rate_per_s * 1000) + 1
+        raise Overloaded(
+            f"rate limit of {limits.reseller_rate_per_s:g} documents per second reached", wait_ms
+        )
