@@ -52,13 +52,14 @@ fmt:
 	$(VENV)/bin/ruff check --fix services tests bench
 
 typecheck:
-	$(VENV)/bin/mypy services/*/src
+	$(VENV)/bin/mypy -p meterai_common -p meterai_quota -p meterai_stamping -p meterai_signing \
+	  -p meterai_verify -p meterai_cli
 
 ## Tests -------------------------------------------------------------------------------------
 services:
 	@bash deploy/local/ensure-services.sh
 
-test: setup services check-protos lint
+test: setup services check-protos lint typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-unit: setup

@@ -136,6 +136,8 @@ def test_four_processes_allocate_two_thousand_distinct_serials_past_a_locked_row
     )
     with engine.connect() as blocker:
         # A worker stuck mid-commit keeps one serial row locked; allocation must not wait for it.
+        # The server would end an idle transaction after 30 s: this one must outlive the batch.
+        blocker.execute(sa.text("SET LOCAL idle_in_transaction_session_timeout = 0"))
         blocker.execute(
             sa.text("SELECT serial FROM quota_serials WHERE serial = :s FOR UPDATE"),
             {"s": blocker_serial},

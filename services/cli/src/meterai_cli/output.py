@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import click
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
@@ -21,7 +21,7 @@ _INT64 = {
 }
 
 
-def _numbers(data: dict[str, Any], descriptor: Descriptor) -> dict[str, Any]:
+def _numbers(data: dict[str, Any], descriptor: Any) -> dict[str, Any]:
     """Proto3 JSON writes 64-bit integers as strings; scripts want numbers (quota counts and
     rupiah amounts stay far below 2**53)."""
     for name, value in data.items():
@@ -30,7 +30,7 @@ def _numbers(data: dict[str, Any], descriptor: Descriptor) -> dict[str, Any]:
             continue
         if field.type in _INT64:
             data[name] = [int(v) for v in value] if isinstance(value, list) else int(value)
-        elif field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.fields_by_name:
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type is not None:
             items = value if isinstance(value, list) else [value]
             for item in items:
                 if isinstance(item, dict):
