@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,11 +110,17 @@ class OutboxRelay:
         self._poll_interval = poll_interval
         self._batch = batch
         self._wake = threading.Event()
+        self._failing_since: float | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    def failing_for(self) -> float:
+        """Seconds since publishing started failing (0 while the broker takes messages)."""
+        since = self._failing_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def notify(self) -> None:
         """Something was committed: publish now instead of at the next poll."""
@@ -165,6 +172,8 @@ class OutboxRelay:
                 try:
                     self._dispatch(message)
                 except Exception:
+                    if self._failing_since is None:
+                        self._failing_since = time.monotonic()
                     log.warning(
                         "outbox: publishing %s %s failed; will retry",
                         row.kind,
@@ -174,6 +183,7 @@ class OutboxRelay:
                     break
                 published.append(row.id)
             if published:
+                self._failing_since = None
                 conn.execute(
                     update(outbox_table)
                     .where(outbox_table.c.id.in_(published))

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Admission", "AdmissionLimits", "Overloaded"]
+__all__ = ["Admission", "AdmissionLimits", "BrokerUnavailable", "Overloaded"]
 
 
 class Overloaded(Exception):
@@ -35,6 +35,12 @@ class Overloaded(Exception):
         self.pushback_ms = pushback_ms
 
 
+class BrokerUnavailable(Overloaded):
+    """The signing queue cannot take messages (broker down or in a resource alarm)."""
+
+    code = "UNAVAILABLE"
+
+
 @dataclass(frozen=True)
 class AdmissionLimits:
     backlog_high_water: int = 20_000
@@ -42,6 +48,9 @@ class AdmissionLimits:
     reseller_burst: int = 400
     reseller_max_inflight: int = 5_000
     sample_s: float = 0.25
+    broker_grace_s: float = 5.0
+    """How long publishing may fail before new documents are refused: a blip is absorbed by
+    the outbox, an outage is told to clients instead of growing an unbounded backlog."""
 
 
 class _Bucket:
@@ -59,8 +68,10 @@ class Admission:
         inflight: Callable[[str], int],
         limits: AdmissionLimits,
         *,
+        broker_failing_for: Callable[[], float] = lambda: 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._broker_failing_for = broker_failing_for
         self._backlog = backlog
         self._inflight = inflight
         self._limits = limits
@@ -87,6 +98,11 @@ class Admission:
     def admit(self, reseller_id: str) -> None:
         """Raise :class:`Overloaded` if this reseller's document must wait."""
         limits = self._limits
+        failing = self._broker_failing_for()
+        if failing > limits.broker_grace_s:
+            raise BrokerUnavailable(
+                f"the signing queue has not accepted work for {failing:.0f} s", 5000
+            )
         backlog = self._sample("", self._backlog)
         if backlog >= limits.backlog_high_water:
             raise Overloaded(

@@ -146,6 +146,7 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
                 reseller_burst=settings.reseller_burst,
                 reseller_max_inflight=settings.reseller_max_inflight,
             ),
+            broker_failing_for=relay.failing_for,
         ),
         settings.verify_base_url,
     )

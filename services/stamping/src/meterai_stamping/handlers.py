@@ -78,6 +78,8 @@ class StampingConfig:
     signature_size: Callable[[], int]
     """Bytes the CMS may take; asked of the signing service, which alone knows the key."""
     redrive_after: timedelta = timedelta(seconds=60)
+    job_deadline: timedelta = timedelta(hours=1)
+    """A job not signed within this time fails and is refunded rather than waiting forever."""
     expected_sign_ms: int = 15
 
 
@@ -348,6 +350,16 @@ class Stamping:
         The job keeps its serial and prepared document; duplicates of the answer are ignored.
         """
         now = self._now()
+        with self._read() as conn:
+            expired = JobRepository(conn).stuck_since(
+                JobState.PREPARED, now - self._config.job_deadline
+            )
+        for job in expired:
+            self.fail(
+                job.job_id,
+                "DEADLINE_EXCEEDED",
+                "the document could not be signed in time; the quota unit was refunded",
+            )
         with transaction(self._db) as conn:
             repo = JobRepository(conn)
             stuck = repo.stuck(JobState.PREPARED, now - self._config.redrive_after)

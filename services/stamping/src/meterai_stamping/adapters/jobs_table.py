@@ -165,6 +165,16 @@ class JobRepository:
         ).all()
         return [_to_job(row) for row in rows]
 
+    def stuck_since(self, state: JobState, created_before: datetime, limit: int = 500) -> list[Job]:
+        """Jobs in ``state`` accepted before ``created_before`` (past their deadline)."""
+        rows = self.conn.execute(
+            select(jobs_table)
+            .where(jobs_table.c.state == state.value, jobs_table.c.created_at < created_before)
+            .order_by(jobs_table.c.created_at)
+            .limit(limit)
+        ).all()
+        return [_to_job(row) for row in rows]
+
     def queue_position(self, job: Job) -> int:
         """Prepared jobs created before this one: what the signing tier has to do first."""
         count = self.conn.execute(

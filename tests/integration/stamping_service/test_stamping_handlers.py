@@ -1,0 +1,175 @@
+"""The stamping service layer on a real database (SQLite and PostgreSQL): a job either ends
+DONE with its unit consumed and serial issued, or FAILED / DEAD_LETTERED with its unit refunded —
+whatever order and however often the signing tier's messages arrive."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+import meterai_quota as quota
+from meterai_common.db import create_engine, run_in_transaction
+from meterai_common.documents import DocumentStore
+from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
+from meterai_signing.pki import generate_test_pki
+from meterai_stamping import engine as pdf_engine
+from meterai_stamping.domain.jobs import DocumentFacts, JobState, Placement, SubmitDocument
+from meterai_stamping.handlers import Stamping, StampingConfig
+from tests.support.corpus import CORPUS
+
+DOCUMENT = (CORPUS / "minimal-document.pdf").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory: pytest.TempPathFactory) -> SigningIdentity:
+    pki = generate_test_pki(tmp_path_factory.mktemp("pki"))
+    return load_identity(pki.signer_key, pki.chain)
+
+
+@dataclass
+class World:
+    db: Engine
+    stamping: Stamping
+    clock: list[datetime]
+    owner: str
+
+    def submit(self, key: str | None = None) -> str:
+        job = self.stamping.submit(
+            SubmitDocument(
+                reseller_id=self.owner,
+                owner_id=self.owner,
+                pdf=DOCUMENT,
+                placement=Placement(1, 300, 60, 440, 200),
+                facts=DocumentFacts("Surat Pernyataan"),
+                idempotency_key=key or str(uuid.uuid4()),
+            )
+        )
+        return job.job_id
+
+    def balance(self) -> quota.Balance:
+        with self.db.connect() as conn:
+            return quota.balance(conn, self.owner)
+
+    def reconciled(self) -> bool:
+        with self.db.connect() as conn:
+            return quota.reconcile(conn).ok
+
+
+@pytest.fixture
+def world(database_url: str, tmp_path: Path, identity: SigningIdentity) -> Iterator[World]:
+    db = create_engine(database_url)
+    clock = [datetime.now(UTC)]
+    stamping = Stamping(
+        db,
+        DocumentStore(tmp_path / "documents"),
+        StampingConfig(
+            verify_base_url="https://verify.example/v",
+            limits=pdf_engine.Limits(),
+            signature_size=lambda: signature_size(identity),
+        ),
+        clock=lambda: clock[0],
+    )
+
+    def fund(conn: object) -> str:
+        reseller = quota.create_reseller(conn, "handlers test")  # type: ignore[arg-type]
+        order = quota.purchase(conn, reseller.id, 2, "fund")  # type: ignore[arg-type]
+        quota.confirm_payment(conn, order.id, f"pay-{reseller.id}", order.total_idr)  # type: ignore[arg-type]
+        return reseller.id
+
+    owner = run_in_transaction(db, fund)
+    yield World(db, stamping, clock, owner)
+    db.dispose()
+
+
+def _signed(world: World, job_id: str, identity: SigningIdentity) -> None:
+    job = world.stamping.get(world.owner, job_id)
+    assert job.serial and job.digest
+    world.stamping.digest_signed(
+        job_id, job.serial, sign_digest(identity, bytes.fromhex(job.digest))
+    )
+
+
+def test_a_signed_job_is_done_once_with_its_serial_issued(
+    world: World, identity: SigningIdentity
+) -> None:
+    job_id = world.submit()
+    assert world.balance().held == 1
+    _signed(world, job_id, identity)
+    _signed(world, job_id, identity)  # a redelivered answer changes nothing
+    job = world.stamping.get(world.owner, job_id)
+    assert job.state is JobState.DONE
+    stamped = b"".join(world.stamping.stamped_document(world.owner, job_id))
+    assert stamped.startswith(DOCUMENT)
+    with world.db.connect() as conn:
+        info = quota.verify_serial(conn, job.serial or "")
+    assert info.status is quota.SerialStatus.ISSUED
+    assert info.document_digest == job.digest
+    balance = world.balance()
+    assert (balance.available, balance.held, balance.consumed) == (1, 0, 1)
+    assert world.reconciled()
+
+
+def test_a_replayed_submit_returns_the_same_job_and_holds_once(world: World) -> None:
+    first = world.submit("same-key")
+    assert world.submit("same-key") == first
+    assert world.balance().held == 1
+
+
+def test_signing_failure_fails_the_job_and_refunds(world: World) -> None:
+    job_id = world.submit()
+    world.stamping.fail(job_id, "INTERNAL", "signing failed: test")
+    job = world.stamping.get(world.owner, job_id)
+    assert job.state is JobState.FAILED and job.refunded
+    assert world.balance().available == 2
+    with world.db.connect() as conn:
+        assert quota.verify_serial(conn, job.serial or "").status is quota.SerialStatus.VOID
+    assert world.reconciled()
+
+
+def test_a_dead_lettered_task_refunds_and_can_be_redriven_as_a_new_job(
+    world: World, identity: SigningIdentity
+) -> None:
+    job_id = world.submit()
+    celery_body = json.dumps([[], {"job_id": job_id, "serial": "x", "digest": "y"}, {}]).encode()
+    world.stamping.dead_lettered("signing", "signing", celery_body, "delivery limit")
+    world.stamping.dead_lettered("signing", "signing", celery_body, "delivery limit")  # again
+    old = world.stamping.get(world.owner, job_id)
+    assert old.state is JobState.DEAD_LETTERED and old.refunded
+    assert world.balance().available == 2
+    (letter,) = world.stamping.dead_letters()
+    assert letter.job_id == job_id
+
+    new = world.stamping.redrive(job_id)
+    assert new.job_id != job_id and new.serial != old.serial
+    assert world.stamping.dead_letters() == []
+    _signed(world, new.job_id, identity)
+    assert world.stamping.get(world.owner, new.job_id).state is JobState.DONE
+    assert world.balance().consumed == 1
+    assert world.reconciled()
+
+
+def test_a_job_past_its_deadline_fails_and_refunds(world: World) -> None:
+    job_id = world.submit()
+    world.clock[0] += timedelta(hours=2)
+    world.stamping.redrive_stuck()
+    job = world.stamping.get(world.owner, job_id)
+    assert job.state is JobState.FAILED and job.failure_code == "DEADLINE_EXCEEDED"
+    assert world.balance().available == 2
+    assert world.reconciled()
+
+
+def test_no_quota_charges_nothing_and_leaves_no_job(world: World) -> None:
+    world.submit()
+    world.submit()
+    with pytest.raises(quota.InsufficientQuota):
+        world.submit()
+    jobs, _ = world.stamping.list(world.owner, 10, None)
+    assert len(jobs) == 2
+    assert world.reconciled()
