@@ -154,6 +154,35 @@ class TestEmbeddedPlatform:
     ) -> None:
         _bad_requests_charge_nothing(embedded, None)
 
+    def test_a_batch_reports_each_file_and_fails_if_any_failed(
+        self, embedded: EmbeddedPlatform
+    ) -> None:
+        assert embedded.cli("quota", "buy", "2").code == 0
+        before = _balance(embedded, None)
+        junk = embedded.home / "broken.pdf"
+        junk.write_bytes(b"%PDF-1.7\n% truncated before any object")
+        files = [CORPUS / "jpeg.pdf", junk, CORPUS / "002-trivial-libre-office-writer.pdf"]
+        out = embedded.home / "batch"
+        result = embedded.cli("stamp", *map(str, files), "--rect", RECT, "--out", str(out))
+        assert result.code == 1, result.stdout + result.stderr
+        assert "broken.pdf: FAILED: INVALID_ARGUMENT" in result.stderr
+        assert sorted(p.name for p in out.iterdir()) == [
+            "002-trivial-libre-office-writer.pdf",
+            "jpeg.pdf",
+        ]
+        for line in result.stdout.splitlines():
+            assert " -> " in line and len(line.split(": ")[1].split(" ")[0]) == 22
+        after = _balance(embedded, None)
+        assert after["consumed"] == before["consumed"] + 2
+        assert after["available"] == before["available"] - 2
+
+    def test_status_fails_when_nothing_serves(self, tmp_path: Path) -> None:
+        idle = EmbeddedPlatform(tmp_path)
+        idle.env = {"METERAI_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+        result = idle.cli("--server", "127.0.0.1:1", "status", timeout=60)
+        assert result.code == 3
+        assert "UNREACHABLE" in result.stdout
+
     def test_ctrl_c_stops_cleanly(self, tmp_path: Path) -> None:
         import signal
 

@@ -7,6 +7,7 @@ the same command again after a network failure does not stamp (or charge) a docu
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,17 +76,30 @@ def _key(data: bytes, request: StampRequest) -> str:
     return "cli-" + h.hexdigest()[:40]
 
 
+PARALLEL_FILES = 8
+"""Files in flight at once: enough to keep several signing workers busy from one terminal,
+few enough that the platform's per-reseller limits are not the first thing a user meets."""
+
+
 def stamp_files(
     platform: Platform, files: list[Path], out_dir: Path, request: StampRequest, *, progress: bool
 ) -> list[StampResult]:
+    """Stamp every file, several at a time; results come back in the order of ``files``."""
     stub = stamping_pb2_grpc.StampingServiceStub(platform.channel("stamping"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    with tqdm(total=len(files), unit="doc", disable=not progress, desc="stamping") as bar:
-        for path in files:
-            results.append(_stamp_one(stub, platform, path, out_dir, request))
+    results: list[StampResult | None] = [None] * len(files)
+    with (
+        tqdm(total=len(files), unit="doc", disable=not progress, desc="stamping") as bar,
+        ThreadPoolExecutor(max_workers=min(PARALLEL_FILES, len(files))) as pool,
+    ):
+        futures = {
+            pool.submit(_stamp_one, stub, platform, path, out_dir, request): index
+            for index, path in enumerate(files)
+        }
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
             bar.update(1)
-    return results
+    return [result for result in results if result is not None]
 
 
 def _stamp_one(
