@@ -8,8 +8,6 @@ then validate in pyHanko's validator and in poppler's ``pdfsig`` (NSS).
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from io import BytesIO
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from meterai_signing.cms import SigningIdentity, signature_size
 from meterai_signing.pki import TestPki, generate_test_pki
+from tests.support.validators import nss_db_trusting, pdfsig
 
 PDFSIG_VALID = "Signature Validation: Signature is Valid."
 PDFSIG_TRUSTED = "Certificate Validation: Certificate is Trusted."
@@ -32,34 +31,6 @@ PDFSIG_TRUSTED = "Certificate Validation: Certificate is Trusted."
 def _root(pki: TestPki) -> asn1_x509.Certificate:
     _, _, der = pem.unarmor(pki.root_cert.read_bytes())
     return asn1_x509.Certificate.load(der)
-
-
-def _pdfsig(pdf: Path, *args: str) -> str:
-    pdfsig = shutil.which("pdfsig")
-    assert pdfsig, "pdfsig is missing: apt-get install poppler-utils"
-    # No -no-ocsp: poppler 22.12 then reports "Unknown issue with Certificate"
-    # for a good chain. Nothing is fetched anyway, the test PKI has no AIA/OCSP URLs.
-    result = subprocess.run(
-        [pdfsig, *args, str(pdf)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return result.stdout + result.stderr
-
-
-def _nss_db_trusting(root_pem: Path, directory: Path) -> str:
-    certutil = shutil.which("certutil")
-    assert certutil, "certutil is missing: apt-get install libnss3-tools"
-    db = f"sql:{directory}"
-    subprocess.run([certutil, "-N", "-d", db, "--empty-password"], check=True, timeout=60)
-    subprocess.run(
-        [certutil, "-A", "-d", db, "-n", "meterai test root", "-t", "CT,C,C", "-i", str(root_pem)],
-        check=True,
-        timeout=60,
-    )
-    return db
 
 
 class TestPyHankoValidator:
@@ -108,7 +79,7 @@ class TestPdfsig:
     def test_signature_is_valid(self, signed_pdf: bytes, tmp_path: Path) -> None:
         pdf = tmp_path / "signed.pdf"
         pdf.write_bytes(signed_pdf)
-        output = _pdfsig(pdf, "-nocert")
+        output = pdfsig(pdf).output
         assert PDFSIG_VALID in output, output
         assert "ETSI.CAdES.detached" in output
         assert "Total document signed" in output
@@ -118,9 +89,7 @@ class TestPdfsig:
     ) -> None:
         pdf = tmp_path / "signed.pdf"
         pdf.write_bytes(signed_pdf)
-        nss = tmp_path / "nss"
-        nss.mkdir()
-        output = _pdfsig(pdf, "-nssdir", _nss_db_trusting(pki.root_cert, nss))
+        output = pdfsig(pdf, nss_db_trusting(pki.root_cert, tmp_path / "nss")).output
         assert PDFSIG_VALID in output, output
         assert PDFSIG_TRUSTED in output, output
 
@@ -132,6 +101,6 @@ class TestPdfsig:
         tampered[target] ^= 0x20  # 'm' -> 'M': the file still parses
         pdf = tmp_path / "tampered.pdf"
         pdf.write_bytes(bytes(tampered))
-        output = _pdfsig(pdf, "-nocert")
+        output = pdfsig(pdf).output
         assert PDFSIG_VALID not in output, output
         assert "Digest Mismatch" in output or "Signature is Invalid" in output, output

@@ -7,64 +7,20 @@ not our stamper, produced.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from io import BytesIO
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign.fields import SigSeedSubFilter
-from pyhanko.sign.signers.pdf_cms import ExternalSigner
-from pyhanko.sign.signers.pdf_signer import PdfSignatureMetadata, PdfSigner, PdfTBSDocument
-from pyhanko_certvalidator.registry import SimpleCertificateStore
-from pypdf import PdfWriter
 
-from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
+from meterai_signing.cms import SigningIdentity, load_identity
 from meterai_signing.pki import TestPki, generate_test_pki
+from tests.support import signed_pdfs
 
 SERIAL = "0A1B2C3D4E5F6G7H8J9K0L"
 
 PdfSigning = Callable[..., bytes]
-
-
-def _blank_pdf(title: str = "meterai verify test") -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(width=595, height=842)
-    writer.add_metadata({"/Title": title})
-    out = BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def _sign_pdf(pdf: bytes, identity: SigningIdentity, *, field_name: str, reason: str) -> bytes:
-    """Sign ``pdf`` as the stamping service will: pyHanko prepares, our CMS fills."""
-    external = ExternalSigner(
-        signing_cert=identity.signer_certificate,
-        cert_registry=SimpleCertificateStore.from_certs(list(identity.certificates[1:])),
-    )
-    signer = PdfSigner(
-        PdfSignatureMetadata(
-            field_name=field_name,
-            reason=reason,
-            subfilter=SigSeedSubFilter.PADES,
-            md_algorithm="sha256",
-        ),
-        signer=external,
-    )
-    output = BytesIO()
-    prepared, _tbs, _ = asyncio.run(
-        signer.async_digest_doc_for_signing(
-            IncrementalPdfFileWriter(BytesIO(pdf)),
-            bytes_reserved=2 * signature_size(identity),  # hex-encoded in /Contents
-            output=output,
-        )
-    )
-    cms = sign_digest(identity, prepared.document_digest)
-    PdfTBSDocument.finish_signing(output, prepared, cms)
-    return output.getvalue()
 
 
 def _der(pem_path: Path) -> bytes:
@@ -88,8 +44,8 @@ def root_der(pki: TestPki) -> bytes:
 
 @pytest.fixture(scope="session")
 def signed_pdf(identity: SigningIdentity) -> bytes:
-    return _sign_pdf(
-        _blank_pdf(),
+    return signed_pdfs.sign_pdf(
+        signed_pdfs.blank_pdf(),
         identity,
         field_name=f"e-meterai-{SERIAL}",
         reason=f"e-Meterai {SERIAL}",
@@ -105,13 +61,13 @@ def serial() -> str:
 @pytest.fixture(scope="session")
 def blank_pdf() -> Callable[[], bytes]:
     """Builds an unsigned one-page PDF whose /Title contains ``meterai verify test``."""
-    return _blank_pdf
+    return signed_pdfs.blank_pdf
 
 
 @pytest.fixture(scope="session")
 def sign_pdf() -> PdfSigning:
     """Signs via pyHanko's interrupted flow with our CMS: (pdf, identity, *, field_name, reason)."""
-    return _sign_pdf
+    return signed_pdfs.sign_pdf
 
 
 @pytest.fixture(scope="session")

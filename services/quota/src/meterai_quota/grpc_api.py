@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Engine
 
 from meterai.events.v1 import events_pb2
@@ -16,6 +14,7 @@ from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
 from meterai_common.db import READ_ONLY, run_in_transaction
 from meterai_common.grpc_errors import RequestError, status_from_errors
 from meterai_common.outbox import enqueue_event
+from meterai_common.proto_time import timestamp
 
 from . import orders as order_book
 from .domain.errors import PermissionDenied
@@ -27,14 +26,6 @@ __all__ = ["QuotaServicer"]
 _STATES = {state: getattr(quota_pb2, f"ORDER_STATE_{state.value}") for state in OrderState}
 
 
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def order_to_proto(order: Order) -> quota_pb2.Order:
     return quota_pb2.Order(
         order_id=order.id,
@@ -43,9 +34,9 @@ def order_to_proto(order: Order) -> quota_pb2.Order:
         total_idr=order.total_idr,
         state=_STATES[order.state],
         payment_reference=order.payment_reference or "",
-        created_at=_timestamp(order.created_at),
-        paid_at=_timestamp(order.paid_at),
-        expires_at=_timestamp(order.expires_at),
+        created_at=timestamp(order.created_at),
+        paid_at=timestamp(order.paid_at),
+        expires_at=timestamp(order.expires_at),
     )
 
 
@@ -199,7 +190,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
                         amount=entry.amount,
                         kind=entry.transaction_kind,
                         reference=entry.job_id or entry.order_id or "",
-                        created_at=_timestamp(entry.created_at),
+                        created_at=timestamp(entry.created_at),
                     )
                     for entry in page.items
                 ],

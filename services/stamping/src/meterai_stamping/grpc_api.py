@@ -8,10 +8,10 @@ from datetime import date
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai_common.grpc_errors import RequestError, status_from_errors
+from meterai_common.proto_time import timestamp
 from meterai_stamping.admission import Admission, Overloaded
 from meterai_stamping.domain.jobs import (
     DocumentFacts,
@@ -30,12 +30,6 @@ MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 
 
-def _timestamp(value: Any) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def job_to_proto(job: Job, base_url: str, position: tuple[int, int] = (0, 0)) -> stamping_pb2.Job:
     return stamping_pb2.Job(
         job_id=job.job_id,
@@ -45,8 +39,8 @@ def job_to_proto(job: Job, base_url: str, position: tuple[int, int] = (0, 0)) ->
         failure_code=job.failure_code or "",
         failure_reason=job.failure_reason or "",
         refunded=job.refunded,
-        created_at=_timestamp(job.created_at),
-        updated_at=_timestamp(job.updated_at),
+        created_at=timestamp(job.created_at),
+        updated_at=timestamp(job.updated_at),
         queue_position=position[0],
         expected_wait_ms=position[1],
         document_digest=job.digest or "",

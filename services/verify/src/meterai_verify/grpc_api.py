@@ -9,17 +9,16 @@ the very digest that signature signed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Engine
 
 import meterai_quota as ledger
 from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
 from meterai_common.db import READ_ONLY
 from meterai_common.grpc_errors import RequestError, status_from_errors
+from meterai_common.proto_time import timestamp
 from meterai_verify.pdf_check import PdfCheckError, check_pdf
 
 __all__ = ["VerificationServicer"]
@@ -30,14 +29,6 @@ _STATUS = {
     "HELD": verify_pb2.SERIAL_STATUS_PENDING,
     "UNKNOWN": verify_pb2.SERIAL_STATUS_UNKNOWN,
 }
-
-
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
 
 
 class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
@@ -55,7 +46,7 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
             return verify_pb2.SerialVerification(
                 serial=info.serial,
                 status=_STATUS[info.status],
-                stamped_at=_timestamp(info.stamped_at),
+                stamped_at=timestamp(info.stamped_at),
                 document_digest=info.document_digest or "",
                 document_type=info.document_type or "",
                 reseller_id=str(info.reseller_id or ""),
@@ -100,6 +91,6 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
             coverage_ok=bool(signature.coverage_ok),
             serial_status=status,
             digest_matches=digest_matches,
-            signing_time=_timestamp(signature.signing_time),
+            signing_time=timestamp(signature.signing_time),
             problem="; ".join(problems),
         )
