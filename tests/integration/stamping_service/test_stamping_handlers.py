@@ -20,7 +20,13 @@ from meterai_common.documents import DocumentStore
 from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
 from meterai_signing.pki import generate_test_pki
 from meterai_stamping import engine as pdf_engine
-from meterai_stamping.domain.jobs import DocumentFacts, JobState, Placement, SubmitDocument
+from meterai_stamping.domain.jobs import (
+    DocumentFacts,
+    JobNotFound,
+    JobState,
+    Placement,
+    SubmitDocument,
+)
 from meterai_stamping.handlers import Stamping, StampingConfig
 from tests.support.corpus import CORPUS
 
@@ -173,3 +179,13 @@ def test_no_quota_charges_nothing_and_leaves_no_job(world: World) -> None:
     jobs, _ = world.stamping.list(world.owner, 10, None)
     assert len(jobs) == 2
     assert world.reconciled()
+
+
+def test_a_reseller_sees_only_its_own_jobs_and_documents(world: World) -> None:
+    job_id = world.submit()
+    with pytest.raises(JobNotFound):
+        world.stamping.get("another-reseller", job_id)
+    with pytest.raises(JobNotFound):
+        world.stamping.stamped_document("another-reseller", job_id)
+    jobs, _ = world.stamping.list("another-reseller", 10, None)
+    assert jobs == []
