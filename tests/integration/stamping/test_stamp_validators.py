@@ -6,23 +6,12 @@ from io import BytesIO
 
 import pytest
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign import signers
-from pyhanko.sign.diff_analysis import (
-    DEFAULT_DIFF_POLICY,
-    FormUpdatingRule,
-    GenericFieldModificationRule,
-    ModificationLevel,
-    SigFieldCreationRule,
-    SigFieldModificationRule,
-    StandardDiffPolicy,
-)
+from pyhanko.sign import fields, signers
+from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.fields import MDPPerm
-from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
-from pyhanko_certvalidator import ValidationContext
 
-from meterai_stamping.engine import Rect, Seal
+from meterai_stamping.engine import CertifiedNoNewFields, Rect, Seal
 from tests.integration.stamping.validators import pyhanko_statuses, run_pdfsig, run_qpdf_check
 from tests.unit.stamping.samples import (
     CORPUS,
@@ -95,28 +84,21 @@ def test_earlier_approval_signature_still_validates() -> None:
     assert earlier.modification_level <= ModificationLevel.FORM_FILLING
 
 
-def test_certification_allowing_form_filling_stays_intact_and_only_gains_a_signature_field() -> (
-    None
-):
-    certified = certify(build_pdf(), MDPPerm.FILL_FORMS)
-    signed = stamp_and_sign(certified)
-    _assert_seal_signature_is_valid(signed)
-    # pyHanko's default policy forbids any new *visible* signature field after
-    # certification; with that one rule relaxed the update must be pure form filling.
-    relaxed = StandardDiffPolicy(
-        global_rules=DEFAULT_DIFF_POLICY.global_rules,
-        form_rule=FormUpdatingRule(
-            field_rules=[
-                SigFieldCreationRule(allow_new_visible_after_certify=True),
-                SigFieldModificationRule(),
-                GenericFieldModificationRule(),
-            ]
-        ),
-    )
-    reader = PdfFileReader(BytesIO(signed), strict=False)
-    author = next(s for s in reader.embedded_signatures if s.field_name == "Author")
-    status = validate_pdf_signature(
-        author, ValidationContext(trust_roots=[session_signer().certificate]), diff_policy=relaxed
-    )
-    assert status.intact and status.valid and status.docmdp_ok
-    assert status.modification_level == ModificationLevel.FORM_FILLING
+@pytest.mark.parametrize("permission", [MDPPerm.FILL_FORMS, MDPPerm.ANNOTATE])
+def test_certification_that_a_new_visible_signature_field_breaks_is_refused(
+    permission: MDPPerm,
+) -> None:
+    certified = certify(build_pdf(), permission)
+    # pyHanko itself adding a visible signature field: its validator then
+    # reports the author's certification as broken, so the engine must refuse.
+    writer = IncrementalPdfFileWriter(BytesIO(certified))
+    signed = signers.sign_pdf(
+        writer,
+        signers.PdfSignatureMetadata(field_name="Seal"),
+        signer=session_signer().signer,
+        new_field_spec=fields.SigFieldSpec("Seal", box=(40, 40, 220, 112)),
+    ).getvalue()
+    author = pyhanko_statuses(signed)["Author"]
+    assert author.intact and author.valid and not author.docmdp_ok
+    with pytest.raises(CertifiedNoNewFields, match=f"P={permission.value}"):
+        stamp_and_sign(certified)

@@ -12,7 +12,7 @@ def test_cms_fills_the_placeholder_without_moving_a_byte() -> None:
     prepared = prepare_seal(build_pdf())
     cms = bytes(range(256)) * 4
     signed = embed_signature(prepared.data, prepared.contents_start, prepared.contents_end, cms)
-    assert len(signed) == len(prepared.data)
+    assert type(signed) is bytes and len(signed) == len(prepared.data)
     _, b, c, _ = prepared.byte_range
     assert signed[:b] == prepared.data[:b] and signed[c:] == prepared.data[c:]
     hex_part = signed[prepared.contents_start : prepared.contents_end]

@@ -9,7 +9,9 @@ import pytest
 from pyhanko.sign.fields import MDPPerm
 
 from meterai_stamping.engine import (
+    CertifiedDocument,
     CertifiedNoChanges,
+    CertifiedNoNewFields,
     DocumentTooLarge,
     EncryptedPdf,
     InvalidRequest,
@@ -122,17 +124,59 @@ def test_encrypted_documents_are_refused_with_a_reason(
     assert caught.value.code == "FAILED_PRECONDITION"
 
 
-def test_certified_no_changes_is_refused_by_prepare_and_inspect() -> None:
-    certified = certify(build_pdf(), MDPPerm.NO_CHANGES)
-    with pytest.raises(CertifiedNoChanges, match="P=1"):
+@pytest.mark.parametrize(
+    ("permission", "error", "says"),
+    [
+        (MDPPerm.NO_CHANGES, CertifiedNoChanges, r"'no changes allowed' \(DocMDP P=1\)"),
+        (
+            MDPPerm.FILL_FORMS,
+            CertifiedNoNewFields,
+            r"certified by its author and only allows filling in its existing fields "
+            r"\(DocMDP P=2\)",
+        ),
+        (
+            MDPPerm.ANNOTATE,
+            CertifiedNoNewFields,
+            r"only allows filling in its existing fields and adding comments \(DocMDP P=3\)",
+        ),
+    ],
+)
+def test_certified_documents_are_refused_by_prepare_and_inspect(
+    permission: MDPPerm, error: type[CertifiedDocument], says: str
+) -> None:
+    certified = certify(build_pdf(), permission)
+    with pytest.raises(error, match=says) as caught:
         prepare_seal(certified)
-    with pytest.raises(CertifiedNoChanges):
+    assert caught.value.code == "FAILED_PRECONDITION"
+    assert "invalidat" in caught.value.message
+    with pytest.raises(error):
         inspect(certified)
 
 
-def test_certified_allowing_form_filling_is_stamped() -> None:
-    certified = certify(build_pdf(), MDPPerm.FILL_FORMS)
-    assert prepare_seal(certified).data.startswith(certified)
+@pytest.mark.parametrize("permission", [MDPPerm.NO_CHANGES, MDPPerm.FILL_FORMS])
+def test_certified_documents_are_refused_before_the_page_or_seal_is_looked_at(
+    permission: MDPPerm,
+) -> None:
+    certified = certify(build_pdf(), permission)
+    with pytest.raises(CertifiedDocument):
+        prepare_seal(certified, page=99)
+    with pytest.raises(CertifiedDocument):
+        prepare_seal(certified, rect=Rect(10_000, 10_000, 10_200, 10_100))
+
+
+def test_certification_without_a_permission_level_counts_as_form_filling_only() -> None:
+    pdf = assemble_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R /Perms << /DocMDP 4 0 R >> >>",
+            2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: _PAGE,
+            4: b"<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /ETSI.CAdES.detached "
+            b"/Reference [<< /Type /SigRef /TransformMethod /DocMDP "
+            b"/TransformParams << /Type /TransformParams /V /1.2 >> >>] >>",
+        }
+    )
+    with pytest.raises(CertifiedNoNewFields, match="P=2"):
+        prepare_seal(pdf)
 
 
 def test_page_tree_that_loops_on_itself_is_malformed() -> None:

@@ -43,6 +43,28 @@ def test_damaged_cross_references_are_replaced_by_a_complete_table(name: str) ->
     assert re.search(rb"xref\n0 \d+\n0000000000 65535 f", section)
 
 
+@pytest.mark.parametrize("target", [b"3 0 obj", b"%PDF"])
+def test_table_entry_pointing_away_from_its_object_is_damage_even_if_never_read(
+    target: bytes,
+) -> None:
+    original = build_pdf([PageSpec(), PageSpec()])
+    # Object 7 is page 2's content stream: stamping page 1 never reads it.
+    rows = re.search(rb"\nxref\n0 \d+\n", original)
+    assert rows is not None
+    row = rows.end() + 20 * 7
+    broken = original[:row] + b"%010d" % original.index(target) + original[row + 10 :]
+    section = _update_section(broken, prepare_seal(broken).data)
+    assert b"/Prev" not in section
+    assert re.search(rb"xref\n0 \d+\n0000000000 65535 f", section)
+
+
+def test_sound_table_is_chained_not_repeated() -> None:
+    original = build_pdf([PageSpec(text=f"page {i}") for i in range(20)])
+    section = _update_section(original, prepare_seal(original).data)
+    assert re.search(rb"xref\n0 \d+\n0000000000 65535 f", section) is None
+    assert len(re.findall(rb"\d{10} \d{5} n", section)) < 10
+
+
 def test_update_rewrites_only_the_target_page_and_the_form_root() -> None:
     original = build_pdf([PageSpec(text=f"page {i}") for i in range(50)])
     section = _update_section(original, prepare_seal(original, page=30).data)

@@ -7,7 +7,9 @@ by the signing service.  No I/O, no network, no keys: bytes in, bytes out.
 """
 
 from .errors import (
+    CertifiedDocument,
     CertifiedNoChanges,
+    CertifiedNoNewFields,
     DocumentTooLarge,
     EncryptedPdf,
     InvalidPlaceholder,
@@ -25,7 +27,9 @@ from .signature import embed_signature
 from .stamp import inspect, prepare
 
 __all__ = [
+    "CertifiedDocument",
     "CertifiedNoChanges",
+    "CertifiedNoNewFields",
     "DocumentInfo",
     "DocumentTooLarge",
     "EncryptedPdf",

@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 __all__ = [
+    "CertifiedDocument",
     "CertifiedNoChanges",
+    "CertifiedNoNewFields",
     "DocumentTooLarge",
     "EncryptedPdf",
     "ErrorCode",
@@ -82,10 +84,27 @@ class DocumentTooLarge(StampError):
     code: ClassVar[ErrorCode] = "RESOURCE_EXHAUSTED"
 
 
-class CertifiedNoChanges(StampError):
-    """The document is certified with DocMDP ``/P 1``: no change at all, not even a signature."""
+class CertifiedDocument(StampError):
+    """The document is certified by its author (DocMDP), so a new seal would break that.
+
+    Certification fixes which later changes keep the author's signature
+    valid, and none of its levels allows adding a signature field; the
+    subclasses say which level the document has.
+    """
 
     code: ClassVar[ErrorCode] = "FAILED_PRECONDITION"
+
+
+class CertifiedNoChanges(CertifiedDocument):
+    """The document is certified with DocMDP ``/P 1``: no change at all, not even a signature."""
+
+
+class CertifiedNoNewFields(CertifiedDocument):
+    """The document is certified with DocMDP ``/P 2`` or ``/P 3``.
+
+    The author allows filling in (and signing) the fields already there, plus
+    comments at ``/P 3``, but not new fields such as the seal's signature field.
+    """
 
 
 class SignatureTooLarge(StampError):

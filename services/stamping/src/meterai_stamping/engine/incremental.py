@@ -5,13 +5,17 @@ object revisions, a cross-reference section for them, and a trailer pointing
 back (``/Prev``) to the previous section.  That is what keeps earlier
 signatures valid.  The section is written in the form the file already uses:
 a cross-reference stream after a stream, a classic table otherwise.
+
+Only the appended section is built here; the original bytes are never
+copied, so the cost does not grow with the document.  The caller joins the
+two once, into the output.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["NewObject", "UpdateTrailer", "append_update"]
+__all__ = ["NewObject", "UpdateTrailer", "build_update"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class UpdateTrailer:
     """Offset of the previous cross-reference section; None for a complete table."""
 
 
-def append_update(
+def build_update(
     original: bytes,
     objects: list[NewObject],
     trailer: UpdateTrailer,
@@ -48,27 +52,31 @@ def append_update(
     as_stream: bool,
     existing: dict[int, tuple[int, int]] | None = None,
 ) -> tuple[bytearray, dict[int, int]]:
-    """Return the updated file and the offset of each new object's body.
+    """Return the section to append to *original* and the file offset of each new object's body.
+
+    Offsets count from the start of the file, i.e. ``len(original)`` plus the
+    position in the section.
 
     :param existing: ``{number: (offset, generation)}`` of every original
         object, given when the original cross-reference data is damaged: the
         section then lists all objects and has no ``/Prev``.
     """
-    out = bytearray(original)
-    if not out.endswith((b"\n", b"\r")):
+    base = len(original)
+    out = bytearray()
+    if not original.endswith((b"\n", b"\r")):
         out += b"\n"
     entries: dict[int, tuple[int, int]] = dict(existing or {})
     body_offsets: dict[int, int] = {}
     for obj in objects:
-        entries[obj.number] = (len(out), obj.generation)
+        entries[obj.number] = (base + len(out), obj.generation)
         out += b"%d %d obj\n" % (obj.number, obj.generation)
-        body_offsets[obj.number] = len(out)
+        body_offsets[obj.number] = base + len(out)
         out += obj.body
         out += b"\nendobj\n"
     if as_stream:
-        _append_xref_stream(out, entries, trailer, complete=existing is not None)
+        _append_xref_stream(out, base, entries, trailer, complete=existing is not None)
     else:
-        _append_xref_table(out, entries, trailer, complete=existing is not None)
+        _append_xref_table(out, base, entries, trailer, complete=existing is not None)
     return out, body_offsets
 
 
@@ -95,9 +103,14 @@ def _subsections(numbers: list[int]) -> list[tuple[int, int]]:
 
 
 def _append_xref_table(
-    out: bytearray, entries: dict[int, tuple[int, int]], trailer: UpdateTrailer, *, complete: bool
+    out: bytearray,
+    base: int,
+    entries: dict[int, tuple[int, int]],
+    trailer: UpdateTrailer,
+    *,
+    complete: bool,
 ) -> None:
-    start = len(out)
+    start = base + len(out)
     lines = [b"xref\n"]
     if complete:
         numbers = list(range(trailer.size))
@@ -118,12 +131,17 @@ def _append_xref_table(
 
 
 def _append_xref_stream(
-    out: bytearray, entries: dict[int, tuple[int, int]], trailer: UpdateTrailer, *, complete: bool
+    out: bytearray,
+    base: int,
+    entries: dict[int, tuple[int, int]],
+    trailer: UpdateTrailer,
+    *,
+    complete: bool,
 ) -> None:
-    start = len(out)
+    start = base + len(out)
     own = trailer.size - 1
     entries = {**entries, own: (start, 0)}
-    width = max(4, (len(out) + 4096).bit_length() // 8 + 1)
+    width = max(4, (start + 4096).bit_length() // 8 + 1)
     rows = bytearray()
     if complete:
         numbers = list(range(trailer.size))

@@ -4,10 +4,15 @@ PAdES signs the whole file except the hex string of ``/Contents``.  The
 dictionary is written with fixed-width placeholders, so once the file layout
 is final the ``/ByteRange`` can be patched in place and the digest computed
 without moving a byte; the CMS then drops into the zero-filled hole.
+
+The dictionary always lies in the appended update, so everything here works
+on that update plus the untouched original: hashing and patching never need
+the two joined, and each whole-file copy that remains is the output itself.
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 from datetime import datetime
 
@@ -16,10 +21,10 @@ from .pdf_syntax import pdf_date, pdf_text
 
 __all__ = [
     "SignedRegion",
-    "byte_range_digest",
     "embed_signature",
     "fill_byte_range",
     "signature_dictionary",
+    "update_digest",
 ]
 
 _BYTE_RANGE_KEY = b"/ByteRange "
@@ -54,28 +59,49 @@ def signature_dictionary(signature_size: int, signing_time: datetime, reason: st
     )
 
 
-def fill_byte_range(out: bytearray, body_offset: int, signature_size: int) -> SignedRegion:
+def fill_byte_range(
+    update: bytearray, base: int, body_offset: int, signature_size: int
+) -> SignedRegion:
     """Write the final ``/ByteRange`` into the signature dictionary at *body_offset*.
 
+    :param update: the appended section, which holds the dictionary; it is
+        patched in place.
+    :param base: file offset where *update* starts (the original's length).
+    :param body_offset: file offset of the dictionary.
+
     The range covers everything but ``<...>`` of ``/Contents``, delimiters
-    included, as ISO 32000 requires.
+    included, as ISO 32000 requires.  Returned offsets count from the start
+    of the file.
     """
-    range_at = out.index(_BYTE_RANGE_KEY, body_offset) + len(_BYTE_RANGE_KEY)
-    contents_start = out.index(_CONTENTS_KEY, body_offset) + len(_CONTENTS_KEY)
+    at = body_offset - base
+    range_at = update.index(_BYTE_RANGE_KEY, at) + len(_BYTE_RANGE_KEY)
+    contents_start = base + update.index(_CONTENTS_KEY, at) + len(_CONTENTS_KEY)
     contents_end = contents_start + 2 * signature_size
     after = contents_end + 1
-    byte_range = (0, contents_start - 1, after, len(out) - after)
+    byte_range = (0, contents_start - 1, after, base + len(update) - after)
     text = b"[%d %d %d %d]" % byte_range
-    out[range_at : range_at + _BYTE_RANGE_WIDTH] = text.ljust(_BYTE_RANGE_WIDTH)
+    update[range_at : range_at + _BYTE_RANGE_WIDTH] = text.ljust(_BYTE_RANGE_WIDTH)
     return contents_start, contents_end, byte_range
 
 
-def byte_range_digest(data: bytes | bytearray, byte_range: tuple[int, int, int, int]) -> bytes:
-    """SHA-256 over the two signed ranges: the only work proportional to file size."""
-    view = memoryview(data)
-    h = hashlib.sha256(view[byte_range[0] : byte_range[0] + byte_range[1]])
-    h.update(view[byte_range[2] : byte_range[2] + byte_range[3]])
-    return h.digest()
+def update_digest(
+    original: bytes, update: bytes | bytearray, byte_range: tuple[int, int, int, int]
+) -> bytes:
+    """SHA-256 over the two signed ranges of ``original + update``, without joining them.
+
+    Hashing the original is the only work proportional to file size.  The
+    first range must start at 0 and cover the whole original, as it does when
+    the signature dictionary is in *update*.
+    """
+    base = len(original)
+    start, first, second, length = byte_range
+    if start != 0 or first < base:
+        raise ValueError("the first signed range must cover the whole original")
+    view = memoryview(update)
+    digest = hashlib.sha256(original)
+    digest.update(view[: first - base])
+    digest.update(view[second - base : second - base + length])
+    return digest.digest()
 
 
 def embed_signature(
@@ -85,7 +111,8 @@ def embed_signature(
 
     The rest of the file is untouched, so the digest the CMS signs stays valid.
     The CMS is written as upper-case hex followed by the zero padding the
-    placeholder reserved (trailing zeros are ignored by DER parsers).
+    placeholder reserved (trailing zeros are ignored by DER parsers).  The
+    result is assembled from views of *prepared*: one copy of the file.
 
     :raises SignatureTooLarge: the CMS needs more room than was reserved.
     :raises InvalidPlaceholder: the offsets do not delimit a placeholder.
@@ -100,18 +127,14 @@ def embed_signature(
             "contents_start/contents_end do not delimit the /Contents placeholder of this "
             "document; pass the values returned by prepare together with its data."
         )
-    hex_cms = cms_der.hex().upper().encode()
+    hex_cms = binascii.hexlify(cms_der).upper()
     room = contents_end - contents_start
     if len(hex_cms) > room:
         raise SignatureTooLarge(
             f"The signature is {len(cms_der):,} bytes but only {room // 2:,} bytes were reserved; "
             "prepare the document again with a larger signature_size."
         )
+    view = memoryview(prepared)
     return b"".join(
-        (
-            prepared[:contents_start],
-            hex_cms,
-            b"0" * (room - len(hex_cms)),
-            prepared[contents_end:],
-        )
+        (view[:contents_start], hex_cms, b"0" * (room - len(hex_cms)), view[contents_end:])
     )

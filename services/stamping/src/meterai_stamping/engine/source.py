@@ -7,7 +7,11 @@ the pages on the path from the page-tree root to the target page, so the cost
 of a stamp does not grow with the length of the document.
 
 It also decides whether the file's own cross-reference data can be trusted as
-the base of an incremental update (see :attr:`SourceDocument.damaged`).
+the base of an incremental update (see :attr:`SourceDocument.damaged`).  That
+check is done on the raw bytes before pypdf runs, so a sound file can be read
+with ``strict=True``: pypdf's lenient mode otherwise re-reads the header of
+every object the cross-reference data lists, a cost that grows with the
+document.  Damaged files get the lenient reader and its repairs.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, PdfObje
 
 from .errors import (
     CertifiedNoChanges,
+    CertifiedNoNewFields,
     DocumentTooLarge,
     EncryptedPdf,
     MalformedPdf,
@@ -43,7 +48,9 @@ _STARTXREF = re.compile(rb"startxref\s*(\d{1,12})")
 _CLASSIC_XREF = re.compile(rb"\s*xref\b")
 _OBJECT_HEADER = re.compile(rb"\s*(\d{1,10})\s+(\d{1,5})\s+obj\b")
 _XREF_SUBSECTION = re.compile(rb"\s*(\d{1,10})\s+(\d{1,10})[ \t]*(?:\r\n|\r|\n)")
-_XREF_ENTRY = re.compile(rb"\s*(\d{10}) (\d{5}) ([nf])")
+_XREF_ROWS = re.compile(rb"(?:\d{10} \d{5} [nf](?: \n|\r\n| \r))*")
+"""Rows of a classic table: exactly 20 bytes each, as ISO 32000 (7.5.4) requires."""
+_XREF_ROW = re.compile(rb"(\d{10}) (\d{5}) ([nf])")
 _PREV = re.compile(rb"/Prev\s+(\d{1,12})")
 _XREF_STM = re.compile(rb"/XRefStm\s+(\d{1,12})")
 _MAX_SECTIONS = 10_000
@@ -187,7 +194,7 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
     """Parse trailer and cross-references and check the document may be stamped.
 
     Raises the document-level errors: not a PDF, too large, encrypted,
-    certified against changes, broken structure.
+    certified by its author, broken structure.
     """
     if not isinstance(pdf, (bytes, bytearray, memoryview)):
         raise NotAPdf("The upload is not a PDF file (expected raw bytes).")
@@ -202,7 +209,11 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
             "The upload is not a PDF file (it does not start with %PDF-); "
             "upload the document as PDF."
         )
-    reader = PdfReader(BytesIO(pdf), strict=False)
+    startxref, xref_is_stream, sound = _assess_cross_references(pdf)
+    reader = _read_trusting_cross_references(pdf) if sound else None
+    if reader is None:
+        reader = PdfReader(_SharedBytesIO(pdf), strict=False)
+    damaged = not sound or reader.xref_index != 0
     if reader.is_encrypted:
         _refuse_encrypted(reader, password)
     root_ref = reader.trailer.raw_get("/Root") if "/Root" in reader.trailer else None
@@ -218,11 +229,12 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
         root_ref=root_ref,
         catalog=catalog,
         page_count=0,
-        startxref=0,
-        xref_is_stream=False,
-        damaged=False,
+        startxref=startxref,
+        xref_is_stream=xref_is_stream,
+        damaged=damaged,
         next_number=0,
     )
+    doc.next_number = _next_free_number(doc)
     pages = doc.resolve(catalog.get("/Pages"))
     if not isinstance(pages, DictionaryObject):
         raise _broken_tree()
@@ -234,9 +246,63 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
         )
     if doc.page_count == 0:
         raise _broken_tree()
-    _refuse_certified_no_changes(doc)
-    _assess_cross_references(doc)
+    _refuse_certified(doc)
+    if doc.damaged and reader.xref_objStm:
+        raise MalformedPdf(
+            "The PDF's cross-reference data is damaged; re-save it with a PDF editor and try again."
+        )
     return doc
+
+
+class _SharedBytesIO(BytesIO):
+    """A read-only stream over the caller's bytes that never copies them.
+
+    ``BytesIO`` shares an initial ``bytes`` value until it is written to or
+    asked for :meth:`getbuffer`; pypdf asks for the buffer just to learn the
+    stream's size (``pypdf._utils.get_stream_size``), which would copy the
+    whole file.  Returning a view of the original bytes keeps that free.
+    Reads stay those of ``BytesIO`` itself, in C.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self._view = memoryview(data)
+
+    def getbuffer(self) -> memoryview:
+        """A fresh view of the original bytes; callers may release it."""
+        return self._view[:]
+
+
+def _read_trusting_cross_references(data: bytes) -> PdfReader | None:
+    """A pypdf reader that takes the cross-reference data as it is, or None.
+
+    Called only once :func:`_assess_cross_references` has found the data
+    sound.  Strict reading skips pypdf's lenient pass over every listed
+    object; the reader is switched back to lenient afterwards, so objects are
+    still parsed as forgivingly as viewers do.  Whatever the strict reader
+    rejects, and tables that are not zero-indexed (which only lenient mode
+    corrects), are left to the lenient reader: this is a shortcut, not a
+    verdict on the file.
+    """
+    try:
+        reader = PdfReader(_SharedBytesIO(data), strict=True)
+    except Exception:
+        return None
+    if reader.xref_index != 0:
+        return None
+    reader.strict = False
+    return reader
+
+
+def _next_free_number(doc: SourceDocument) -> int:
+    """One past the highest object number in use or declared by ``/Size``."""
+    known: set[int] = set(doc.reader.xref_objStm)
+    for generation, entries in doc.reader.xref.items():
+        if generation != 65535:
+            known.update(entries)
+    size = doc.resolve(doc.reader.trailer.get("/Size"))
+    declared = int(size) if isinstance(size, int) and 0 < size < 10_000_000 else 0
+    return max(declared, max(known, default=0) + 1)
 
 
 def _refuse_encrypted(reader: PdfReader, password: str | None) -> None:
@@ -248,62 +314,72 @@ def _refuse_encrypted(reader: PdfReader, password: str | None) -> None:
     raise EncryptedPdf(f"Encrypted documents cannot be stamped, even with the password. {advice}")
 
 
-def _refuse_certified_no_changes(doc: SourceDocument) -> None:
+def _refuse_certified(doc: SourceDocument) -> None:
+    """Refuse documents certified by their author (a DocMDP signature), whatever the level.
+
+    The seal needs a new, visible signature field.  ``/P 1`` forbids every
+    change.  ``/P 2`` allows filling in and signing the fields the author
+    created, not adding one, and pyHanko's validator reports the
+    certification as broken when a field is added; ``/P 3`` (annotations
+    too) is judged the same way.  Earlier signatures must stay valid, so
+    none of the levels can take an e-meterai.  A missing ``/P`` means 2, as
+    ISO 32000 specifies for the DocMDP transform parameters.
+    """
     perms = doc.resolve(doc.catalog.get("/Perms"))
     if not isinstance(perms, DictionaryObject):
         return
     signature = doc.resolve(perms.get("/DocMDP"))
     if not isinstance(signature, DictionaryObject):
         return
+    level = 2
     references = doc.resolve(signature.get("/Reference"))
-    if not isinstance(references, ArrayObject):
-        return
-    for item in references:
+    for item in references if isinstance(references, ArrayObject) else []:
         reference = doc.resolve(item)
         if not isinstance(reference, DictionaryObject):
             continue
         if doc.resolve(reference.get("/TransformMethod")) != "/DocMDP":
             continue
         params = doc.resolve(reference.get("/TransformParams"))
-        level = doc.resolve(params.get("/P")) if isinstance(params, DictionaryObject) else None
-        if level == 1:
-            raise CertifiedNoChanges(
-                "The document is certified by its author with 'no changes allowed' (DocMDP P=1); "
-                "adding the e-meterai would invalidate that certification. Ask the author for a "
-                "copy certified to allow signing, or stamp before certifying."
-            )
+        value = doc.resolve(params.get("/P")) if isinstance(params, DictionaryObject) else None
+        if isinstance(value, int) and value in (1, 2, 3):
+            level = int(value)
+    advice = (
+        "Ask the author for a copy that is not certified, or have the e-meterai added "
+        "before the document is certified."
+    )
+    if level == 1:
+        raise CertifiedNoChanges(
+            "The document is certified by its author with 'no changes allowed' (DocMDP P=1); "
+            f"adding the e-meterai would invalidate that certification. {advice}"
+        )
+    allowed = "filling in its existing fields" + (" and adding comments" if level == 3 else "")
+    raise CertifiedNoNewFields(
+        f"The document is certified by its author and only allows {allowed} (DocMDP P={level}); "
+        "the e-meterai needs a new signature field, so it cannot be added without invalidating "
+        f"that certification. {advice}"
+    )
 
 
-def _assess_cross_references(doc: SourceDocument) -> None:
+def _assess_cross_references(data: bytes) -> tuple[int, bool, bool]:
     """Find ``startxref`` and decide whether the xref data is trustworthy.
 
-    pypdf silently repairs wrong offsets; other readers repair too, but not
-    always the same way, and validators flag the file as damaged.  Checking
-    walks the ``/Prev`` chain and matches each classic-table entry against the
-    object header it points to: linear in the number of objects, not in file
-    size.  Cross-reference streams are binary and checked by pypdf as it reads.
+    Returns the ``startxref`` offset, whether it points at a cross-reference
+    stream, and whether the data is sound.  pypdf silently repairs wrong
+    offsets; other readers repair too, but not always the same way, and
+    validators flag the file as damaged.  Checking walks the ``/Prev`` chain
+    and matches each classic-table entry against the object header it points
+    to: linear in the number of objects, not in file size.  Cross-reference
+    streams are binary and checked by pypdf as it reads.
     """
-    data, reader = doc.data, doc.reader
     tail_start = max(0, len(data) - _TAIL_WINDOW)
     matches = list(_STARTXREF.finditer(data, tail_start))
-    doc.startxref = int(matches[-1].group(1)) if matches else -1
-    doc.xref_is_stream = bool(
-        0 < doc.startxref < len(data)
-        and not _CLASSIC_XREF.match(data, doc.startxref)
-        and _OBJECT_HEADER.match(data, doc.startxref)
+    startxref = int(matches[-1].group(1)) if matches else -1
+    is_stream = bool(
+        0 < startxref < len(data)
+        and not _CLASSIC_XREF.match(data, startxref)
+        and _OBJECT_HEADER.match(data, startxref)
     )
-    doc.damaged = reader.xref_index != 0 or not _chain_is_sound(data, doc.startxref)
-    known: set[int] = set(reader.xref_objStm)
-    for generation, entries in reader.xref.items():
-        if generation != 65535:
-            known.update(entries)
-    size = doc.resolve(reader.trailer.get("/Size"))
-    declared = int(size) if isinstance(size, int) and 0 < size < 10_000_000 else 0
-    doc.next_number = max(declared, max(known, default=0) + 1)
-    if doc.damaged and reader.xref_objStm:
-        raise MalformedPdf(
-            "The PDF's cross-reference data is damaged; re-save it with a PDF editor and try again."
-        )
+    return startxref, is_stream, _chain_is_sound(data, startxref)
 
 
 def _chain_is_sound(data: bytes, offset: int) -> bool:
@@ -334,7 +410,12 @@ def _chain_is_sound(data: bytes, offset: int) -> bool:
 
 
 def _classic_table_end(data: bytes, offset: int) -> int:
-    """Check every in-use entry of the table at *offset*; return where ``trailer`` starts, or -1."""
+    """Check every in-use entry of the table at *offset*; return where ``trailer`` starts, or -1.
+
+    Each subsection's rows are checked in one regular-expression match, then
+    each in-use row's offset must hold that object's header.  Producers write
+    the header as ``N G obj``, so a plain comparison settles nearly every row.
+    """
     pos = data.index(b"xref", offset) + 4
     while True:
         sub = _XREF_SUBSECTION.match(data, pos)
@@ -343,17 +424,16 @@ def _classic_table_end(data: bytes, offset: int) -> int:
             return at if data.startswith(b"trailer", at) else -1
         first, count = int(sub.group(1)), int(sub.group(2))
         pos = sub.end()
-        for number in range(first, first + count):
-            if pos + 20 > len(data) or data[pos + 18 : pos + 20] not in (b" \n", b"\r\n", b" \r"):
+        end = pos + 20 * count
+        if end > len(data) or _XREF_ROWS.fullmatch(data, pos, end) is None:
+            return -1
+        for number, (at, generation, kind) in enumerate(_XREF_ROW.findall(data, pos, end), first):
+            if kind != b"n" or data.startswith(b"%d %d obj" % (number, int(generation)), int(at)):
+                continue
+            header = _OBJECT_HEADER.match(data, int(at))
+            if header is None or tuple(map(int, header.group(1, 2))) != (number, int(generation)):
                 return -1
-            entry = _XREF_ENTRY.match(data, pos)
-            if entry is None:
-                return -1
-            if entry.group(3) == b"n":
-                header = _OBJECT_HEADER.match(data, int(entry.group(1)))
-                if header is None or int(header.group(1)) != number:
-                    return -1
-            pos += 20
+        pos = end
 
 
 def scan_objects(data: bytes) -> dict[int, tuple[int, int]]:

@@ -39,11 +39,11 @@ from .errors import (
     StampError,
 )
 from .geometry import PageGeometry, place
-from .incremental import NewObject, UpdateTrailer, append_update
+from .incremental import NewObject, UpdateTrailer, build_update
 from .model import MM_PER_PT, DocumentInfo, Limits, PreparedDocument, Rect, Seal
 from .pdf_syntax import pdf_number, pdf_text, serialize
 from .qr import QrSymbol, encode_qr
-from .signature import byte_range_digest, fill_byte_range, signature_dictionary
+from .signature import fill_byte_range, signature_dictionary, update_digest
 from .source import LocatedPage, SourceDocument, open_document, scan_objects
 
 __all__ = ["DEFAULT_LIMITS", "MIN_MODULE_PT", "inspect", "prepare"]
@@ -67,7 +67,7 @@ def inspect(
     """Page count and displayed page sizes, without reading page content.
 
     Raises every document-level error :func:`prepare` would raise (not a PDF,
-    malformed, encrypted, too large, certified against changes), so a caller
+    malformed, encrypted, too large, certified by its author), so a caller
     can refuse a document before charging for a stamp.  Errors that depend on
     the request (page number, rectangle) are left to :func:`prepare`.
     """
@@ -261,15 +261,19 @@ def _stamp(
         ids=_trailer_ids(doc, seal, signing_time),
         prev=None if doc.damaged else doc.startxref,
     )
-    out, offsets = append_update(doc.data, objects, trailer, as_stream=as_stream, existing=existing)
-    contents_start, contents_end, byte_range = fill_byte_range(out, offsets[sig_n], signature_size)
-    data = bytes(out)
+    update, offsets = build_update(
+        doc.data, objects, trailer, as_stream=as_stream, existing=existing
+    )
+    base = len(doc.data)
+    contents_start, contents_end, byte_range = fill_byte_range(
+        update, base, offsets[sig_n], signature_size
+    )
     return PreparedDocument(
-        data=data,
+        data=b"".join((doc.data, update)),
         contents_start=contents_start,
         contents_end=contents_end,
         byte_range=byte_range,
-        digest=byte_range_digest(data, byte_range),
+        digest=update_digest(doc.data, update, byte_range),
         page_count=doc.page_count,
     )
 
