@@ -158,7 +158,18 @@ class DistributedPlatform(_Platform):
 
     base_port: int = 0
 
-    def start(self, database_url: str, amqp_url: str, workers: int = 1) -> DistributedPlatform:
+    def start(
+        self,
+        database_url: str,
+        amqp_url: str,
+        workers: int = 1,
+        extra_env: dict[str, str] | None = None,
+    ) -> DistributedPlatform:
+        """Initialise the PKI and schema, spawn every service and ``workers`` signing workers.
+
+        :param extra_env: variables set on top of the defaults above (benchmarks tune
+            admission limits and the payment provider with it).
+        """
         self.base_port = free_port_block()
         self.env = {
             **os.environ,
@@ -173,6 +184,7 @@ class DistributedPlatform(_Platform):
         }
         for variable in ("METERAI_SERVER", "METERAI_API_KEY"):
             self.env.pop(variable, None)
+        self.env.update(extra_env or {})
         result = self.cli("admin", "init-pki")
         assert result.code == 0, result.stderr
         result = self.cli("admin", "migrate")

@@ -23,6 +23,12 @@ __all__ = ["SERVICES", "run_embedded", "run_service"]
 log = logging.getLogger(__name__)
 
 SERVICES = ("quota", "stamping", "signing", "verify")
+GRACE_S = 10.0
+"""In-flight calls get this long to finish after the server stops taking new ones; long-lived
+streams (health and job watches) are cut at the end of it, and clients re-watch."""
+DRAIN_DELAY_S = 2.0
+"""After SIGTERM a service reports NOT_SERVING this long before refusing calls, so load
+balancers polling the health service move traffic away first."""
 
 
 def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
@@ -95,7 +101,7 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
                 port = runtime.port
         ready(port)
         wait_for_termination_signal()
-        runtime.stop(10.0)
+        runtime.stop(GRACE_S, DRAIN_DELAY_S)
     finally:
         transport.stop()
         if bus is not None:

@@ -15,18 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import grpc
-from sqlalchemy.exc import DBAPIError, OperationalError
+
+from meterai_common.outages import is_database_outage
 
 __all__ = ["RequestError", "abort", "status_from_errors"]
 
 log = logging.getLogger(__name__)
-
-
-def _is_database_outage(error: BaseException) -> bool:
-    """A lost or refused database connection: worth a retry, not an internal error."""
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, OperationalError)
 
 
 class RequestError(Exception):
@@ -52,7 +46,7 @@ def status_from_errors(context: grpc.ServicerContext) -> Iterator[None]:
             abort(context, code, str(error))
         if type(error) is Exception and not error.args:
             raise  # grpc's own abort() unwinding
-        if _is_database_outage(error):
+        if is_database_outage(error):
             log.warning("database unavailable: %s", error)
             abort(context, "UNAVAILABLE", "the database is unavailable; nothing was charged, retry")
         reference = uuid.uuid4().hex[:12]

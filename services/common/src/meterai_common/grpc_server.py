@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -45,9 +46,13 @@ class RunningServer:
         for service in ("", *self.service_names):
             self.health.set(service, status)
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Report NOT_SERVING first so balancers drain us, then let in-flight calls finish."""
+    def stop(self, grace: float = 10.0, drain_delay: float = 0.0) -> None:
+        """Report NOT_SERVING first so balancers stop sending us calls, keep serving for
+        ``drain_delay`` seconds while they notice, then refuse new calls and let in-flight
+        ones finish within ``grace``."""
         self.set_serving(False)
+        if drain_delay > 0:
+            time.sleep(drain_delay)
         self.server.stop(grace).wait()
 
 

@@ -255,14 +255,28 @@ class PikaConsumer:
     """Consumes one queue on its own thread and connection, acking after the handler returns.
 
     A handler that raises gets the message redelivered (``basic_nack`` with requeue); the
-    quorum queue's delivery limit dead-letters it after repeated failures.
+    quorum queue's delivery limit dead-letters it after repeated failures. A failure that says
+    nothing about the message — its database is briefly unreachable (``transient``) — is
+    retried in place with backoff instead, while heartbeats continue: redelivering would spend
+    the delivery limit in a second and dead-letter a perfectly good message.
     """
 
-    def __init__(self, url: str, spec: QueueSpec, handler: Handler, *, prefetch: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        spec: QueueSpec,
+        handler: Handler,
+        *,
+        prefetch: int = 10,
+        transient: Callable[[Exception], bool] = lambda error: False,
+        transient_patience_s: float = 600.0,
+    ) -> None:
         self._url = url
         self._spec = spec
         self._handler = handler
         self._prefetch = prefetch
+        self._transient = transient
+        self._patience_s = transient_patience_s
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"consume-{spec.name}", daemon=True)
         self.connected = threading.Event()
@@ -302,15 +316,37 @@ class PikaConsumer:
                 if method is None:
                     continue
                 message_id = properties.message_id or ""
-                try:
-                    self._handler(method.routing_key, body, message_id)
-                except Exception:
-                    log.exception("%s: handler failed for %s", self._spec.name, message_id)
-                    channel.basic_nack(method.delivery_tag, requeue=True)
-                    time.sleep(0.1)
-                else:
+                if self._handle(connection, method.routing_key, body, message_id):
                     channel.basic_ack(method.delivery_tag)
+                else:
+                    channel.basic_nack(method.delivery_tag, requeue=True)
+                    connection.sleep(0.1)
             channel.cancel()
         finally:
             if connection.is_open:
                 connection.close()
+
+    def _handle(self, connection: Any, routing_key: str, body: bytes, message_id: str) -> bool:
+        """Run the handler; True when the message is done with, False to have it redelivered."""
+        deadline = time.monotonic() + self._patience_s
+        backoff = 0.2
+        while True:
+            try:
+                self._handler(routing_key, body, message_id)
+                return True
+            except Exception as error:
+                if self._transient(error) and time.monotonic() < deadline:
+                    if self._stopping.is_set():
+                        return False
+                    log.warning(
+                        "%s: %s waits for a dependency (%s); retrying in %.1f s",
+                        self._spec.name,
+                        message_id,
+                        error,
+                        backoff,
+                    )
+                    connection.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                log.exception("%s: handler failed for %s", self._spec.name, message_id)
+                return False

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from meterai_common.bus import InProcessBus
 from meterai_common.messaging import Handler, PikaConsumer, PikaPublisher, QueueSpec
+from meterai_common.outages import is_database_outage
 from meterai_common.outbox import OutboxMessage
 from meterai_common.tasks import CeleryTaskSender, make_celery
 
@@ -76,7 +77,7 @@ class BrokerTransport(_Dispatch):
         self._sender.send(task_name, kwargs)
 
     def subscribe(self, spec: QueueSpec, handler: Handler) -> None:
-        consumer = PikaConsumer(self._url, spec, handler)
+        consumer = PikaConsumer(self._url, spec, handler, transient=is_database_outage)
         consumer.start()
         self._consumers.append(consumer)
 

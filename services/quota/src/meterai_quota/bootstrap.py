@@ -38,8 +38,8 @@ class QuotaRuntime:
     chores: Periodic
     relay: OutboxRelay
 
-    def stop(self, grace: float = 10.0) -> None:
-        self.server.stop(grace)
+    def stop(self, grace: float = 10.0, drain_delay: float = 0.0) -> None:
+        self.server.stop(grace, drain_delay)
         self.chores.stop()
         self.relay.stop()
 

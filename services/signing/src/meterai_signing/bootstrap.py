@@ -27,8 +27,8 @@ class SigningRuntime:
     server: RunningServer
     signer: Signer
 
-    def stop(self, grace: float = 10.0) -> None:
-        self.server.stop(grace)
+    def stop(self, grace: float = 10.0, drain_delay: float = 0.0) -> None:
+        self.server.stop(grace, drain_delay)
 
 
 def _identity(settings: Settings) -> Any:

@@ -66,12 +66,14 @@ class SigningUnavailable(Exception):
 @dataclass
 class StampingRuntime:
     server: RunningServer
+    servicer: StampingServicer
     stamping: Stamping
     relay: OutboxRelay
     chores: Periodic
 
-    def stop(self, grace: float = 10.0) -> None:
-        self.server.stop(grace)
+    def stop(self, grace: float = 10.0, drain_delay: float = 0.0) -> None:
+        self.servicer.stopping.set()
+        self.server.stop(grace, drain_delay)
         self.chores.stop()
         self.relay.stop()
 
@@ -159,4 +161,4 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
     )
     chores = Periodic("stamping-chores", 5.0, [stamping.redrive_stuck])
     chores.start()
-    return StampingRuntime(server, stamping, relay, chores)
+    return StampingRuntime(server, servicer, stamping, relay, chores)

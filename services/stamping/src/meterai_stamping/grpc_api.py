@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
@@ -64,6 +64,8 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
         self._admission = admission
         self._base_url = verify_base_url
         self._watch_poll_s = watch_poll_s
+        self.stopping = threading.Event()
+        """Set on shutdown: open WatchJob streams end with the job's latest state."""
 
     def _proto(self, job: Job) -> stamping_pb2.Job:
         return job_to_proto(job, self._base_url, self._stamping.queue_position(job))
@@ -98,9 +100,8 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
                 if seen != last:
                     last = seen
                     yield message
-                if job.terminal:
+                if job.terminal or self.stopping.wait(self._watch_poll_s):
                     return
-                time.sleep(self._watch_poll_s)
 
     def GetStampedDocument(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         with status_from_errors(context):
