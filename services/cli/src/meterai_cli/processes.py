@@ -82,7 +82,9 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
         transport = InProcessTransport(bus)
     else:
         transport = BrokerTransport(settings.amqp_url)
-    db = create_engine(settings.database_url)
+    # More connections than the 16 gRPC threads plus consumers and relay, so a burst does not
+    # open new database sessions per request.
+    db = create_engine(settings.database_url, pool_size=24, max_overflow=16)
     runtime: Any
     try:
         if name == "signing":

@@ -47,8 +47,12 @@ class InProcessBus:
                 inbox.put((routing_key, body, message_id))
 
     def subscribe(self, spec: QueueSpec, handler: Handler) -> None:
-        inbox: queue.Queue[tuple[str, bytes, str]] = queue.Queue()
-        self._subscriptions.append((spec, inbox))
+        """Deliver ``spec``'s messages to ``handler``; subscribing the same spec again adds a
+        competing consumer thread on the same inbox, as on a broker queue."""
+        existing = next((box for s, box in self._subscriptions if s == spec), None)
+        inbox: queue.Queue[tuple[str, bytes, str]] = existing or queue.Queue()
+        if existing is None:
+            self._subscriptions.append((spec, inbox))
         thread = threading.Thread(
             target=self._consume, args=(inbox, handler), name=f"inproc-{spec.name}", daemon=True
         )

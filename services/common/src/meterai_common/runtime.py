@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class Transport(Protocol):
     def publish(self, routing_key: str, body: bytes, *, message_id: str) -> None: ...
     def send(self, task_name: str, kwargs: dict[str, Any]) -> None: ...
-    def subscribe(self, spec: QueueSpec, handler: Handler) -> None: ...
+    def subscribe(self, spec: QueueSpec, handler: Handler, *, consumers: int = 1) -> None: ...
     def dispatch(self, message: OutboxMessage) -> None: ...
     def stop(self) -> None: ...
 
@@ -56,8 +56,9 @@ class InProcessTransport(_Dispatch):
     def send(self, task_name: str, kwargs: dict[str, Any]) -> None:
         self.bus.send(task_name, kwargs)
 
-    def subscribe(self, spec: QueueSpec, handler: Handler) -> None:
-        self.bus.subscribe(spec, handler)
+    def subscribe(self, spec: QueueSpec, handler: Handler, *, consumers: int = 1) -> None:
+        for _ in range(consumers):
+            self.bus.subscribe(spec, handler)
 
     def stop(self) -> None:
         """The bus is shared by every service of the process; its owner stops it."""
@@ -76,10 +77,13 @@ class BrokerTransport(_Dispatch):
     def send(self, task_name: str, kwargs: dict[str, Any]) -> None:
         self._sender.send(task_name, kwargs)
 
-    def subscribe(self, spec: QueueSpec, handler: Handler) -> None:
-        consumer = PikaConsumer(self._url, spec, handler, transient=is_database_outage)
-        consumer.start()
-        self._consumers.append(consumer)
+    def subscribe(self, spec: QueueSpec, handler: Handler, *, consumers: int = 1) -> None:
+        """Consume ``spec`` on ``consumers`` threads, each with its own connection: handlers
+        that wait on disk and database work in parallel (each message still acked once)."""
+        for _ in range(consumers):
+            consumer = PikaConsumer(self._url, spec, handler, transient=is_database_outage)
+            consumer.start()
+            self._consumers.append(consumer)
 
     def stop(self) -> None:
         for consumer in self._consumers:

@@ -95,6 +95,10 @@ class Admission:
                 self._samples.clear()
         return value
 
+    def backlog(self) -> int:
+        """The recently sampled number of documents waiting for the signing tier."""
+        return self._sample("", self._backlog)
+
     def admit(self, reseller_id: str) -> None:
         """Raise :class:`Overloaded` if this reseller's document must wait."""
         limits = self._limits

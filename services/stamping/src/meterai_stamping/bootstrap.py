@@ -29,6 +29,10 @@ __all__ = ["StampingRuntime", "start_stamping"]
 
 log = logging.getLogger(__name__)
 
+EVENT_CONSUMERS = 4
+"""Finishing a signed document waits on the disk (fsync) and the database: a few consumers
+in parallel keep the signing tier's answers from queueing behind one another."""
+
 SERVICE_NAME = stamping_pb2.DESCRIPTOR.services_by_name["StampingService"].full_name
 
 
@@ -128,7 +132,7 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
         signature_size=SignatureSize(settings.address("signing")),
     )
     stamping = Stamping(db, store, config, committed=relay.notify)
-    transport.subscribe(STAMPING_EVENTS, _event_handler(stamping))
+    transport.subscribe(STAMPING_EVENTS, _event_handler(stamping), consumers=EVENT_CONSUMERS)
     transport.subscribe(DEAD_LETTERS, _dead_letter_handler(stamping))
     relay.start()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import grpc
@@ -72,6 +72,7 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
 
     def SubmitDocument(self, request: Any, context: grpc.ServicerContext) -> Any:
         with status_from_errors(context):
+            started = datetime.now(UTC)
             principal = self._auth(context)
             command = _command(request, principal)
             try:
@@ -82,6 +83,11 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
                 )
                 raise
             job = self._stamping.submit(command)
+            if job.state is JobState.PREPARED and job.created_at >= started:
+                # A new job is at the back of the queue: the sampled backlog is its position,
+                # no count query on the hot path.
+                ahead = self._admission.backlog()
+                return job_to_proto(job, self._base_url, self._stamping.wait_for(ahead))
             return self._proto(job)
 
     def GetJob(self, request: Any, context: grpc.ServicerContext) -> Any:

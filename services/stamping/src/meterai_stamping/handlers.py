@@ -189,7 +189,22 @@ class Stamping:
             self._store.delete(PREPARED, job_id)
             raise
         self._committed()
-        return self.get(command.reseller_id, job_id)
+        return Job(
+            job_id=job_id,
+            reseller_id=command.reseller_id,
+            owner_id=command.owner_id,
+            state=JobState.PREPARED,
+            serial=serial,
+            filename=command.filename,
+            facts=facts,
+            created_at=now,
+            updated_at=now,
+            digest=prepared.digest.hex(),
+            contents_start=prepared.contents_start,
+            contents_end=prepared.contents_end,
+            source_size=len(command.pdf),
+            redriven_from=command.redriven_from,
+        )
 
     def digest_signed(self, job_id: str, serial: str, cms: bytes) -> None:
         job = self._get_any(job_id)
@@ -395,6 +410,10 @@ class Stamping:
             return 0, 0
         with self._read() as conn:
             ahead = JobRepository(conn).queue_position(job)
+        return self.wait_for(ahead)
+
+    def wait_for(self, ahead: int) -> tuple[int, int]:
+        """(jobs ahead, expected wait in ms) for a job with ``ahead`` jobs before it."""
         return ahead, (ahead + 1) * self._config.expected_sign_ms
 
     def backlog(self) -> int:
