@@ -7,12 +7,22 @@ interpreter; each process builds its own engine, as a separate service replica w
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+
+from sqlalchemy.engine import Connection
 
 import meterai_quota as quota
 from meterai_common.db import create_engine, run_in_transaction
 
 __all__ = ["hold_many"]
+
+
+def _hold_fresh_job(owner_id: str) -> Callable[[Connection], str]:
+    job_id = f"proc-{uuid.uuid4().hex}"
+    return lambda conn: quota.hold(
+        conn, owner_id=owner_id, reseller_id=owner_id, job_id=job_id, now=datetime.now(UTC)
+    )
 
 
 def hold_many(url: str, owner_id: str, count: int) -> list[str]:
@@ -21,19 +31,7 @@ def hold_many(url: str, owner_id: str, count: int) -> list[str]:
     try:
         serials = []
         for _ in range(count):
-            job_id = f"proc-{uuid.uuid4().hex}"
-            serials.append(
-                run_in_transaction(
-                    engine,
-                    lambda conn, job_id=job_id: quota.hold(
-                        conn,
-                        owner_id=owner_id,
-                        reseller_id=owner_id,
-                        job_id=job_id,
-                        now=datetime.now(UTC),
-                    ),
-                )
-            )
+            serials.append(run_in_transaction(engine, _hold_fresh_job(owner_id)))
         return serials
     finally:
         engine.dispose()

@@ -158,3 +158,62 @@ def test_four_processes_allocate_two_thousand_distinct_serials_past_a_locked_row
     with engine.connect() as conn:
         balance = quota.balance(conn, owner)
     assert (balance.available, balance.held) == (1, 2001)
+
+
+def test_concurrent_holds_and_commits_on_one_owner_neither_deadlock_nor_lose_units(
+    engine: Engine,
+) -> None:
+    owner = _funded(engine, 200)
+    digest = "7f" * 32
+
+    def stamp_one(job_id: str) -> str:
+        serial = run_in_transaction(
+            engine,
+            lambda c: quota.hold(c, owner_id=owner, reseller_id=owner, job_id=job_id, now=NOW),
+        )
+        run_in_transaction(
+            engine,
+            lambda c: quota.commit(
+                c,
+                job_id=job_id,
+                document_digest=digest,
+                document_type="Surat Perjanjian",
+                document_number="",
+                document_date=None,
+                now=NOW,
+            ),
+        )
+        return serial
+
+    def stamp(i: int) -> str:
+        return ",".join(stamp_one(f"mix-{owner}-{i}-{n}") for n in range(10))
+
+    results = _together(16, stamp)
+    assert all(isinstance(r, str) for r in results), results
+    with engine.connect() as conn:
+        balance = quota.balance(conn, owner)
+    assert (balance.available, balance.held, balance.consumed) == (40, 0, 160)
+
+
+def test_a_hold_racing_the_same_job_waits_and_replays_without_a_second_debit(
+    engine: Engine,
+) -> None:
+    owner = _funded(engine, 5)
+    job_id = f"twin-{owner}"
+    with engine.connect() as first:
+        serial = quota.hold(first, owner_id=owner, reseller_id=owner, job_id=job_id, now=NOW)
+        # The second attempt cannot see the first one's uncommitted serial, so it debits, waits
+        # on the job id's unique index, finds it taken once the first commits, and gives back.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            twin = pool.submit(
+                run_in_transaction,
+                engine,
+                lambda c: quota.hold(c, owner_id=owner, reseller_id=owner, job_id=job_id, now=NOW),
+            )
+            with pytest.raises(TimeoutError):
+                twin.result(timeout=0.5)
+            first.commit()
+            assert twin.result(timeout=10) == serial
+    with engine.connect() as conn:
+        balance = quota.balance(conn, owner)
+    assert (balance.available, balance.held) == (4, 1)

@@ -213,6 +213,79 @@ class TestStampingProtocol:
             _in(engine, lambda c: _commit(c, "job-1", digest="cd" * 32))
         _assert_reconciled(engine)
 
+    def test_a_document_without_number_or_date_can_be_committed(self, engine: Engine) -> None:
+        owner = _funded(engine, 1)
+        serial = _in(engine, lambda c: _hold(c, owner, "job-1"))
+
+        def commit_bare(conn: Connection) -> str:
+            return quota.commit(
+                conn,
+                job_id=J("job-1"),
+                document_digest=DIGEST,
+                document_type="Surat Pernyataan",
+                document_number="",
+                document_date=None,
+                now=NOW,
+            )
+
+        assert _in(engine, commit_bare) == serial
+        assert _in(engine, commit_bare) == serial
+        with engine.connect() as conn:
+            stored = conn.execute(
+                sa.text(
+                    "SELECT status, document_number, document_date FROM quota_serials"
+                    " WHERE serial = :s"
+                ),
+                {"s": serial},
+            ).one()
+        assert tuple(stored) == ("ISSUED", None, None)
+        assert _in(engine, lambda c: quota.balance(c, owner)).consumed == 1
+        _assert_reconciled(engine)
+
+    def test_a_naive_now_is_refused_before_anything_is_written(self, engine: Engine) -> None:
+        owner = _funded(engine, 1)
+        naive = NOW.replace(tzinfo=None)
+        with pytest.raises(quota.InvalidArgument):
+            _in(
+                engine,
+                lambda c: quota.hold(
+                    c, owner_id=owner, reseller_id=owner, job_id=J("job-1"), now=naive
+                ),
+            )
+        _in(engine, lambda c: _hold(c, owner, "job-1"))
+        with pytest.raises(quota.InvalidArgument):
+            _in(
+                engine,
+                lambda c: quota.commit(
+                    c,
+                    job_id=J("job-1"),
+                    document_digest=DIGEST,
+                    document_type="Surat Pernyataan",
+                    document_number="",
+                    document_date=None,
+                    now=naive,
+                ),
+            )
+        assert _in(engine, lambda c: quota.balance(c, owner)).held == 1
+
+    def test_an_unknown_owner_is_not_found(self, engine: Engine) -> None:
+        with pytest.raises(quota.ResellerNotFound):
+            _in(engine, lambda c: _hold(c, str(uuid.uuid4()), "job-1"))
+
+    def test_a_refused_hold_leaves_the_callers_transaction_usable(self, engine: Engine) -> None:
+        owner = _funded(engine, 1)
+        _in(engine, lambda c: _hold(c, owner, "job-1"))
+
+        def refused_then_more_work(conn: Connection) -> str:
+            with pytest.raises(quota.InsufficientQuota):
+                _hold(conn, owner, "job-2")
+            return _commit(conn, "job-1")
+
+        assert _in(engine, refused_then_more_work)
+        balance = _in(engine, lambda c: quota.balance(c, owner))
+        assert (balance.available, balance.held, balance.consumed) == (0, 0, 1)
+        _assert_reconciled(engine)
+
     def test_a_hold_without_available_quota_fails_and_writes_nothing(self, engine: Engine) -> None:
         owner = _funded(engine, 1)
         _in(engine, lambda c: _hold(c, owner, "job-1"))

@@ -13,16 +13,23 @@ redelivered at any point (G5, G6):
 Locking: the serial row is locked (by ``UPDATE ... WHERE status = 'HELD'``) before any account
 row, and account rows are locked in one global order, so concurrent protocol steps wait for each
 other but never deadlock. None of these functions opens or commits a transaction.
+
+Round trips: on PostgreSQL the common case of ``hold`` and ``commit`` is one statement each
+(:mod:`.adapters.postgres_protocol`); only replays and refusals read more. Elsewhere (SQLite, the
+embedded mode) each step is its own statement, in the same order with the same outcomes. A refusal
+writes nothing on either path, so the caller's transaction stays usable without a SAVEPOINT.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .adapters import postgres_protocol
 from .adapters.statements import insert_or_ignore
 from .adapters.tables import accounts, serials, transactions
 from .domain.errors import (
@@ -59,6 +66,13 @@ def _text(name: str, value: str, limit: int) -> str:
     return value
 
 
+def _aware(now: datetime) -> None:
+    # The single-statement path binds ``now`` itself; refuse naive values there as the table
+    # types do on the portable path.
+    if not isinstance(now, datetime) or now.tzinfo is None:
+        raise InvalidArgument("now must be a timezone-aware datetime")
+
+
 def _existing(conn: Connection, job_id: str) -> sa.Row[tuple[object, ...]] | None:
     return conn.execute(sa.select(serials).where(serials.c.job_id == job_id)).first()
 
@@ -87,14 +101,53 @@ def hold(
         serial = generate_serial()
     elif not isinstance(serial, str) or not is_well_formed(serial):
         raise MalformedSerial("serial is not a well-formed meterai serial")
-    postings = hold_postings()
-    if not apply_delta(conn, owner_id, AccountKind.AVAILABLE, -1):
+    _aware(now)
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(
+            postgres_protocol.HOLD,
+            {
+                "owner_id": owner_id,
+                "reseller_id": reseller_id,
+                "job_id": job_id,
+                "serial": serial,
+                "now": now,
+                "transaction_id": uuid.uuid4().hex,
+                "kind": TransactionKind.HOLD.value,
+            },
+        ).one()
+        debited, allocated, posted = row.debited == 1, row.serial is not None, row.entries == 2
+    else:
+        debited, allocated, posted = _hold_portable(
+            conn, owner_id=owner_id, reseller_id=reseller_id, job_id=job_id, serial=serial, now=now
+        )
+    if not debited:
         existing = _existing(conn, job_id)
         if existing is not None:
             return _replayed_hold(existing, owner_id)
         if conn.scalar(sa.select(accounts.c.owner_id).where(accounts.c.owner_id == owner_id)):
             raise InsufficientQuota("no stamp quota available; purchase more")
         raise ResellerNotFound(f"{owner_id} is not a quota owner")
+    if not allocated:
+        # The job id or serial was taken by a transaction that committed after this one began.
+        # Give the unit back before deciding, so this call leaves nothing in the caller's
+        # transaction whatever it raises or returns.
+        apply_delta(conn, owner_id, AccountKind.AVAILABLE, +1)
+        existing = _existing(conn, job_id)
+        if existing is None:
+            raise SerialCollision(f"serial {serial} already exists; draw another")
+        return _replayed_hold(existing, owner_id)
+    if not posted:
+        raise LedgerInvariantViolated(f"held account of {owner_id} is missing")
+    return serial
+
+
+def _hold_portable(
+    conn: Connection, *, owner_id: str, reseller_id: str, job_id: str, serial: str, now: datetime
+) -> tuple[bool, bool, bool]:
+    """The steps of :data:`postgres_protocol.HOLD` as separate statements; return whether the
+    unit was debited, the serial allocated and the hold posted, stopping at the first miss."""
+    if not apply_delta(conn, owner_id, AccountKind.AVAILABLE, -1):
+        return False, False, False
     inserted = conn.execute(
         insert_or_ignore(conn, serials)
         .values(
@@ -108,24 +161,18 @@ def hold(
         .returning(serials.c.serial)
     ).first()
     if inserted is None:
-        # Give the unit back before deciding, so this call leaves nothing in the caller's
-        # transaction whatever it raises or returns.
-        apply_delta(conn, owner_id, AccountKind.AVAILABLE, +1)
-        existing = _existing(conn, job_id)
-        if existing is None:
-            raise SerialCollision(f"serial {serial} already exists; draw another")
-        return _replayed_hold(existing, owner_id)
+        return True, False, False
     if not apply_delta(conn, owner_id, AccountKind.HELD, +1):
-        raise LedgerInvariantViolated(f"held account of {owner_id} is missing")
+        return True, True, False
     record_transaction(
         conn,
         owner_id=owner_id,
         kind=TransactionKind.HOLD,
-        postings=postings,
+        postings=hold_postings(),
         now=now,
         job_id=job_id,
     )
-    return serial
+    return True, True, True
 
 
 def _replayed_hold(existing: sa.Row[tuple[object, ...]], owner_id: str) -> str:
@@ -150,6 +197,8 @@ def commit(
     return the serial.
 
     :param document_digest: lower-case hex digest (SHA-256 or longer) of the stamped PDF.
+    :param document_number: the document's own number; empty when the document has none.
+    :param document_date: the date written on the document, ``None`` when it has none.
     :raises IdempotencyConflict: the serial was already issued for a different document.
     :raises HoldReleased: the hold was released (e.g. reaped); the stamp must not be delivered.
     :raises HoldNotFound: the job never held quota.
@@ -162,6 +211,58 @@ def commit(
         _text("document_number", document_number, 128)
     if document_date is not None and not isinstance(document_date, date):
         raise InvalidArgument("document date must be a date")
+    _aware(now)
+    facts: dict[str, object] = {
+        "job_id": job_id,
+        "now": now,
+        "document_digest": document_digest,
+        "document_type": document_type,
+        "document_number": document_number or None,
+        "document_date": document_date,
+    }
+    if conn.dialect.name == "postgresql":
+        row = conn.execute(
+            postgres_protocol.COMMIT,
+            {**facts, "transaction_id": uuid.uuid4().hex, "kind": TransactionKind.COMMIT.value},
+        ).first()
+        if row is not None:
+            if row.entries != 2:
+                raise LedgerInvariantViolated(f"job {job_id} is held but its held unit is missing")
+            return str(row.serial)
+    else:
+        serial = _commit_portable(
+            conn,
+            job_id=job_id,
+            now=now,
+            document_digest=document_digest,
+            document_type=document_type,
+            document_number=document_number or None,
+            document_date=document_date,
+        )
+        if serial is not None:
+            return serial
+    existing = _existing(conn, job_id)
+    if existing is None:
+        raise HoldNotFound(f"job {job_id} holds no quota")
+    if existing.status == SerialStatus.VOID.value:
+        raise HoldReleased(f"job {job_id} was released; its serial is void")
+    if existing.document_digest != document_digest:
+        raise IdempotencyConflict(f"job {job_id} was committed for another document")
+    return str(existing.serial)
+
+
+def _commit_portable(
+    conn: Connection,
+    *,
+    job_id: str,
+    now: datetime,
+    document_digest: str,
+    document_type: str,
+    document_number: str | None,
+    document_date: date | None,
+) -> str | None:
+    """The steps of :data:`postgres_protocol.COMMIT` as separate statements; return the serial,
+    or ``None`` if the job has no HELD serial."""
     row = conn.execute(
         serials.update()
         .where(serials.c.job_id == job_id, serials.c.status == SerialStatus.HELD.value)
@@ -170,20 +271,13 @@ def commit(
             issued_at=now,
             document_digest=document_digest,
             document_type=document_type,
-            document_number=document_number or None,
+            document_number=document_number,
             document_date=document_date,
         )
         .returning(serials.c.serial, serials.c.owner_id)
     ).first()
     if row is None:
-        existing = _existing(conn, job_id)
-        if existing is None:
-            raise HoldNotFound(f"job {job_id} holds no quota")
-        if existing.status == SerialStatus.VOID.value:
-            raise HoldReleased(f"job {job_id} was released; its serial is void")
-        if existing.document_digest != document_digest:
-            raise IdempotencyConflict(f"job {job_id} was committed for another document")
-        return str(existing.serial)
+        return None
     post(
         conn,
         owner_id=row.owner_id,

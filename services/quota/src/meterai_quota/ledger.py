@@ -85,9 +85,9 @@ def record_transaction(
 ) -> str:
     """Append a balanced transaction and its entries *without* touching cached balances.
 
-    Only for callers that have already moved every balance with :func:`apply_delta` (the hot
-    stamping path does so to fold its idempotency check into the guarded debit); everyone else
-    uses :func:`post`. Reconciliation catches any caller that gets this wrong.
+    Only for callers that have already moved every balance with :func:`apply_delta` (the
+    portable ``hold`` does so to fold its idempotency check into the guarded debit); everyone
+    else uses :func:`post`. Reconciliation catches any caller that gets this wrong.
     """
     checked = check_balanced(postings)
     transaction_id = uuid.uuid4().hex
