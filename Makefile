@@ -7,23 +7,29 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv
 PY := $(VENV)/bin/python
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the one pip installs into this Python (`python3 -m uv`).
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 PROTO_OUT := services/contracts/src
 PROTOS := $(shell find protos -name '*.proto' | sort)
 PYTEST_ARGS ?=
 
-.PHONY: help setup system-deps protos check-protos lint fmt typecheck services test test-unit \
+.PHONY: help uv setup test-setup system-deps protos check-protos lint fmt typecheck services test test-unit \
 	test-integration test-e2e run bench clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
 
 ## Set-up ------------------------------------------------------------------------------------
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+uv:
+	@command -v uv >/dev/null || python3 -m uv --version >/dev/null 2>&1 || \
+	  python3 -m pip install --quiet uv
 
-setup: system-deps | $(UV)
+# Python packages from the lock file: all that running the platform needs.
+setup: uv
 	$(UV) sync --all-packages --frozen
+
+# Everything the tests need besides: the external validators.
+test-setup: setup system-deps
 
 # The external validators the tests trust: poppler's pdfsig/pdftoppm and qpdf.
 system-deps:
@@ -59,23 +65,23 @@ typecheck:
 services:
 	@bash deploy/local/ensure-services.sh
 
-test: setup services check-protos lint typecheck
+test: test-setup services check-protos lint typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-unit: setup
+test-unit: test-setup
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
-test-integration: setup services
+test-integration: test-setup services
 	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
 
-test-e2e: setup services
+test-e2e: test-setup services
 	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
 
 ## Running -----------------------------------------------------------------------------------
 run: setup
 	$(VENV)/bin/meterai up
 
-bench: setup services
+bench: test-setup services
 	$(PY) bench/run.py
 
 clean:

@@ -33,7 +33,8 @@ def distributed(
     tmp_path_factory: pytest.TempPathFactory, postgres_url: str, amqp_url: str
 ) -> Iterator[DistributedPlatform]:
     platform = DistributedPlatform(tmp_path_factory.mktemp("distributed"))
-    platform.start(postgres_url, amqp_url, workers=1)
+    # Documents in PostgreSQL here (the embedded platform uses a directory): both stores e2e.
+    platform.start(postgres_url, amqp_url, workers=1, extra_env={"METERAI_DOCUMENTS": "database"})
     yield platform
     platform.stop()
 

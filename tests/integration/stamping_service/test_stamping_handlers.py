@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 import meterai_quota as quota
 from meterai_common.db import create_engine, run_in_transaction
-from meterai_common.documents import DocumentStore
+from meterai_common.documents import DirectoryStore
 from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
 from meterai_signing.pki import generate_test_pki
 from meterai_stamping import engine as pdf_engine
@@ -74,7 +74,7 @@ def world(database_url: str, tmp_path: Path, identity: SigningIdentity) -> Itera
     clock = [datetime.now(UTC)]
     stamping = Stamping(
         db,
-        DocumentStore(tmp_path / "documents"),
+        DirectoryStore(tmp_path / "documents"),
         StampingConfig(
             verify_base_url="https://verify.example/v",
             limits=pdf_engine.Limits(),

@@ -13,7 +13,7 @@ def test_defaults_are_the_embedded_platform(tmp_path: Path) -> None:
     settings = Settings.from_env({"METERAI_HOME": str(tmp_path)})
     assert settings.embedded
     assert settings.database_url == f"sqlite:///{tmp_path / 'meterai.db'}"
-    assert settings.documents_dir == tmp_path / "documents"
+    assert settings.documents == str(tmp_path / "documents")
     assert settings.payment_provider == "dev"
     assert settings.address("stamping") == "127.0.0.1:50052"
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meterai_cli.client import PlatformFiles
+from meterai_common.allocator import keep_large_buffers
 from meterai_common.bus import InProcessBus
 from meterai_common.config import Ports, Settings
 from meterai_common.db import create_engine, migrate
@@ -33,6 +34,7 @@ balancers polling the health service move traffic away first."""
 
 def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
     """Run every service in this process on SQLite and an in-process bus until Ctrl-C."""
+    keep_large_buffers()
     settings.home.mkdir(parents=True, exist_ok=True)
     db = create_engine(settings.database_url)
     migrate(db)
@@ -72,6 +74,7 @@ def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
 
 def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> None:
     """Run one service in this process, on the broker when ``AMQP_URL`` is set."""
+    keep_large_buffers()
     if name not in SERVICES:
         raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
     bus: InProcessBus | None = None

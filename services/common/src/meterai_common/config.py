@@ -43,8 +43,9 @@ class Settings:
     """SQLAlchemy URL; SQLite file under ``home`` unless ``DATABASE_URL`` is set."""
     amqp_url: str | None
     """RabbitMQ URL; ``None`` runs messaging in-process (embedded platform only)."""
-    documents_dir: Path
-    """Document store root, reachable by every stamping process (shared volume)."""
+    documents: str
+    """Document store: a directory reachable by every stamping process (shared volume), or
+    ``database`` to keep documents in the platform's database (hosts without a shared volume)."""
     bind_host: str = "127.0.0.1"
     """Interface the gRPC servers listen on."""
     ports: Ports = field(default_factory=Ports)
@@ -121,7 +122,7 @@ class Settings:
             home=home,
             database_url=database_url,
             amqp_url=env.get("AMQP_URL") or None,
-            documents_dir=Path(env.get("METERAI_DOCUMENTS", home / "documents")).absolute(),
+            documents=_documents(env.get("METERAI_DOCUMENTS"), home),
             bind_host=env.get("GRPC_HOST", "127.0.0.1"),
             ports=ports,
             server_host=env.get("METERAI_SERVER", "127.0.0.1"),
@@ -156,6 +157,12 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value < 0:
         raise ConfigError(f"{name} must not be negative, got {value}")
     return value
+
+
+def _documents(raw: str | None, home: Path) -> str:
+    if raw == "database":
+        return raw
+    return str(Path(raw or home / "documents").absolute())
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

@@ -15,7 +15,7 @@ from meterai.signing.v1 import signing_pb2, signing_pb2_grpc
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai_common.auth import Authenticator
 from meterai_common.config import Settings
-from meterai_common.documents import DocumentStore
+from meterai_common.documents import open_document_store
 from meterai_common.grpc_server import RunningServer, create_server
 from meterai_common.messaging import DEAD_LETTERS, SIGNING_QUEUE, STAMPING_EVENTS
 from meterai_common.outbox import OutboxRelay
@@ -118,11 +118,11 @@ def offline_stamping(settings: Settings, db: Engine) -> Stamping:
         ),
         signature_size=SignatureSize(settings.address("signing")),
     )
-    return Stamping(db, DocumentStore(settings.documents_dir), config)
+    return Stamping(db, open_document_store(settings.documents, db), config)
 
 
 def start_stamping(settings: Settings, db: Engine, transport: Transport) -> StampingRuntime:
-    store = DocumentStore(settings.documents_dir)
+    store = open_document_store(settings.documents, db)
     relay = OutboxRelay(db, transport.dispatch)
     config = StampingConfig(
         verify_base_url=settings.verify_base_url,
