@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from meterai_common.db import READ_ONLY, transaction
+from meterai_common.db import reading, transaction
 
 __all__ = [
     "DatabaseStore",
@@ -154,7 +154,7 @@ class DatabaseStore:
 
     def get(self, area: str, name: str) -> bytes:
         where = self._where(area, name)
-        with self._db.connect().execution_options(**{READ_ONLY: True}) as conn:
+        with reading(self._db) as conn:
             data = conn.execute(
                 select(documents_table.c.data).where(*where)  # type: ignore[arg-type]
             ).scalar()
@@ -169,7 +169,7 @@ class DatabaseStore:
 
     def size(self, area: str, name: str) -> int:
         where = self._where(area, name)
-        with self._db.connect().execution_options(**{READ_ONLY: True}) as conn:
+        with reading(self._db) as conn:
             size = conn.execute(
                 select(documents_table.c.size).where(*where)  # type: ignore[arg-type]
             ).scalar()

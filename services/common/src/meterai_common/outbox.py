@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from meterai_common.db import READ_ONLY
+from meterai_common.db import reading
 
 __all__ = ["OutboxMessage", "OutboxRelay", "enqueue_event", "enqueue_task", "outbox_table"]
 
@@ -143,7 +143,7 @@ class OutboxRelay:
             self._wake.clear()
 
     def pending(self) -> int:
-        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        with reading(self._engine) as conn:
             rows = conn.execute(
                 select(outbox_table.c.id).where(outbox_table.c.published_at.is_(None))
             ).all()
@@ -151,7 +151,7 @@ class OutboxRelay:
 
     def run_once(self) -> int:
         """Publish what is pending; return how many rows were published."""
-        with self._engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        with reading(self._engine) as conn:
             first = conn.execute(
                 select(outbox_table.c.id).where(outbox_table.c.published_at.is_(None)).limit(1)
             ).first()

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
 from meterai_common.auth import Authenticator
 from meterai_common.config import Settings
-from meterai_common.db import READ_ONLY, run_in_transaction
+from meterai_common.db import reading, run_in_transaction
 from meterai_common.grpc_server import RunningServer, create_server
 from meterai_common.outbox import OutboxRelay
 from meterai_common.runtime import Periodic, Transport
@@ -75,7 +75,7 @@ def ensure_demo_reseller(db: Engine, home: Path) -> None:
 
 def start_quota(settings: Settings, db: Engine, transport: Transport) -> QuotaRuntime:
     def resolve(key: str) -> Principal:
-        with db.connect().execution_options(**{READ_ONLY: True}) as conn:
+        with reading(db) as conn:
             return authenticate(conn, key)
 
     relay = OutboxRelay(db, transport.dispatch)

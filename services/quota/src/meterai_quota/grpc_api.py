@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from meterai.events.v1 import events_pb2
 from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
-from meterai_common.db import READ_ONLY, run_in_transaction
+from meterai_common.db import reading, run_in_transaction
 from meterai_common.grpc_errors import RequestError, status_from_errors
 from meterai_common.outbox import enqueue_event
 from meterai_common.proto_time import timestamp
@@ -81,7 +81,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
         return principal
 
     def _read(self) -> Any:
-        return self._db.connect().execution_options(**{READ_ONLY: True})
+        return reading(self._db)
 
     def PurchaseQuota(self, request: Any, context: grpc.ServicerContext) -> Any:
         with status_from_errors(context):

@@ -15,6 +15,7 @@ from meterai.signing.v1 import signing_pb2, signing_pb2_grpc
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai_common.auth import Authenticator
 from meterai_common.config import Settings
+from meterai_common.db import reading
 from meterai_common.documents import open_document_store
 from meterai_common.grpc_server import RunningServer, create_server
 from meterai_common.messaging import DEAD_LETTERS, SIGNING_QUEUE, STAMPING_EVENTS
@@ -137,7 +138,7 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
     relay.start()
 
     def resolve(key: str) -> object:
-        with db.connect() as conn:
+        with reading(db) as conn:
             return ledger.authenticate(conn, key)
 
     servicer = StampingServicer(

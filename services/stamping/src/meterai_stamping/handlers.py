@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 import meterai_quota as ledger
 from meterai.events.v1 import events_pb2
-from meterai_common.db import READ_ONLY, transaction
+from meterai_common.db import reading, transaction
 from meterai_common.documents import DocumentNotFound, DocumentStore
 from meterai_common.outbox import enqueue_event, enqueue_task
 from meterai_common.tasks import SIGN_DIGEST_TASK
@@ -67,6 +68,7 @@ def _job_of_dead_letter(routing_key: str, body: bytes) -> str | None:
 
 log = logging.getLogger(__name__)
 
+QUOTA_HINT_S = 1.0
 PREPARED = "prepared"
 STAMPED = "stamped"
 
@@ -101,19 +103,24 @@ class Stamping:
         self._config = config
         self._committed = committed
         self._now = clock
+        self._quota_hints: dict[str, tuple[float, int]] = {}
 
     # -- commands -------------------------------------------------------------------------
     def submit(self, command: SubmitDocument) -> Job:
+        """Accept a document: all or nothing, and at most once per idempotency key.
+
+        A replay is recognised by the UNIQUE (reseller, key) constraint at commit rather than
+        by a lookup first: replays are rare, a lookup on every submit is not.
+        """
         validate_submission(command)
         fingerprint = submission_fingerprint(command)
-        existing = self._replay(command, fingerprint)
-        if existing is not None:
-            return existing
-        with self._read() as conn:
-            if ledger.balance(conn, command.owner_id).available < 1:
-                raise ledger.InsufficientQuota(
-                    "no quota available: buy quota first (meterai quota buy N)"
-                )
+        try:
+            self._check_quota_hint(command.owner_id)
+        except ledger.InsufficientQuota:
+            replay = self._replay(command, fingerprint)  # a replay is answered, paid or not
+            if replay is None:
+                raise
+            return replay
         now = self._now()
         job_id = str(uuid.uuid4())
         serial = new_serial()
@@ -179,12 +186,17 @@ class Stamping:
                     now,
                 )
         except IntegrityError:
-            # A concurrent submit with the same key won the unique constraint; answer as it did.
+            # The key was used before (a replay, or a concurrent duplicate that won): answer
+            # as that submit did.
             self._store.delete(PREPARED, job_id)
             replay = self._replay(command, fingerprint)
             if replay is None:
                 raise
             return replay
+        except ledger.InsufficientQuota:
+            self._store.delete(PREPARED, job_id)
+            self._quota_hints[command.owner_id] = (time.monotonic(), 0)
+            raise
         except BaseException:
             self._store.delete(PREPARED, job_id)
             raise
@@ -437,8 +449,28 @@ class Stamping:
         return self._store.chunks(STAMPED, job_id)
 
     def _read(self) -> Connection:
-        """A connection for reads: on SQLite it does not take the write lock."""
-        return self._db.connect().execution_options(**{READ_ONLY: True})
+        return reading(self._db)
+
+    def _check_quota_hint(self, owner_id: str) -> None:
+        """Fail fast, before any PDF work, when the owner has no quota left.
+
+        The hold in the submit transaction is what enforces quota; this only spares the work
+        of preparing a document that cannot be paid for. A recent positive balance is trusted
+        for a moment, so a busy reseller costs one balance query a second, not one a submit.
+        """
+        now = time.monotonic()
+        hint = self._quota_hints.get(owner_id)
+        if hint is not None and now - hint[0] < QUOTA_HINT_S and hint[1] > 0:
+            return
+        with self._read() as conn:
+            available = ledger.balance(conn, owner_id).available
+        if len(self._quota_hints) > 100_000:
+            self._quota_hints.clear()
+        self._quota_hints[owner_id] = (now, available)
+        if available < 1:
+            raise ledger.InsufficientQuota(
+                "no quota available: buy quota first (meterai quota buy N)"
+            )
 
     def _get_any(self, job_id: str) -> Job | None:
         with self._read() as conn:

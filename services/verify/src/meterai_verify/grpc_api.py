@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 import meterai_quota as ledger
 from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
-from meterai_common.db import READ_ONLY
+from meterai_common.db import reading
 from meterai_common.grpc_errors import RequestError, status_from_errors
 from meterai_common.proto_time import timestamp
 from meterai_verify.pdf_check import PdfCheckError, check_pdf
@@ -37,7 +37,7 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
         self._trust_roots = trust_roots
 
     def _serial(self, serial: str) -> Any:
-        with self._db.connect().execution_options(**{READ_ONLY: True}) as conn:
+        with reading(self._db) as conn:
             return ledger.verify_serial(conn, serial)
 
     def VerifySerial(self, request: Any, context: grpc.ServicerContext) -> Any:
