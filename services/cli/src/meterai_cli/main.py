@@ -208,12 +208,8 @@ def quota_buy(ctx: Context, quantity: int, idempotency_key: str | None, as_json:
     if as_json:
         emit(message_dict(order), True)
     else:
-        click.echo(
-            f"order {order.order_id}: {order.quantity} e-meterai, Rp {order.total_idr:,}".replace(
-                ",", "."
-            )
-            + f" — {state}"
-        )
+        rupiah = f"{order.total_idr:,}".replace(",", ".")  # Indonesian thousands separator
+        click.echo(f"order {order.order_id}: {order.quantity} e-meterai, Rp {rupiah} — {state}")
         if order.state == quota_pb2.ORDER_STATE_AWAITING_PAYMENT:
             click.echo("Pay it; the quota is credited when the payment is confirmed.")
 
