@@ -190,7 +190,7 @@ def _quota(ctx: Context) -> quota_pb2_grpc.QuotaServiceStub:
 @quota.command("buy")
 @click.argument("quantity", type=click.IntRange(min=1))
 @click.option("--idempotency-key", help="Reuse to retry a purchase safely (default: new).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def quota_buy(ctx: Context, quantity: int, idempotency_key: str | None, as_json: bool) -> None:
     """Order QUANTITY e-meterai (Rp 10.000 each)."""
@@ -215,7 +215,7 @@ def quota_buy(ctx: Context, quantity: int, idempotency_key: str | None, as_json:
 
 
 @quota.command("balance")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def quota_balance(ctx: Context, as_json: bool) -> None:
     """Available, held (stamps in progress) and consumed units."""
@@ -238,7 +238,7 @@ def quota_balance(ctx: Context, as_json: bool) -> None:
 @quota.command("orders")
 @click.option("--page-size", default=20, show_default=True)
 @click.option("--page-token", default="")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def quota_orders(ctx: Context, page_size: int, page_token: str, as_json: bool) -> None:
     """List orders, newest first (paginated)."""
@@ -263,7 +263,7 @@ def quota_orders(ctx: Context, page_size: int, page_token: str, as_json: bool) -
 @quota.command("entries")
 @click.option("--page-size", default=20, show_default=True)
 @click.option("--page-token", default="")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def quota_entries(ctx: Context, page_size: int, page_token: str, as_json: bool) -> None:
     """The ledger statement: every movement of units, newest first (paginated)."""
@@ -291,7 +291,7 @@ def quota_entries(ctx: Context, page_size: int, page_token: str, as_json: bool) 
 @click.argument("order_id")
 @click.option("--reference", required=True, help="The payment gateway's reference.")
 @click.option("--amount", type=int, required=True, help="Amount paid, rupiah.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def quota_confirm(ctx: Context, order_id: str, reference: str, amount: int, as_json: bool) -> None:
     """Confirm an order's payment (operator key). Credited once per reference."""
@@ -337,8 +337,13 @@ def quota_confirm(ctx: Context, order_id: str, reference: str, amount: int, as_j
 @click.option(
     "--value", "document_value", default=0, type=click.IntRange(min=0), help="Value, rupiah."
 )
-@click.option("--password", default=None, help="Password of encrypted input files.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--password",
+    default=None,
+    help="Password of encrypted input files. Encrypted documents are not stamped yet: "
+    "they are refused with the reason, and nothing is charged.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def stamp(
     ctx: Context,
@@ -392,7 +397,7 @@ def stamp(
 # -- verification ---------------------------------------------------------------------------
 @cli.command()
 @click.argument("target")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def verify(ctx: Context, target: str, as_json: bool) -> None:
     """Check a SERIAL or a stamped FILE.pdf; exit 0 only for a genuine e-meterai."""
@@ -456,7 +461,7 @@ def jobs() -> None:
 @jobs.command("list")
 @click.option("--page-size", default=20, show_default=True)
 @click.option("--page-token", default="")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
 def jobs_list(ctx: Context, page_size: int, page_token: str, as_json: bool) -> None:
     """Jobs, newest first (paginated)."""
@@ -497,7 +502,7 @@ def admin_migrate() -> None:
 
 
 @admin.command("reconcile")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def admin_reconcile(as_json: bool) -> None:
     """Check every ledger invariant; exit non-zero on any mismatch."""
     from meterai_common.db import create_engine
@@ -520,7 +525,7 @@ def admin_reconcile(as_json: bool) -> None:
 @click.option(
     "--operator", is_flag=True, help="Create an operator key instead (confirms payments)."
 )
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def admin_create_reseller(name: str, parent: str | None, operator: bool, as_json: bool) -> None:
     """Create a reseller (or operator) and print its API key, shown only this once."""
     from meterai_common.db import create_engine, migrate, transaction
@@ -551,7 +556,7 @@ def admin_init_pki(key_type: str) -> None:
 
 
 @admin.command("queues")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def admin_queues(as_json: bool) -> None:
     """Backlog, in-flight, dead-lettered jobs and signing workers, from the database and the
     broker."""
@@ -609,7 +614,7 @@ def admin_queues(as_json: bool) -> None:
 )
 @click.option("--limit", default=50, show_default=True)
 @click.option("--after", default=0, show_default=True, help="Page: list entries after this id.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def admin_dead_letters(redrive_job: str | None, limit: int, after: int, as_json: bool) -> None:
     """List what the signing tier gave up on (each job already refunded), or re-drive one
     after the cause is fixed: its document is stamped again as a new job with a new serial."""
