@@ -189,3 +189,24 @@ def test_a_reseller_sees_only_its_own_jobs_and_documents(world: World) -> None:
         world.stamping.stamped_document("another-reseller", job_id)
     jobs, _ = world.stamping.list("another-reseller", 10, None)
     assert jobs == []
+
+
+def test_the_expected_wait_follows_the_recent_finishing_rate(
+    world: World, identity: SigningIdentity
+) -> None:
+    world.clock[0] += timedelta(days=1)  # alone in the window, whatever else the database holds
+    assert world.stamping.wait_for(9) == (9, 10 * 15)  # nothing finished yet: the assumed pace
+    for _ in range(2):
+        _signed(world, world.submit(), identity)
+    fresh = Stamping(
+        world.db,
+        DirectoryStore(Path("/nonexistent")),
+        StampingConfig(
+            verify_base_url="https://verify.example/v",
+            limits=pdf_engine.Limits(),
+            signature_size=lambda: 0,
+        ),
+        clock=lambda: world.clock[0],
+    )
+    # Two documents in the last 60 s: one every 30 s, so a job with 9 ahead waits 300 s.
+    assert fresh.wait_for(9) == (9, 300_000)

@@ -69,6 +69,7 @@ def _job_of_dead_letter(routing_key: str, body: bytes) -> str | None:
 log = logging.getLogger(__name__)
 
 QUOTA_HINT_S = 1.0
+RATE_SAMPLE_S = 5.0
 PREPARED = "prepared"
 STAMPED = "stamped"
 
@@ -83,6 +84,9 @@ class StampingConfig:
     job_deadline: timedelta = timedelta(hours=1)
     """A job not signed within this time fails and is refunded rather than waiting forever."""
     expected_sign_ms: int = 15
+    """Time per document assumed before any throughput has been observed."""
+    throughput_window: timedelta = timedelta(seconds=60)
+    """Recent completions over this window give the platform's current rate."""
 
 
 class Stamping:
@@ -104,6 +108,7 @@ class Stamping:
         self._committed = committed
         self._now = clock
         self._quota_hints: dict[str, tuple[float, int]] = {}
+        self._rate_sample: tuple[float, float] = (float("-inf"), 0.0)
 
     # -- commands -------------------------------------------------------------------------
     def submit(self, command: SubmitDocument) -> Job:
@@ -425,8 +430,26 @@ class Stamping:
         return self.wait_for(ahead)
 
     def wait_for(self, ahead: int) -> tuple[int, int]:
-        """(jobs ahead, expected wait in ms) for a job with ``ahead`` jobs before it."""
-        return ahead, (ahead + 1) * self._config.expected_sign_ms
+        """(jobs ahead, expected wait in ms) for a job with ``ahead`` jobs before it, from the
+        rate at which the platform has been finishing documents lately."""
+        per_s = self._recent_rate()
+        if per_s <= 0:
+            return ahead, (ahead + 1) * self._config.expected_sign_ms
+        return ahead, int((ahead + 1) * 1000 / per_s)
+
+    def _recent_rate(self) -> float:
+        """Documents finished per second over the throughput window, sampled every 5 s."""
+        now = time.monotonic()
+        sampled_at, rate = self._rate_sample
+        if now - sampled_at < RATE_SAMPLE_S:
+            return rate
+        self._rate_sample = (now, rate)  # concurrent callers keep the old value meanwhile
+        window = self._config.throughput_window
+        with self._read() as conn:
+            done = JobRepository(conn).finished_since(self._now() - window)
+        rate = done / window.total_seconds()
+        self._rate_sample = (now, rate)
+        return rate
 
     def backlog(self) -> int:
         with self._read() as conn:

@@ -212,6 +212,15 @@ class JobRepository:
         ).scalar_one()
         return int(count)
 
+    def finished_since(self, since: datetime) -> int:
+        """Jobs that reached DONE after ``since`` (the platform's recent throughput)."""
+        count = self.conn.execute(
+            select(func.count())
+            .select_from(jobs_table)
+            .where(jobs_table.c.state == JobState.DONE.value, jobs_table.c.updated_at >= since)
+        ).scalar_one()
+        return int(count)
+
     def backlog(self) -> int:
         count = self.conn.execute(
             select(func.count())
