@@ -177,6 +177,23 @@ class TestEmbeddedPlatform:
         assert after["consumed"] == before["consumed"] + 2
         assert after["available"] == before["available"] - 2
 
+    def test_giving_up_waiting_then_running_again_picks_up_the_same_stamp(
+        self, embedded: EmbeddedPlatform
+    ) -> None:
+        assert embedded.cli("quota", "buy", "1").code == 0
+        before = _balance(embedded, None)
+        out = embedded.home / "patient"
+        args = ("stamp", str(CORPUS / "pdfkit.pdf"), "--rect", RECT, "--out", str(out), "--json")
+        impatient = embedded.cli(*args, "--wait", "0")
+        assert impatient.code == 1
+        (first,) = impatient.json()["results"]  # type: ignore[misc]
+        assert "run the same command again" in first["error"]
+        again = embedded.cli(*args)
+        assert again.code == 0, again.stdout + again.stderr
+        (second,) = again.json()["results"]  # type: ignore[misc]
+        assert second["job_id"] == first["job_id"] and second["serial"] == first["serial"]
+        assert _balance(embedded, None)["consumed"] == before["consumed"] + 1
+
     def test_status_fails_when_nothing_serves(self, tmp_path: Path) -> None:
         idle = EmbeddedPlatform(tmp_path)
         idle.env = {"METERAI_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}

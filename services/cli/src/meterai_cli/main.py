@@ -338,6 +338,14 @@ def quota_confirm(ctx: Context, order_id: str, reference: str, amount: int, as_j
     "--value", "document_value", default=0, type=click.IntRange(min=0), help="Value, rupiah."
 )
 @click.option(
+    "--wait",
+    "wait_s",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to follow each job before giving up waiting (the job itself goes on).",
+)
+@click.option(
     "--password",
     default=None,
     help="Password of encrypted input files. Encrypted documents are not stamped yet: "
@@ -355,6 +363,7 @@ def stamp(
     document_number: str,
     document_date: str,
     document_value: int,
+    wait_s: float,
     password: str | None,
     as_json: bool,
 ) -> None:
@@ -376,6 +385,7 @@ def stamp(
         document_date,
         document_value,
         password,
+        wait_s,
     )
     results = stamp_files(
         ctx.platform, list(files), out_dir, request, progress=not as_json and len(files) > 1

@@ -7,6 +7,7 @@ the same command again after a network failure does not stamp (or charge) a docu
 from __future__ import annotations
 
 import hashlib
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ class StampRequest:
     document_date: str
     document_value: int
     password: str | None
+    wait_s: float = 600.0
+    """How long to follow each job before giving up waiting (the job itself goes on)."""
 
 
 @dataclass
@@ -79,6 +82,41 @@ def _key(data: bytes, request: StampRequest) -> str:
 PARALLEL_FILES = 8
 """Files in flight at once: enough to keep several signing workers busy from one terminal,
 few enough that the platform's per-reseller limits are not the first thing a user meets."""
+
+
+def _wait_until_terminal(
+    stub: Any, job: Any, metadata: Any, call_timeout_s: float, wait_s: float
+) -> Any:
+    """Follow the job until it ends or ``wait_s`` passes.
+
+    A watch is one call with its own deadline; during a surge a queued job can outlast it, so
+    an expired or dropped watch is simply opened again (the server ends watches when it shuts
+    down, too). Running out of patience leaves the job running: stamping the same file again
+    returns it (same idempotency key), nothing is charged twice.
+    """
+    deadline = time.monotonic() + wait_s
+    while job.state not in _TERMINAL:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            for update in stub.WatchJob(
+                stamping_pb2.WatchJobRequest(job_id=job.job_id),
+                metadata=metadata,
+                timeout=min(call_timeout_s, remaining),
+            ):
+                job = update
+                if job.state in _TERMINAL:
+                    break
+        except grpc.RpcError as error:
+            if error.code() not in (
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.CANCELLED,
+            ):
+                raise
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+    return job
 
 
 def stamp_files(
@@ -128,17 +166,20 @@ def _stamp_one(
             metadata=metadata,
             timeout=platform.timeout_s,
         )
-        if job.state not in _TERMINAL:
-            for update in stub.WatchJob(
-                stamping_pb2.WatchJobRequest(job_id=job.job_id),
-                metadata=metadata,
-                timeout=platform.timeout_s,
-            ):
-                job = update
-                if job.state in _TERMINAL:
-                    break
+        job = _wait_until_terminal(stub, job, metadata, platform.timeout_s, request.wait_s)
         if job.state != stamping_pb2.JOB_STATE_DONE:
             refund = " (quota refunded)" if job.refunded else ""
+            if job.state not in _TERMINAL:
+                return StampResult(
+                    path,
+                    False,
+                    job.serial,
+                    None,
+                    job.job_id,
+                    f"still {stamping_pb2.JobState.Name(job.state).removeprefix('JOB_STATE_')} "
+                    "after the wait; run the same command again to pick up the result "
+                    "(nothing is charged twice)",
+                )
             return StampResult(
                 path,
                 False,
