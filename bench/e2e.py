@@ -95,6 +95,9 @@ TARGET_LATENCY_P99_MS = 1000.0
 TARGET_REFUSAL_P99_MS = 100.0
 LATENCY_RATE_PER_S = 150.0
 SURGE_FACTOR = 5.0
+STAMPING_PROCESSES = 2
+"""Stamping is one GIL-bound Python process per instance; the platform runs several behind a
+balancer in production, and so does the benchmark (clients round-robin over them)."""
 
 PUBLISH_QUEUE = "bench.baseline.publish"
 NOOP_QUEUE = "bench.baseline.noop"
@@ -317,6 +320,7 @@ async def _drive(spec: LoadSpec, ready: Any, go: Any) -> dict[str, Any]:
         ("grpc.max_send_message_length", 32 * 1024 * 1024),
         ("grpc.max_receive_message_length", 32 * 1024 * 1024),
         ("grpc.enable_retries", 0),
+        ("grpc.lb_policy_name", "round_robin"),
     ]
     async with grpc.aio.insecure_channel(spec.target, options=options) as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
@@ -412,7 +416,8 @@ class Profiler:
 
         members: dict[str, set[int]] = {}
         for name, process in self.platform.processes.items():
-            group = "signing workers" if name.startswith("worker") else f"{name} service"
+            service = name.split("-")[0]  # stamping-2 counts as the stamping service
+            group = "signing workers" if service == "worker" else f"{service} service"
             members.setdefault(group, set()).update(tree(process.pid))
         members["bench orchestrator"] = {os.getpid()}
         postgres = {pid for pid, (_, name, _) in table.items() if name == "postgres"}
@@ -750,6 +755,26 @@ def _buy_quota(address: str, api_keys: Iterable[str], units: int) -> None:
                 raise RuntimeError("the dev payment provider did not credit the order at once")
 
 
+def _wait_serving(ports: list[int], timeout: float = 60) -> None:
+    """Wait until the stamping process on each port answers its health check."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    for port in ports:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                try:
+                    answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+                    if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"stamping on port {port} not serving after {timeout} s")
+                time.sleep(0.2)
+
+
 def _wait_workers(platform: DistributedPlatform, count: int) -> None:
     deadline = time.monotonic() + 60
     while True:
@@ -945,8 +970,12 @@ def run(plan: Plan) -> dict[str, Any]:
         keys = tuple(_create_resellers(database_url, plan.resellers))
         _buy_quota(f"127.0.0.1:{platform.base_port}", keys, plan.units_per_reseller)
         _wait_workers(platform, 1)
+        ports = [platform.base_port + 1]
+        ports += [platform.add_stamping(f"stamping-{i}") for i in range(2, STAMPING_PROCESSES + 1)]
+        _wait_serving(ports)
         profiler = Profiler(platform, database, conninfo)
-        target = f"127.0.0.1:{platform.base_port + 1}"
+        # Clients spread calls over every stamping process (gRPC round-robin balancing).
+        target = "ipv4:" + ",".join(f"127.0.0.1:{port}" for port in ports)
 
         def closed() -> LoadSpec:
             return LoadSpec(

@@ -196,6 +196,20 @@ class DistributedPlatform(_Platform):
         self.wait_serving()
         return self
 
+    def add_stamping(self, name: str) -> int:
+        """One more stamping service process on its own port (stamping is stateless: any
+        number share the database, broker and document store); returns the port."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        env = self.env
+        self.env = {**env, "STAMPING_PORT": str(port)}
+        try:
+            self._spawn(name, "serve", "stamping")
+        finally:
+            self.env = env
+        return port
+
     def add_worker(self, name: str, concurrency: int = 1) -> None:
         self._spawn(name, "worker", "signing", "--concurrency", str(concurrency))
 
