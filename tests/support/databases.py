@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 
 from meterai_common.db import create_engine, migrate
 
-__all__ = ["database_url", "postgres_url", "sqlite_url"]
+__all__ = ["database_url", "migrated_postgres_database", "postgres_url", "sqlite_url"]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "METERAI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -30,10 +31,15 @@ def _admin_engine() -> sa.Engine:
     return sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """URL of a fresh, migrated PostgreSQL database, dropped at the end of the session."""
-    name = f"meterai_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def migrated_postgres_database(
+    prefix: str = "meterai_test", before_drop: Callable[[], None] = lambda: None
+) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database of our own; dropped afterwards.
+
+    :param before_drop: runs first at teardown (fault tests wait for a restarted server).
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = _admin_engine()
     try:
         with admin.connect() as conn:
@@ -52,9 +58,17 @@ def postgres_url() -> Iterator[str]:
     try:
         yield url
     finally:
+        before_drop()
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh, migrated PostgreSQL database, dropped at the end of the session."""
+    with migrated_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -34,10 +34,8 @@ import sqlalchemy as sa
 from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
-from meterai_common.db import create_engine as create_meterai_engine
-from meterai_common.db import migrate
 from tests.support.brokers import rabbitmqctl
-from tests.support.databases import POSTGRES_ADMIN_URL
+from tests.support.databases import POSTGRES_ADMIN_URL, migrated_postgres_database
 from tests.support.launch import DistributedPlatform
 
 __all__ = [
@@ -108,25 +106,11 @@ def fresh_database() -> Iterator[str]:
     Fault tests count every job, outbox row and serial in the database, so each gets an empty
     one rather than the session's shared database.
     """
-    name = f"meterai_fault_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(
-        POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
-    )
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    engine = create_meterai_engine(url)
-    try:
-        migrate(engine)
-    finally:
-        engine.dispose()
-    try:
+    with migrated_postgres_database(
+        "meterai_fault",
+        before_drop=lambda: wait_for("PostgreSQL to accept connections", postgres_accepts, 60),
+    ) as url:
         yield url
-    finally:
-        wait_for("PostgreSQL to accept connections", postgres_accepts, 60)
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -152,15 +152,16 @@ class DatabaseStore:
         with transaction(self._db) as conn:
             conn.execute(statement)
 
-    def get(self, area: str, name: str) -> bytes:
+    def _scalar(self, column: Any, area: str, name: str) -> Any:
         where = self._where(area, name)
         with reading(self._db) as conn:
-            data = conn.execute(
-                select(documents_table.c.data).where(*where)  # type: ignore[arg-type]
-            ).scalar()
-        if data is None:
+            value = conn.execute(select(column).where(*where)).scalar()  # type: ignore[arg-type]
+        if value is None:
             raise DocumentNotFound(f"{area}/{name}")
-        return bytes(data)
+        return value
+
+    def get(self, area: str, name: str) -> bytes:
+        return bytes(self._scalar(documents_table.c.data, area, name))
 
     def chunks(self, area: str, name: str, size: int = 1 << 20) -> Iterator[bytes]:
         data = self.get(area, name)
@@ -168,14 +169,7 @@ class DatabaseStore:
             yield data[offset : offset + size]
 
     def size(self, area: str, name: str) -> int:
-        where = self._where(area, name)
-        with reading(self._db) as conn:
-            size = conn.execute(
-                select(documents_table.c.size).where(*where)  # type: ignore[arg-type]
-            ).scalar()
-        if size is None:
-            raise DocumentNotFound(f"{area}/{name}")
-        return int(size)
+        return int(self._scalar(documents_table.c.size, area, name))
 
     def delete(self, area: str, name: str) -> None:
         where = self._where(area, name)
