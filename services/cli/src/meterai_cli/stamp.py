@@ -168,26 +168,16 @@ def _stamp_one(
         )
         job = _wait_until_terminal(stub, job, metadata, platform.timeout_s, request.wait_s)
         if job.state != stamping_pb2.JOB_STATE_DONE:
-            refund = " (quota refunded)" if job.refunded else ""
             if job.state not in _TERMINAL:
-                return StampResult(
-                    path,
-                    False,
-                    job.serial,
-                    None,
-                    job.job_id,
-                    f"still {stamping_pb2.JobState.Name(job.state).removeprefix('JOB_STATE_')} "
-                    "after the wait; run the same command again to pick up the result "
-                    "(nothing is charged twice)",
+                state = stamping_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")
+                reason = (
+                    f"still {state} after the wait; run the same command again to pick up "
+                    "the result (nothing is charged twice)"
                 )
-            return StampResult(
-                path,
-                False,
-                job.serial,
-                None,
-                job.job_id,
-                f"{job.failure_code}: {job.failure_reason}{refund}",
-            )
+            else:
+                refund = " (quota refunded)" if job.refunded else ""
+                reason = f"{job.failure_code}: {job.failure_reason}{refund}"
+            return StampResult(path, False, job.serial, None, job.job_id, reason)
         output = out_dir / path.name
         tmp = output.with_name(f".{output.name}.part")
         with tmp.open("wb") as handle:

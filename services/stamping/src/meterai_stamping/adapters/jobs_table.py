@@ -156,36 +156,36 @@ class JobRepository:
         )
         return jobs, token
 
-    def stuck(self, state: JobState, older_than: datetime, limit: int = 500) -> list[Job]:
+    def _before(self, state: JobState, column: Any, before: datetime, limit: int) -> list[Job]:
         rows = self.conn.execute(
             select(jobs_table)
-            .where(jobs_table.c.state == state.value, jobs_table.c.updated_at < older_than)
-            .order_by(jobs_table.c.updated_at)
+            .where(jobs_table.c.state == state.value, column < before)
+            .order_by(column)
             .limit(limit)
         ).all()
         return [_to_job(row) for row in rows]
+
+    def stuck(self, state: JobState, older_than: datetime, limit: int = 500) -> list[Job]:
+        """Jobs in ``state`` untouched since ``older_than`` (candidates for a re-drive)."""
+        return self._before(state, jobs_table.c.updated_at, older_than, limit)
 
     def stuck_since(self, state: JobState, created_before: datetime, limit: int = 500) -> list[Job]:
         """Jobs in ``state`` accepted before ``created_before`` (past their deadline)."""
-        rows = self.conn.execute(
-            select(jobs_table)
-            .where(jobs_table.c.state == state.value, jobs_table.c.created_at < created_before)
-            .order_by(jobs_table.c.created_at)
-            .limit(limit)
-        ).all()
-        return [_to_job(row) for row in rows]
+        return self._before(state, jobs_table.c.created_at, created_before, limit)
+
+    def _count(self, *where: Any) -> int:
+        return int(
+            self.conn.execute(
+                select(func.count()).select_from(jobs_table).where(*where)
+            ).scalar_one()
+        )
 
     def queue_position(self, job: Job) -> int:
         """Prepared jobs created before this one: what the signing tier has to do first."""
-        count = self.conn.execute(
-            select(func.count())
-            .select_from(jobs_table)
-            .where(
-                jobs_table.c.state == JobState.PREPARED.value,
-                jobs_table.c.created_at < job.created_at,
-            )
-        ).scalar_one()
-        return int(count)
+        return self._count(
+            jobs_table.c.state == JobState.PREPARED.value,
+            jobs_table.c.created_at < job.created_at,
+        )
 
     def placement_of(self, job_id: str) -> Placement:
         row = self.conn.execute(
@@ -202,29 +202,17 @@ class JobRepository:
 
     def inflight(self, reseller_id: str) -> int:
         """Jobs of one reseller waiting for the signing tier (the fairness cap counts these)."""
-        count = self.conn.execute(
-            select(func.count())
-            .select_from(jobs_table)
-            .where(
-                jobs_table.c.reseller_id == reseller_id,
-                jobs_table.c.state == JobState.PREPARED.value,
-            )
-        ).scalar_one()
-        return int(count)
+        return self._count(
+            jobs_table.c.reseller_id == reseller_id,
+            jobs_table.c.state == JobState.PREPARED.value,
+        )
 
     def finished_since(self, since: datetime) -> int:
         """Jobs that reached DONE after ``since`` (the platform's recent throughput)."""
-        count = self.conn.execute(
-            select(func.count())
-            .select_from(jobs_table)
-            .where(jobs_table.c.state == JobState.DONE.value, jobs_table.c.updated_at >= since)
-        ).scalar_one()
-        return int(count)
+        return self._count(
+            jobs_table.c.state == JobState.DONE.value, jobs_table.c.updated_at >= since
+        )
 
     def backlog(self) -> int:
-        count = self.conn.execute(
-            select(func.count())
-            .select_from(jobs_table)
-            .where(jobs_table.c.state == JobState.PREPARED.value)
-        ).scalar_one()
-        return int(count)
+        """Jobs waiting for the signing tier, all resellers."""
+        return self._count(jobs_table.c.state == JobState.PREPARED.value)
