@@ -16,10 +16,11 @@ from sqlalchemy import Engine
 
 import meterai_quota as quota
 from meterai_common.db import create_engine, run_in_transaction
-from meterai_common.documents import DirectoryStore
+from meterai_common.documents import DirectoryStore, DocumentNotFound
 from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
 from meterai_signing.pki import generate_test_pki
 from meterai_stamping import engine as pdf_engine
+from meterai_stamping.adapters.dead_letters import DeadLetter
 from meterai_stamping.domain.jobs import (
     DocumentFacts,
     JobNotFound,
@@ -139,6 +140,35 @@ def test_signing_failure_fails_the_job_and_refunds(world: World) -> None:
     assert world.reconciled()
 
 
+def test_an_answer_for_a_job_another_process_ended_delivers_nothing(
+    world: World, identity: SigningIdentity, tmp_path: Path
+) -> None:
+    job_id = world.submit()
+    job = world.stamping.get(world.owner, job_id)
+    other_process = Stamping(
+        world.db,
+        DirectoryStore(tmp_path / "documents"),
+        StampingConfig(
+            verify_base_url="https://verify.example/v",
+            limits=pdf_engine.Limits(),
+            signature_size=lambda: signature_size(identity),
+        ),
+    )
+    celery_body = json.dumps([[], {"job_id": job_id, "serial": "x", "digest": "y"}, {}]).encode()
+    other_process.dead_lettered("signing", "signing", celery_body, "delivery limit")
+
+    _signed(world, job_id, identity)  # this process still remembers the job as prepared
+
+    ended = world.stamping.get(world.owner, job_id)
+    assert ended.state is JobState.DEAD_LETTERED and ended.refunded
+    with pytest.raises(DocumentNotFound):
+        DirectoryStore(tmp_path / "documents").size("stamped", job_id)
+    assert world.balance().available == 2
+    with world.db.connect() as conn:
+        assert quota.verify_serial(conn, job.serial or "").status is quota.SerialStatus.VOID
+    assert world.reconciled()
+
+
 def test_a_dead_lettered_task_refunds_and_can_be_redriven_as_a_new_job(
     world: World, identity: SigningIdentity
 ) -> None:
@@ -149,16 +179,21 @@ def test_a_dead_lettered_task_refunds_and_can_be_redriven_as_a_new_job(
     old = world.stamping.get(world.owner, job_id)
     assert old.state is JobState.DEAD_LETTERED and old.refunded
     assert world.balance().available == 2
-    (letter,) = world.stamping.dead_letters()
-    assert letter.job_id == job_id
+    (letter,) = _dead_letters_of(world, job_id)  # recorded once
+    assert letter.reason == "delivery limit"
 
     new = world.stamping.redrive(job_id)
     assert new.job_id != job_id and new.serial != old.serial
-    assert world.stamping.dead_letters() == []
+    assert _dead_letters_of(world, job_id) == []
     _signed(world, new.job_id, identity)
     assert world.stamping.get(world.owner, new.job_id).state is JobState.DONE
     assert world.balance().consumed == 1
     assert world.reconciled()
+
+
+def _dead_letters_of(world: World, job_id: str) -> list[DeadLetter]:
+    """The pending dead letters of one job (the database is shared by this module's tests)."""
+    return [letter for letter in world.stamping.dead_letters() if letter.job_id == job_id]
 
 
 def test_a_job_past_its_deadline_fails_and_refunds(world: World) -> None:

@@ -70,12 +70,21 @@ class OutboxMessage:
         return kwargs
 
 
+_INSERT = outbox_table.insert()
+"""Built once: every accepted job writes outbox rows."""
+
+
 def _insert(conn: Connection, kind: str, name: str, payload: bytes, now: datetime) -> str:
     message_id = uuid.uuid4().hex
     conn.execute(
-        outbox_table.insert().values(
-            kind=kind, name=name, message_id=message_id, payload=payload, created_at=now
-        )
+        _INSERT,
+        {
+            "kind": kind,
+            "name": name,
+            "message_id": message_id,
+            "payload": payload,
+            "created_at": now,
+        },
     )
     return message_id
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -72,6 +73,8 @@ QUOTA_HINT_S = 1.0
 RATE_SAMPLE_S = 5.0
 PREPARED = "prepared"
 STAMPED = "stamped"
+PREPARED_CACHE_SIZE = 20_000
+"""Jobs remembered between submit and the signing answer (a few MB); older ones are read."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,10 @@ class Stamping:
         self._committed = committed
         self._now = clock
         self._quota_hints: dict[str, tuple[float, int]] = {}
+        self._prepared_here: dict[str, Job] = {}
+        """Jobs this process prepared and has not seen answered: the signing answer usually
+        comes back to the process that asked, which then needs no read to finish the job."""
+        self._prepared_lock = threading.Lock()
         self._rate_sample: tuple[float, float] = (float("-inf"), 0.0)
 
     # -- commands -------------------------------------------------------------------------
@@ -206,7 +213,7 @@ class Stamping:
             self._store.delete(PREPARED, job_id)
             raise
         self._committed()
-        return Job(
+        job = Job(
             job_id=job_id,
             reseller_id=command.reseller_id,
             owner_id=command.owner_id,
@@ -222,9 +229,18 @@ class Stamping:
             source_size=len(command.pdf),
             redriven_from=command.redriven_from,
         )
+        with self._prepared_lock:
+            if len(self._prepared_here) >= PREPARED_CACHE_SIZE:
+                del self._prepared_here[next(iter(self._prepared_here))]
+            self._prepared_here[job_id] = job
+        return job
 
     def digest_signed(self, job_id: str, serial: str, cms: bytes) -> None:
-        job = self._get_any(job_id)
+        with self._prepared_lock:
+            remembered = self._prepared_here.pop(job_id, None)
+        # A remembered job may have ended meanwhile in another process; finishing re-checks
+        # the state under the row lock, so the worst case is an embed done for nothing.
+        job = remembered or self._get_any(job_id)
         if job is None or job.state is not JobState.PREPARED or job.serial != serial:
             log.info("ignoring DigestSigned for job %s in state %s", job_id, job and job.state)
             return
@@ -248,13 +264,15 @@ class Stamping:
         if finished:
             self._store.delete(PREPARED, job_id)
             self._committed()
+            return
+        ended = self._get_any(job_id)
+        if ended is None or ended.state is not JobState.DONE:
+            self._store.delete(STAMPED, job_id)  # it ended another way: nothing to deliver
 
     def _commit_done(self, job: Job, serial: str, stamped_size: int) -> bool:
         now = self._now()
         with transaction(self._db) as conn:
-            repo = JobRepository(conn)
-            current = repo.get(job.job_id, for_update=True)
-            if current is None or current.state is not JobState.PREPARED:
+            if not JobRepository(conn).finish_prepared(job.job_id, now, stamped_size):
                 return False
             ledger.commit(
                 conn,
@@ -265,7 +283,6 @@ class Stamping:
                 document_date=job.facts.document_date,
                 now=now,
             )
-            repo.set_state(job.job_id, now, state=JobState.DONE.value, stamped_size=stamped_size)
             event = events_pb2.DocumentStamped(
                 job_id=job.job_id,
                 serial=serial,
@@ -277,6 +294,8 @@ class Stamping:
 
     def fail(self, job_id: str, code: str, reason: str, *, dead_lettered: bool = False) -> None:
         """End a job that cannot be stamped, releasing its hold (the refund) in the same commit."""
+        with self._prepared_lock:
+            self._prepared_here.pop(job_id, None)
         now = self._now()
         with transaction(self._db) as conn:
             repo = JobRepository(conn)

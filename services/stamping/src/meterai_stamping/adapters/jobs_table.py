@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
     select,
     update,
@@ -105,6 +106,21 @@ def _decode_token(token: str) -> tuple[datetime, str]:
         raise ValueError("page_token is not one this service issued") from error
 
 
+_FINISH_PREPARED = (
+    update(jobs_table)
+    .where(
+        jobs_table.c.job_id == bindparam("b_job_id"),
+        jobs_table.c.state == JobState.PREPARED.value,
+    )
+    .values(
+        state=JobState.DONE.value, updated_at=bindparam("b_now"), stamped_size=bindparam("b_size")
+    )
+)
+"""Built once: the statement runs for every stamp."""
+
+_INSERT_JOB = jobs_table.insert()
+
+
 class JobRepository:
     """Queries on ``jobs`` within the caller's connection/transaction."""
 
@@ -112,7 +128,7 @@ class JobRepository:
         self.conn = conn
 
     def add(self, values: dict[str, Any]) -> None:
-        self.conn.execute(jobs_table.insert().values(**values))
+        self.conn.execute(_INSERT_JOB, values)
 
     def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
         query = select(jobs_table).where(jobs_table.c.job_id == job_id)
@@ -128,6 +144,17 @@ class JobRepository:
             )
         ).first()
         return (_to_job(row), row.request_hash) if row else None
+
+    def finish_prepared(self, job_id: str, now: datetime, stamped_size: int) -> bool:
+        """Move a PREPARED job to DONE; False (nothing written) if it is in another state.
+
+        The guarded update takes the row lock and checks the state in one statement, so a
+        job is finished once whatever answers arrive, without reading it first.
+        """
+        result = self.conn.execute(
+            _FINISH_PREPARED, {"b_job_id": job_id, "b_now": now, "b_size": stamped_size}
+        )
+        return bool(result.rowcount == 1)
 
     def set_state(self, job_id: str, now: datetime, **values: Any) -> None:
         self.conn.execute(
