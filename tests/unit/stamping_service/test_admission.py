@@ -87,3 +87,40 @@ def test_counts_are_sampled_not_queried_on_every_call() -> None:
     clock.now += 0.3
     admission.admit("r1")
     assert len(calls) == 2
+
+
+def test_a_known_refusal_is_reported_without_taking_a_token_or_reading_a_count() -> None:
+    clock = Clock()
+    reads = []
+
+    def backlog() -> int:
+        reads.append(clock.now)
+        return 2000
+
+    admission = Admission(
+        backlog,
+        lambda r: 0,
+        AdmissionLimits(backlog_high_water=2000, reseller_burst=1),
+        clock=clock,
+    )
+    assert admission.refusal("r1") is None  # nothing sampled yet: the full check decides
+    with pytest.raises(Overloaded):
+        admission.admit("r1")
+    refused = admission.refusal("r1")
+    assert refused is not None and "2000 documents are waiting" in str(refused)
+    assert len(reads) == 1
+    clock.now += 0.3
+    assert admission.refusal("r1") is None  # the sample is stale: the full check decides
+
+
+def test_the_rate_limit_is_known_early_and_peeking_spends_nothing() -> None:
+    clock = Clock()
+    admission = _admission(clock, reseller_rate_per_s=10, reseller_burst=1)
+    assert admission.refusal("busy") is None
+    admission.admit("busy")
+    refused = admission.refusal("busy")
+    assert refused is not None and "rate limit" in str(refused)
+    clock.now += 0.1
+    assert admission.refusal("busy") is None
+    assert admission.refusal("busy") is None
+    admission.admit("busy")

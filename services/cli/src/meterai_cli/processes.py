@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,8 @@ streams (health and job watches) are cut at the end of it, and clients re-watch.
 DRAIN_DELAY_S = 2.0
 """After SIGTERM a service reports NOT_SERVING this long before refusing calls, so load
 balancers polling the health service move traffic away first."""
+STAMPING_SWITCH_INTERVAL_S = 0.001
+"""The stamping process's GIL turn (Python's default is 5 ms), see :func:`run_service`."""
 
 
 def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
@@ -99,6 +102,10 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
                 runtime = start_quota(settings, db, transport)
                 port = runtime.server.port
             elif name == "stamping":
+                # Short GIL turns: a refusal or a health check needs the interpreter for
+                # microseconds and should not wait 5 ms (the default) behind PDF work each
+                # time a thread hands over.
+                sys.setswitchinterval(STAMPING_SWITCH_INTERVAL_S)
                 runtime = start_stamping(settings, db, transport)
                 port = runtime.server.port
             else:

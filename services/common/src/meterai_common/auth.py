@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 import grpc
@@ -38,11 +38,8 @@ class Authenticator(Generic[P]):
         self._lock = threading.Lock()
 
     def __call__(self, context: grpc.ServicerContext) -> P:
-        key = next(
-            (value for name, value in context.invocation_metadata() if name == API_KEY_HEADER),
-            None,
-        )
-        if not key or not isinstance(key, str):
+        key = _api_key(context.invocation_metadata())
+        if key is None:
             raise MissingApiKey()
         now = time.monotonic()
         with self._lock:
@@ -55,3 +52,21 @@ class Authenticator(Generic[P]):
                 self._cache.clear()
             self._cache[key] = (now + self._ttl, principal)
         return principal
+
+    def known(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> P | None:
+        """The principal of a key resolved recently, or None: never calls ``resolve``.
+
+        For decisions that must not wait on the key store (refusing early under overload);
+        an unknown or expired key is left to :meth:`__call__`.
+        """
+        key = _api_key(metadata or ())
+        if key is None:
+            return None
+        with self._lock:
+            hit = self._cache.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+
+def _api_key(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
+    key = next((value for name, value in metadata if name == API_KEY_HEADER), None)
+    return key if key and isinstance(key, str) else None

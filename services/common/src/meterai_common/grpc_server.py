@@ -65,16 +65,19 @@ def create_server(
     *,
     max_workers: int = 16,
     max_concurrent_rpcs: int | None = 64,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
 ) -> RunningServer:
     """Build, bind and start a server.
 
     :param register: pairs of ``(add_XServicer_to_server, servicer)``.
     :param service_names: full proto service names reported by the health service.
     :param port: 0 binds a free port; the bound port is returned.
+    :param interceptors: run on the server's network thread for every new call, in order.
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"grpc-{name}"),
         maximum_concurrent_rpcs=max_concurrent_rpcs,
+        interceptors=tuple(interceptors),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

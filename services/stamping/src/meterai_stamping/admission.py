@@ -99,44 +99,103 @@ class Admission:
         """The recently sampled number of documents waiting for the signing tier."""
         return self._sample("", self._backlog)
 
+    def refresh(self) -> None:
+        """Sample the backlog now.
+
+        Run by the service more often than ``sample_s``, so that :meth:`refusal` always knows
+        the backlog; otherwise only :meth:`admit` refreshes it, and under a surge the calls
+        that would refresh it wait in the same queue as everything else.
+        """
+        now = self._clock()
+        value = self._backlog()
+        with self._lock:
+            self._samples[""] = (now, value)
+
     def admit(self, reseller_id: str) -> None:
         """Raise :class:`Overloaded` if this reseller's document must wait."""
-        limits = self._limits
+        self._check_broker()
+        self._check_backlog(self._sample("", self._backlog))
+        self._take_token(reseller_id)
+        self._check_inflight(self._sample(reseller_id, lambda: self._inflight(reseller_id)))
+
+    def refusal(self, reseller_id: str) -> Overloaded | None:
+        """The refusal :meth:`admit` would give now, judged from what is already known.
+
+        Takes no token, reads no count and waits for nothing, so it can run where nothing may
+        block (on the server's network thread, before a call is queued for a worker). ``None``
+        means "no refusal known": counts sampled more than ``sample_s`` ago are not trusted,
+        so the call goes on to :meth:`admit`, which refreshes them and decides for good.
+        """
+        now = self._clock()
+        try:
+            self._check_broker()
+            with self._lock:
+                backlog = self._fresh_sample("", now)
+                inflight = self._fresh_sample(reseller_id, now)
+                bucket = self._buckets.get(reseller_id)
+                tokens = None if bucket is None else self._refilled(bucket, now)
+            if backlog is not None:
+                self._check_backlog(backlog)
+            if tokens is not None and tokens < 1.0:
+                raise self._rate_limited(tokens)
+            if inflight is not None:
+                self._check_inflight(inflight)
+        except Overloaded as refused:
+            return refused
+        return None
+
+    def _fresh_sample(self, key: str, now: float) -> int | None:
+        cached = self._samples.get(key)
+        if cached is None or now - cached[0] >= self._limits.sample_s:
+            return None
+        return cached[1]
+
+    def _check_broker(self) -> None:
         failing = self._broker_failing_for()
-        if failing > limits.broker_grace_s:
+        if failing > self._limits.broker_grace_s:
             raise BrokerUnavailable(
                 f"the signing queue has not accepted work for {failing:.0f} s", 5000
             )
-        backlog = self._sample("", self._backlog)
-        if backlog >= limits.backlog_high_water:
+
+    def _check_backlog(self, backlog: int) -> None:
+        if backlog >= self._limits.backlog_high_water:
             raise Overloaded(
                 f"the platform is busy: {backlog} documents are waiting to be signed", 2000
             )
-        self._take_token(reseller_id)
-        inflight = self._sample(reseller_id, lambda: self._inflight(reseller_id))
-        if inflight >= limits.reseller_max_inflight:
+
+    def _check_inflight(self, inflight: int) -> None:
+        limit = self._limits.reseller_max_inflight
+        if inflight >= limit:
             raise Overloaded(
                 f"you have {inflight} documents waiting to be signed (limit "
-                f"{limits.reseller_max_inflight}); they are being processed",
+                f"{limit}); they are being processed",
                 1000,
             )
 
-    def _take_token(self, reseller_id: str) -> None:
+    def _refilled(self, bucket: _Bucket, now: float) -> float:
         limits = self._limits
+        return min(
+            float(limits.reseller_burst),
+            bucket.tokens + (now - bucket.stamp) * limits.reseller_rate_per_s,
+        )
+
+    def _rate_limited(self, tokens: float) -> Overloaded:
+        rate = self._limits.reseller_rate_per_s
+        wait_ms = int((1.0 - tokens) / rate * 1000) + 1
+        return Overloaded(f"rate limit of {rate:g} documents per second reached", wait_ms)
+
+    def _take_token(self, reseller_id: str) -> None:
         now = self._clock()
         with self._lock:
             bucket = self._buckets.get(reseller_id)
             if bucket is None:
-                bucket = self._buckets[reseller_id] = _Bucket(float(limits.reseller_burst), now)
-            bucket.tokens = min(
-                float(limits.reseller_burst),
-                bucket.tokens + (now - bucket.stamp) * limits.reseller_rate_per_s,
-            )
+                bucket = self._buckets[reseller_id] = _Bucket(
+                    float(self._limits.reseller_burst), now
+                )
+            bucket.tokens = self._refilled(bucket, now)
             bucket.stamp = now
             if bucket.tokens >= 1.0:
                 bucket.tokens -= 1.0
                 return
-            wait_ms = int((1.0 - bucket.tokens) / limits.reseller_rate_per_s * 1000) + 1
-        raise Overloaded(
-            f"rate limit of {limits.reseller_rate_per_s:g} documents per second reached", wait_ms
-        )
+            refused = self._rate_limited(bucket.tokens)
+        raise refused

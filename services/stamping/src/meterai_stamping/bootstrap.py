@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -19,10 +20,12 @@ from meterai_common.db import reading
 from meterai_common.documents import open_document_store
 from meterai_common.grpc_server import RunningServer, create_server
 from meterai_common.messaging import DEAD_LETTERS, SIGNING_QUEUE, STAMPING_EVENTS
+from meterai_common.outages import is_database_outage
 from meterai_common.outbox import OutboxRelay
 from meterai_common.runtime import Periodic, Transport
 from meterai_stamping import engine as pdf_engine
 from meterai_stamping.admission import Admission, AdmissionLimits
+from meterai_stamping.early_refusal import EarlyRefusal
 from meterai_stamping.grpc_api import StampingServicer
 from meterai_stamping.handlers import Stamping, StampingConfig
 
@@ -35,6 +38,9 @@ EVENT_CONSUMERS = 4
 in parallel keep the signing tier's answers from queueing behind one another."""
 
 SERVICE_NAME = stamping_pb2.DESCRIPTOR.services_by_name["StampingService"].full_name
+SUBMIT_METHOD = f"/{SERVICE_NAME}/SubmitDocument"
+ADMISSION_SAMPLE_S = 0.1
+"""How often the backlog is sampled for admission, well inside ``AdmissionLimits.sample_s``."""
 
 
 class SignatureSize:
@@ -75,10 +81,12 @@ class StampingRuntime:
     stamping: Stamping
     relay: OutboxRelay
     chores: Periodic
+    sampler: Periodic
 
     def stop(self, grace: float = 10.0, drain_delay: float = 0.0) -> None:
         self.servicer.stopping.set()
         self.server.stop(grace, drain_delay)
+        self.sampler.stop()
         self.chores.stop()
         self.relay.stop()
 
@@ -141,21 +149,21 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
         with reading(db) as conn:
             return ledger.authenticate(conn, key)
 
-    servicer = StampingServicer(
-        stamping,
-        Authenticator(resolve),
-        Admission(
-            stamping.backlog,
-            stamping.inflight,
-            AdmissionLimits(
-                backlog_high_water=settings.backlog_high_water,
-                reseller_rate_per_s=settings.reseller_rate_per_s,
-                reseller_burst=settings.reseller_burst,
-                reseller_max_inflight=settings.reseller_max_inflight,
-            ),
-            broker_failing_for=relay.failing_for,
+    authenticator = Authenticator(resolve)
+    admission = Admission(
+        stamping.backlog,
+        stamping.inflight,
+        AdmissionLimits(
+            backlog_high_water=settings.backlog_high_water,
+            reseller_rate_per_s=settings.reseller_rate_per_s,
+            reseller_burst=settings.reseller_burst,
+            reseller_max_inflight=settings.reseller_max_inflight,
         ),
-        settings.verify_base_url,
+        broker_failing_for=relay.failing_for,
+    )
+    servicer = StampingServicer(stamping, authenticator, admission, settings.verify_base_url)
+    early_refusal = EarlyRefusal(
+        SUBMIT_METHOD, admission, authenticator, lambda principal: principal.reseller_id
     )
     server = create_server(
         "stamping",
@@ -163,7 +171,21 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
         settings.ports.stamping,
         [(stamping_pb2_grpc.add_StampingServiceServicer_to_server, servicer)],
         [SERVICE_NAME],
+        interceptors=[early_refusal],
     )
     chores = Periodic("stamping-chores", 5.0, [stamping.redrive_stuck])
     chores.start()
-    return StampingRuntime(server, servicer, stamping, relay, chores)
+    sampler = Periodic(
+        "admission-sampler", ADMISSION_SAMPLE_S, [lambda: _unless_database_down(admission.refresh)]
+    )
+    sampler.start()
+    return StampingRuntime(server, servicer, stamping, relay, chores, sampler)
+
+
+def _unless_database_down(chore: Callable[[], None]) -> None:
+    """Run ``chore``; an outage is already reported by the calls that need the database."""
+    try:
+        chore()
+    except Exception as error:
+        if not is_database_outage(error):
+            raise

@@ -21,6 +21,7 @@ from meterai_stamping.domain.jobs import (
     SubmitDocument,
     verify_url,
 )
+from meterai_stamping.early_refusal import refuse
 from meterai_stamping.handlers import Stamping
 
 __all__ = ["StampingServicer", "job_to_proto"]
@@ -78,10 +79,7 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
             try:
                 self._admission.admit(principal.reseller_id)
             except Overloaded as refused:
-                context.set_trailing_metadata(
-                    (("grpc-retry-pushback-ms", str(refused.pushback_ms)),)
-                )
-                raise
+                refuse(context, refused)
             job = self._stamping.submit(command)
             if job.state is JobState.PREPARED and job.created_at >= started:
                 # A new job is at the back of the queue: the sampled backlog is its position,

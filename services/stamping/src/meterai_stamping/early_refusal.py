@@ -1,0 +1,91 @@
+"""Refuse an overloaded submission before it queues behind the work that overloads us.
+
+gRPC Python hands every call to a worker thread of the server's pool. Under a surge every
+worker is busy with accepted submissions (preparing a PDF, committing a hold), so a call that
+is going to be refused waits in the pool's queue as long as an accepted one (hundreds of
+milliseconds) only to be told "later". A refusal is worth something only if it is quick: the
+client's retry policy is waiting for it.
+
+:class:`EarlyRefusal` runs where gRPC looks up the handler of each new call, on the server's
+network thread, before the call is queued. It asks :meth:`Admission.refusal`, which reads only
+memory and never blocks. When the answer is already "no", the call gets a handler that does
+not even parse the upload and that runs on a small pool of its own (the behaviour's
+``experimental_thread_pool`` attribute, which gRPC Python honours), so refusals never wait
+behind accepted work. Every other call goes on to the servicer, whose full admission check
+stays the authority: this is a shortcut for answers already known, never a second policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any, NoReturn
+
+import grpc
+
+from meterai_common.auth import Authenticator
+from meterai_stamping.admission import Admission, Overloaded
+
+__all__ = ["PUSHBACK_HEADER", "EarlyRefusal", "refuse"]
+
+PUSHBACK_HEADER = "grpc-retry-pushback-ms"
+"""The trailer gRPC clients' retry policies read to know when to come back (gRFC A6)."""
+
+
+def refuse(context: grpc.ServicerContext, refused: Overloaded) -> NoReturn:
+    """End the call with the refusal's status, message and pushback trailer."""
+    context.set_trailing_metadata(((PUSHBACK_HEADER, str(refused.pushback_ms)),))
+    context.abort(getattr(grpc.StatusCode, refused.code), str(refused))
+    raise AssertionError("grpc's abort returned")  # pragma: no cover
+
+
+class _Refuse:
+    """The behaviour of a call refused early; the pool attribute routes it off the main pool."""
+
+    def __init__(self, refused: Overloaded, pool: futures.ThreadPoolExecutor) -> None:
+        self.experimental_thread_pool = pool
+        self._refused = refused
+
+    def __call__(self, _request: bytes, context: grpc.ServicerContext) -> NoReturn:
+        refuse(context, self._refused)
+
+
+class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Answers RESOURCE_EXHAUSTED / UNAVAILABLE at once for submissions admission would refuse.
+
+    :param method: full gRPC method name to guard (``/package.Service/Method``).
+    :param authenticator: knows the callers whose keys were resolved recently; a caller it
+        does not know yet goes on to the servicer.
+    :param reseller_of: the reseller id of such a principal.
+    :param threads: workers of the refusal pool; refusals take well under a millisecond.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        admission: Admission,
+        authenticator: Authenticator[Any],
+        reseller_of: Callable[[Any], str],
+        *,
+        threads: int = 2,
+    ) -> None:
+        self._method = method
+        self._admission = admission
+        self._authenticator = authenticator
+        self._reseller_of = reseller_of
+        self._pool = futures.ThreadPoolExecutor(threads, thread_name_prefix="grpc-refusals")
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        if details.method != self._method:
+            return continuation(details)
+        principal = self._authenticator.known(details.invocation_metadata)
+        if principal is None:
+            return continuation(details)
+        refused = self._admission.refusal(self._reseller_of(principal))
+        if refused is None:
+            return continuation(details)
+        return grpc.unary_unary_rpc_method_handler(_Refuse(refused, self._pool))

@@ -1,0 +1,164 @@
+"""Under overload a submission that will be refused is told so at once, even while every
+worker of the server is busy with accepted submissions; everything else still reaches the
+servicer, whose admission check stays the authority."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+
+from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
+from meterai_common.auth import Authenticator
+from meterai_common.grpc_server import RunningServer, create_server
+from meterai_stamping.admission import Admission, AdmissionLimits
+from meterai_stamping.bootstrap import SERVICE_NAME, SUBMIT_METHOD
+from meterai_stamping.early_refusal import PUSHBACK_HEADER, EarlyRefusal
+
+KNOWN_KEY = "key-of-a-busy-reseller"
+
+
+@dataclass(frozen=True)
+class Principal:
+    reseller_id: str
+
+
+class BusyServicer(stamping_pb2_grpc.StampingServiceServicer):
+    """Each submission it accepts holds its worker until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.reached = 0
+
+    def SubmitDocument(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.reached += 1
+        self.release.wait(10)
+        return stamping_pb2.Job(job_id="accepted")
+
+
+@dataclass(frozen=True)
+class KeyOnly:
+    """The part of a servicer context the authenticator reads."""
+
+    key: str
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("x-api-key", self.key),)
+
+
+@dataclass
+class Platform:
+    server: RunningServer
+    servicer: BusyServicer
+    stub: stamping_pb2_grpc.StampingServiceStub
+    backlog: list[int]
+    admission: Admission
+
+
+@pytest.fixture
+def platform() -> Iterator[Platform]:
+    backlog = [0]
+    admission = Admission(
+        lambda: backlog[0], lambda reseller: 0, AdmissionLimits(backlog_high_water=100)
+    )
+    authenticator: Authenticator[Principal] = Authenticator(lambda key: Principal("r-busy"))
+    servicer = BusyServicer()
+    server = create_server(
+        "stamping-test",
+        "127.0.0.1",
+        0,
+        [(stamping_pb2_grpc.add_StampingServiceServicer_to_server, servicer)],
+        [SERVICE_NAME],
+        max_workers=1,
+        interceptors=[
+            EarlyRefusal(SUBMIT_METHOD, admission, authenticator, lambda p: p.reseller_id)
+        ],
+    )
+    authenticator(KeyOnly(KNOWN_KEY))  # resolved by an earlier call, as under load
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        yield Platform(
+            server, servicer, stamping_pb2_grpc.StampingServiceStub(channel), backlog, admission
+        )
+    finally:
+        servicer.release.set()
+        channel.close()
+        server.stop(0)
+
+
+def _submit(platform: Platform, key: str = KNOWN_KEY, timeout: float = 5.0) -> Any:
+    return platform.stub.SubmitDocument.with_call(
+        stamping_pb2.SubmitDocumentRequest(pdf=b"%PDF-" + b"x" * 100_000),
+        metadata=((("x-api-key", key),)),
+        timeout=timeout,
+    )
+
+
+def _occupy_the_only_worker(platform: Platform) -> threading.Thread:
+    caller = threading.Thread(target=_submit, args=(platform,), daemon=True)
+    caller.start()
+    deadline = time.monotonic() + 5
+    while platform.servicer.reached == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert platform.servicer.reached == 1
+    return caller
+
+
+def test_a_known_refusal_is_answered_while_every_worker_is_busy(platform: Platform) -> None:
+    occupant = _occupy_the_only_worker(platform)
+    platform.backlog[0] = 500
+    platform.admission.backlog()  # sampled by an earlier call, as under load
+
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as refused:
+        _submit(platform, timeout=2.0)
+    elapsed = time.monotonic() - started
+
+    assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "500 documents are waiting" in refused.value.details()
+    assert "nothing was charged" in refused.value.details()
+    assert dict(refused.value.trailing_metadata())[PUSHBACK_HEADER] == "2000"
+    assert elapsed < 1.0, "the refusal waited for the busy worker"
+    assert platform.servicer.reached == 1
+    platform.servicer.release.set()
+    occupant.join(5)
+
+
+def test_a_caller_whose_key_is_not_known_yet_goes_on_to_the_servicer(platform: Platform) -> None:
+    platform.backlog[0] = 500
+    platform.admission.backlog()  # sampled by an earlier call, as under load
+    platform.servicer.release.set()
+
+    response, _call = _submit(platform, key="a-key-never-seen")
+
+    assert response.job_id == "accepted"
+    assert platform.servicer.reached == 1
+
+
+def test_without_a_fresh_sample_the_servicer_decides(platform: Platform) -> None:
+    platform.backlog[0] = 500  # never sampled: the shortcut knows nothing
+    platform.servicer.release.set()
+
+    response, _call = _submit(platform)
+
+    assert response.job_id == "accepted"
+    assert platform.servicer.reached == 1
+
+
+def test_other_methods_are_not_touched(platform: Platform) -> None:
+    platform.backlog[0] = 500
+    platform.admission.backlog()  # sampled by an earlier call, as under load
+
+    with pytest.raises(grpc.RpcError) as error:
+        platform.stub.GetJob(
+            stamping_pb2.GetJobRequest(job_id="j"),
+            metadata=((("x-api-key", KNOWN_KEY),)),
+            timeout=2.0,
+        )
+
+    assert error.value.code() is grpc.StatusCode.UNIMPLEMENTED
