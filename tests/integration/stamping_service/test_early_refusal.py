@@ -18,7 +18,7 @@ from meterai_common.auth import Authenticator
 from meterai_common.grpc_server import RunningServer, create_server
 from meterai_stamping.admission import Admission, AdmissionLimits
 from meterai_stamping.bootstrap import SERVICE_NAME, SUBMIT_METHOD
-from meterai_stamping.early_refusal import PUSHBACK_HEADER, EarlyRefusal
+from meterai_stamping.early_refusal import PUSHBACK_HEADER, EarlyRefusal, cleared_at_edge
 
 KNOWN_KEY = "key-of-a-busy-reseller"
 
@@ -34,9 +34,11 @@ class BusyServicer(stamping_pb2_grpc.StampingServiceServicer):
     def __init__(self) -> None:
         self.release = threading.Event()
         self.reached = 0
+        self.cleared: list[bool] = []
 
     def SubmitDocument(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.reached += 1
+        self.cleared.append(cleared_at_edge())
         self.release.wait(10)
         return stamping_pb2.Job(job_id="accepted")
 
@@ -129,15 +131,27 @@ def test_a_known_refusal_is_answered_while_every_worker_is_busy(platform: Platfo
     occupant.join(5)
 
 
-def test_a_caller_whose_key_is_not_known_yet_goes_on_to_the_servicer(platform: Platform) -> None:
+def test_platform_limits_refuse_even_a_caller_not_known_yet(platform: Platform) -> None:
     platform.backlog[0] = 500
     platform.admission.backlog()  # sampled by an earlier call, as under load
+
+    with pytest.raises(grpc.RpcError) as refused:
+        _submit(platform, key="a-key-never-seen")
+
+    assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert platform.servicer.reached == 0
+
+
+def test_a_call_let_in_at_arrival_is_not_judged_again_on_platform_limits(
+    platform: Platform,
+) -> None:
+    platform.admission.backlog()  # 0 waiting, sampled just now
     platform.servicer.release.set()
 
     response, _call = _submit(platform, key="a-key-never-seen")
 
     assert response.job_id == "accepted"
-    assert platform.servicer.reached == 1
+    assert platform.servicer.cleared == [True]
 
 
 def test_without_a_fresh_sample_the_servicer_decides(platform: Platform) -> None:
@@ -148,6 +162,7 @@ def test_without_a_fresh_sample_the_servicer_decides(platform: Platform) -> None
 
     assert response.job_id == "accepted"
     assert platform.servicer.reached == 1
+    assert platform.servicer.cleared == [False]  # so the servicer's check samples and decides
 
 
 def test_other_methods_are_not_touched(platform: Platform) -> None:

@@ -124,3 +124,20 @@ def test_the_rate_limit_is_known_early_and_peeking_spends_nothing() -> None:
     assert admission.refusal("busy") is None
     assert admission.refusal("busy") is None
     admission.admit("busy")
+
+
+def test_a_call_cleared_on_arrival_is_not_refused_later_for_the_backlog() -> None:
+    clock = Clock()
+    backlog = [0]
+    admission = Admission(
+        lambda: backlog[0], lambda r: 0, AdmissionLimits(backlog_high_water=100), clock=clock
+    )
+    assert not admission.platform_clear()  # nothing sampled yet
+    admission.refresh()
+    assert admission.platform_clear()
+    backlog[0] = 150
+    admission.refresh()  # the backlog moved while the call waited for a worker
+    assert not admission.platform_clear()
+    admission.admit("r1", platform_cleared=True)
+    with pytest.raises(Overloaded):
+        admission.admit("r1")

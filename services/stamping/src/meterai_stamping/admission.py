@@ -111,28 +111,39 @@ class Admission:
         with self._lock:
             self._samples[""] = (now, value)
 
-    def admit(self, reseller_id: str) -> None:
-        """Raise :class:`Overloaded` if this reseller's document must wait."""
-        self._check_broker()
-        self._check_backlog(self._sample("", self._backlog))
+    def admit(self, reseller_id: str, *, platform_cleared: bool = False) -> None:
+        """Raise :class:`Overloaded` if this reseller's document must wait.
+
+        :param platform_cleared: :meth:`platform_clear` said yes when the call arrived; the
+            platform-wide limits are then not judged again, so a call let in at arrival is
+            not refused after it waited for a worker.
+        """
+        if not platform_cleared:
+            self._check_broker()
+            self._check_backlog(self._sample("", self._backlog))
         self._take_token(reseller_id)
         self._check_inflight(self._sample(reseller_id, lambda: self._inflight(reseller_id)))
 
-    def refusal(self, reseller_id: str) -> Overloaded | None:
+    def refusal(self, reseller_id: str | None) -> Overloaded | None:
         """The refusal :meth:`admit` would give now, judged from what is already known.
 
         Takes no token, reads no count and waits for nothing, so it can run where nothing may
         block (on the server's network thread, before a call is queued for a worker). ``None``
         means "no refusal known": counts sampled more than ``sample_s`` ago are not trusted,
         so the call goes on to :meth:`admit`, which refreshes them and decides for good.
+
+        :param reseller_id: None when the caller is not known yet: only the platform-wide
+            limits are judged.
         """
         now = self._clock()
         try:
             self._check_broker()
             with self._lock:
                 backlog = self._fresh_sample("", now)
-                inflight = self._fresh_sample(reseller_id, now)
-                bucket = self._buckets.get(reseller_id)
+                inflight = bucket = None
+                if reseller_id is not None:
+                    inflight = self._fresh_sample(reseller_id, now)
+                    bucket = self._buckets.get(reseller_id)
                 tokens = None if bucket is None else self._refilled(bucket, now)
             if backlog is not None:
                 self._check_backlog(backlog)
@@ -143,6 +154,16 @@ class Admission:
         except Overloaded as refused:
             return refused
         return None
+
+    def platform_clear(self) -> bool:
+        """Whether the platform-wide limits (broker, backlog) are known to admit right now."""
+        with self._lock:
+            backlog = self._fresh_sample("", self._clock())
+        return (
+            backlog is not None
+            and backlog < self._limits.backlog_high_water
+            and self._broker_failing_for() <= self._limits.broker_grace_s
+        )
 
     def _fresh_sample(self, key: str, now: float) -> int | None:
         cached = self._samples.get(key)

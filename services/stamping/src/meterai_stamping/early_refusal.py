@@ -8,17 +8,23 @@ client's retry policy is waiting for it.
 
 :class:`EarlyRefusal` runs where gRPC looks up the handler of each new call, on the server's
 network thread, before the call is queued. It asks :meth:`Admission.refusal`, which reads only
-memory and never blocks. When the answer is already "no", the call gets a handler that does
-not even parse the upload and that runs on a small pool of its own (the behaviour's
+memory and never blocks. When the answer is already "no", the call gets a handler that
+neither waits for nor parses the upload and that runs on a small pool of its own (the behaviour's
 ``experimental_thread_pool`` attribute, which gRPC Python honours), so refusals never wait
-behind accepted work. Every other call goes on to the servicer, whose full admission check
-stays the authority: this is a shortcut for answers already known, never a second policy.
+behind accepted work.
+
+A call it lets in while the platform-wide limits are known to admit (a fresh backlog sample
+below the high-water mark, the broker taking messages) carries that verdict to the servicer
+(:func:`cleared_at_edge`): the decision is made when the call arrives, so a call does not wait
+for a worker only to be refused then because the backlog moved meanwhile. Per-reseller limits
+and everything the edge does not know yet are judged by the servicer's full admission check.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent import futures
+from contextvars import ContextVar
 from typing import Any, NoReturn
 
 import grpc
@@ -26,10 +32,19 @@ import grpc
 from meterai_common.auth import Authenticator
 from meterai_stamping.admission import Admission, Overloaded
 
-__all__ = ["PUSHBACK_HEADER", "EarlyRefusal", "refuse"]
+__all__ = ["PUSHBACK_HEADER", "EarlyRefusal", "cleared_at_edge", "refuse"]
 
 PUSHBACK_HEADER = "grpc-retry-pushback-ms"
 """The trailer gRPC clients' retry policies read to know when to come back (gRFC A6)."""
+
+
+_CLEARED = ContextVar("meterai_cleared_at_edge", default=False)
+
+
+def cleared_at_edge() -> bool:
+    """Whether the call being served was let in by :class:`EarlyRefusal` with the
+    platform-wide limits known to admit (see :meth:`Admission.admit`, ``platform_cleared``)."""
+    return _CLEARED.get()
 
 
 def refuse(context: grpc.ServicerContext, refused: Overloaded) -> NoReturn:
@@ -46,7 +61,7 @@ class _Refuse:
         self.experimental_thread_pool = pool
         self._refused = refused
 
-    def __call__(self, _request: bytes, context: grpc.ServicerContext) -> NoReturn:
+    def __call__(self, _requests: Iterator[bytes], context: grpc.ServicerContext) -> NoReturn:
         refuse(context, self._refused)
 
 
@@ -83,9 +98,28 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
         if details.method != self._method:
             return continuation(details)
         principal = self._authenticator.known(details.invocation_metadata)
-        if principal is None:
-            return continuation(details)
-        refused = self._admission.refusal(self._reseller_of(principal))
-        if refused is None:
-            return continuation(details)
-        return grpc.unary_unary_rpc_method_handler(_Refuse(refused, self._pool))
+        reseller = None if principal is None else self._reseller_of(principal)
+        refused = self._admission.refusal(reseller)
+        if refused is not None:
+            # Served as a client stream, so the refusal goes out without waiting for the upload:
+            # a unary handler only runs once the whole request message has arrived.
+            return grpc.stream_unary_rpc_method_handler(_Refuse(refused, self._pool))
+        handler = continuation(details)
+        if handler is None or handler.unary_unary is None or not self._admission.platform_clear():
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            _cleared(handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _cleared(behaviour: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
+    def serve_cleared(request: Any, context: grpc.ServicerContext) -> Any:
+        token = _CLEARED.set(True)
+        try:
+            return behaviour(request, context)
+        finally:
+            _CLEARED.reset(token)
+
+    return serve_cleared

@@ -21,7 +21,7 @@ from meterai_stamping.domain.jobs import (
     SubmitDocument,
     verify_url,
 )
-from meterai_stamping.early_refusal import refuse
+from meterai_stamping.early_refusal import cleared_at_edge, refuse
 from meterai_stamping.handlers import Stamping
 
 __all__ = ["StampingServicer", "job_to_proto"]
@@ -77,7 +77,7 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
             principal = self._auth(context)
             command = _command(request, principal)
             try:
-                self._admission.admit(principal.reseller_id)
+                self._admission.admit(principal.reseller_id, platform_cleared=cleared_at_edge())
             except Overloaded as refused:
                 refuse(context, refused)
             job = self._stamping.submit(command)
