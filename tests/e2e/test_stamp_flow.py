@@ -34,7 +34,15 @@ def distributed(
 ) -> Iterator[DistributedPlatform]:
     platform = DistributedPlatform(tmp_path_factory.mktemp("distributed"))
     # Documents in PostgreSQL here (the embedded platform uses a directory): both stores e2e.
-    platform.start(postgres_url, amqp_url, workers=1, extra_env={"METERAI_DOCUMENTS": "database"})
+    # Finishing runs in its own process, as under heavy load (the fault tests cover a stamping
+    # service that finishes too).
+    platform.start(
+        postgres_url,
+        amqp_url,
+        workers=1,
+        extra_env={"METERAI_DOCUMENTS": "database", "METERAI_STAMPING_FINISHERS": "0"},
+    )
+    platform.add_finisher("finisher-1")
     yield platform
     platform.stop()
 

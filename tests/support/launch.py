@@ -213,5 +213,9 @@ class DistributedPlatform(_Platform):
     def add_worker(self, name: str, concurrency: int = 1) -> None:
         self._spawn(name, "worker", "signing", "--concurrency", str(concurrency))
 
+    def add_finisher(self, name: str, concurrency: int = 4) -> None:
+        """A ``meterai worker finishing`` process (for stamping services with finishers off)."""
+        self._spawn(name, "worker", "finishing", "--concurrency", str(concurrency))
+
     def cli_args(self) -> list[str]:
         return ["--server", f"127.0.0.1:{self.base_port}"] if self.base_port else []

@@ -152,6 +152,31 @@ def worker_signing(concurrency: int, loglevel: str) -> None:
     run_signing_worker(_settings(), concurrency, loglevel)
 
 
+@worker.command("finishing")
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Answers finished at once  [default: METERAI_STAMPING_FINISHERS, 4].",
+)
+def worker_finishing(concurrency: int | None) -> None:
+    """Finish signed documents (embed the signature, commit the stamp) on RabbitMQ (AMQP_URL).
+
+    Run these beside stamping services started with METERAI_STAMPING_FINISHERS=0, so the
+    process answering resellers does nothing else; start as many as the load needs.
+    """
+    from dataclasses import replace
+
+    from meterai_cli.processes import run_finishing_worker
+
+    _logging(False)
+    settings = _settings()
+    if concurrency is not None:
+        settings = replace(settings, finishers=concurrency)
+    run_finishing_worker(settings, lambda: click.echo("finishing worker ready"))
+
+
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx

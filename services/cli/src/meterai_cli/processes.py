@@ -17,7 +17,7 @@ from meterai_common.grpc_server import wait_for_termination_signal
 from meterai_common.runtime import BrokerTransport, InProcessTransport, Transport
 from meterai_quota.bootstrap import ensure_demo_reseller, start_quota
 from meterai_signing.bootstrap import start_signing
-from meterai_stamping.bootstrap import start_stamping
+from meterai_stamping.bootstrap import start_finishing, start_stamping
 from meterai_verify.bootstrap import start_verify
 
 __all__ = ["SERVICES", "run_embedded", "run_service"]
@@ -118,4 +118,30 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
         transport.stop()
         if bus is not None:
             bus.stop()
+        db.dispose()
+
+
+def run_finishing_worker(settings: Settings, ready: Callable[[], None]) -> None:
+    """Finish signed documents on the broker until SIGTERM (``meterai worker finishing``).
+
+    On SIGTERM it publishes what its outbox holds, then stops consuming: an answer taken and
+    not acknowledged goes back to the queue, and finishing it elsewhere has the same effect;
+    outbox rows written after that are published by any other relay.
+    """
+    if settings.amqp_url is None:
+        raise SystemExit(
+            "meterai worker finishing needs AMQP_URL (RabbitMQ); the embedded platform "
+            "finishes in-process"
+        )
+    keep_large_buffers()
+    transport = BrokerTransport(settings.amqp_url)
+    db = create_engine(settings.database_url, pool_size=max(4, settings.finishers + 2))
+    try:
+        migrate(db)
+        runtime = start_finishing(settings, db, transport)
+        ready()
+        wait_for_termination_signal()
+        runtime.stop()
+    finally:
+        transport.stop()
         db.dispose()

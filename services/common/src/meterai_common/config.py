@@ -74,6 +74,10 @@ class Settings:
     reseller_burst: int = 400
     reseller_max_inflight: int = 5_000
     """Documents one reseller may have waiting for signing: the fairness cap."""
+    finishers: int = 4
+    """Threads of the stamping service that finish signed documents (embed the signature,
+    commit the stamp). 0 leaves finishing to ``meterai worker finishing`` processes, so the
+    process answering resellers does nothing else."""
 
     @property
     def embedded(self) -> bool:
@@ -143,6 +147,7 @@ class Settings:
             reseller_max_inflight=_int(
                 env, "METERAI_RESELLER_MAX_INFLIGHT", cls.reseller_max_inflight
             ),
+            finishers=_int(env, "METERAI_STAMPING_FINISHERS", cls.finishers),
         )
 
 

@@ -29,13 +29,9 @@ from meterai_stamping.early_refusal import EarlyRefusal
 from meterai_stamping.grpc_api import StampingServicer
 from meterai_stamping.handlers import Stamping, StampingConfig
 
-__all__ = ["StampingRuntime", "start_stamping"]
+__all__ = ["FinishingRuntime", "StampingRuntime", "start_finishing", "start_stamping"]
 
 log = logging.getLogger(__name__)
-
-EVENT_CONSUMERS = 4
-"""Finishing a signed document waits on the disk (fsync) and the database: a few consumers
-in parallel keep the signing tier's answers from queueing behind one another."""
 
 SERVICE_NAME = stamping_pb2.DESCRIPTOR.services_by_name["StampingService"].full_name
 SUBMIT_METHOD = f"/{SERVICE_NAME}/SubmitDocument"
@@ -120,29 +116,59 @@ def offline_stamping(settings: Settings, db: Engine) -> Stamping:
 
     Its outbox rows are published by the running stamping service's relay.
     """
-    config = StampingConfig(
+    return Stamping(db, open_document_store(settings.documents, db), _stamping_config(settings))
+
+
+def _stamping_config(settings: Settings) -> StampingConfig:
+    return StampingConfig(
         verify_base_url=settings.verify_base_url,
         limits=pdf_engine.Limits(
             max_bytes=settings.max_document_bytes, max_pages=settings.max_document_pages
         ),
         signature_size=SignatureSize(settings.address("signing")),
     )
-    return Stamping(db, open_document_store(settings.documents, db), config)
+
+
+def _finish_signed_documents(stamping: Stamping, transport: Transport, consumers: int) -> None:
+    """Consume the signing tier's answers and the dead letters: the finishing half."""
+    transport.subscribe(STAMPING_EVENTS, _event_handler(stamping), consumers=consumers)
+    transport.subscribe(DEAD_LETTERS, _dead_letter_handler(stamping))
+
+
+@dataclass
+class FinishingRuntime:
+    """A process that only finishes signed documents (``meterai worker finishing``)."""
+
+    stamping: Stamping
+    relay: OutboxRelay
+
+    def stop(self) -> None:
+        self.relay.stop()
+
+
+def start_finishing(settings: Settings, db: Engine, transport: Transport) -> FinishingRuntime:
+    """Finish signed documents with ``settings.finishers`` consumers (at least one).
+
+    Any number of these processes share the work with each other and with stamping services
+    that finish too: each answer is consumed once, and finishing checks the job's state under
+    its row lock, so a redelivered answer has one effect.
+    """
+    relay = OutboxRelay(db, transport.dispatch)
+    store = open_document_store(settings.documents, db)
+    stamping = Stamping(db, store, _stamping_config(settings), committed=relay.notify)
+    _finish_signed_documents(stamping, transport, max(1, settings.finishers))
+    relay.start()
+    return FinishingRuntime(stamping, relay)
 
 
 def start_stamping(settings: Settings, db: Engine, transport: Transport) -> StampingRuntime:
+    """The stamping service: the resellers' gRPC API and, unless ``settings.finishers`` is 0,
+    the finishing of signed documents in the same process."""
     store = open_document_store(settings.documents, db)
     relay = OutboxRelay(db, transport.dispatch)
-    config = StampingConfig(
-        verify_base_url=settings.verify_base_url,
-        limits=pdf_engine.Limits(
-            max_bytes=settings.max_document_bytes, max_pages=settings.max_document_pages
-        ),
-        signature_size=SignatureSize(settings.address("signing")),
-    )
-    stamping = Stamping(db, store, config, committed=relay.notify)
-    transport.subscribe(STAMPING_EVENTS, _event_handler(stamping), consumers=EVENT_CONSUMERS)
-    transport.subscribe(DEAD_LETTERS, _dead_letter_handler(stamping))
+    stamping = Stamping(db, store, _stamping_config(settings), committed=relay.notify)
+    if settings.finishers > 0:
+        _finish_signed_documents(stamping, transport, settings.finishers)
     relay.start()
 
     def resolve(key: str) -> object:
