@@ -78,7 +78,14 @@ def platform() -> Iterator[Platform]:
         [SERVICE_NAME],
         max_workers=1,
         interceptors=[
-            EarlyRefusal(SUBMIT_METHOD, admission, authenticator, lambda p: p.reseller_id)
+            EarlyRefusal(
+                SUBMIT_METHOD,
+                admission,
+                authenticator,
+                lambda p: p.reseller_id,
+                wait_target_s=0.05,
+                wait_memory_s=5.0,
+            )
         ],
     )
     authenticator(KeyOnly(KNOWN_KEY))  # resolved by an earlier call, as under load
@@ -129,6 +136,28 @@ def test_a_known_refusal_is_answered_while_every_worker_is_busy(platform: Platfo
     assert platform.servicer.reached == 1
     platform.servicer.release.set()
     occupant.join(5)
+
+
+def test_while_submissions_wait_too_long_for_a_worker_new_ones_are_refused(
+    platform: Platform,
+) -> None:
+    platform.admission.backlog()  # the platform itself is quiet
+    occupant = _occupy_the_only_worker(platform)
+    queued = threading.Thread(target=_submit, args=(platform,), daemon=True)
+    queued.start()
+    time.sleep(0.3)
+    platform.servicer.release.set()
+    occupant.join(5)
+    queued.join(5)
+    assert platform.servicer.reached == 2  # the second one waited 0.3 s for the worker
+
+    with pytest.raises(grpc.RpcError) as refused:
+        _submit(platform)
+
+    assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "for a free worker" in refused.value.details()
+    assert dict(refused.value.trailing_metadata())[PUSHBACK_HEADER] == "1000"
+    assert platform.servicer.reached == 2
 
 
 def test_platform_limits_refuse_even_a_caller_not_known_yet(platform: Platform) -> None:

@@ -11,7 +11,8 @@ network thread, before the call is queued. It asks :meth:`Admission.refusal`, wh
 memory and never blocks. When the answer is already "no", the call gets a handler that
 neither waits for nor parses the upload and that runs on a small pool of its own (the behaviour's
 ``experimental_thread_pool`` attribute, which gRPC Python honours), so refusals never wait
-behind accepted work.
+behind accepted work. It also refuses while submissions are seen waiting too long for a
+worker (the server itself, not the platform, is the bottleneck then), so its queue stays short.
 
 A call it lets in while the platform-wide limits are known to admit (a fresh backlog sample
 below the high-water mark, the broker taking messages) carries that verdict to the servicer
@@ -22,6 +23,7 @@ and everything the edge does not know yet are judged by the servicer's full admi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextvars import ContextVar
@@ -36,6 +38,8 @@ __all__ = ["PUSHBACK_HEADER", "EarlyRefusal", "cleared_at_edge", "refuse"]
 
 PUSHBACK_HEADER = "grpc-retry-pushback-ms"
 """The trailer gRPC clients' retry policies read to know when to come back (gRFC A6)."""
+QUEUE_PUSHBACK_MS = 1000
+"""When the server's own workers are the bottleneck: their queue turns over in well under this."""
 
 
 _CLEARED = ContextVar("meterai_cleared_at_edge", default=False)
@@ -73,6 +77,9 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
         does not know yet goes on to the servicer.
     :param reseller_of: the reseller id of such a principal.
     :param threads: workers of the refusal pool; refusals take well under a millisecond.
+    :param wait_target_s: longest wait for a worker that is tolerated: once a submission was
+        seen waiting longer, new ones are refused for ``wait_memory_s`` (or until one is seen
+        waiting less), so the server's queue stays short instead of growing into timeouts.
     """
 
     def __init__(
@@ -83,8 +90,16 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
         reseller_of: Callable[[Any], str],
         *,
         threads: int = 2,
+        wait_target_s: float = 0.05,
+        wait_memory_s: float = 0.2,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._method = method
+        self._wait_target_s = wait_target_s
+        self._wait_memory_s = wait_memory_s
+        self._clock = clock
+        self._last_wait = (0.0, float("-inf"))
+        """(seconds the latest submission waited for a worker, when it started)"""
         self._admission = admission
         self._authenticator = authenticator
         self._reseller_of = reseller_of
@@ -99,27 +114,42 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
             return continuation(details)
         principal = self._authenticator.known(details.invocation_metadata)
         reseller = None if principal is None else self._reseller_of(principal)
-        refused = self._admission.refusal(reseller)
+        refused = self._admission.refusal(reseller) or self._queue_refusal()
         if refused is not None:
             # Served as a client stream, so the refusal goes out without waiting for the upload:
             # a unary handler only runs once the whole request message has arrived.
             return grpc.stream_unary_rpc_method_handler(_Refuse(refused, self._pool))
         handler = continuation(details)
-        if handler is None or handler.unary_unary is None or not self._admission.platform_clear():
+        if handler is None or handler.unary_unary is None:
             return handler
         return grpc.unary_unary_rpc_method_handler(
-            _cleared(handler.unary_unary),
+            self._timed(handler.unary_unary, cleared=self._admission.platform_clear()),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
+    def _queue_refusal(self) -> Overloaded | None:
+        waited, seen_at = self._last_wait
+        if waited <= self._wait_target_s or self._clock() - seen_at > self._wait_memory_s:
+            return None
+        return Overloaded(
+            f"the stamping service is busy: submissions wait {waited * 1000:.0f} ms for a "
+            "free worker",
+            QUEUE_PUSHBACK_MS,
+        )
 
-def _cleared(behaviour: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
-    def serve_cleared(request: Any, context: grpc.ServicerContext) -> Any:
-        token = _CLEARED.set(True)
-        try:
-            return behaviour(request, context)
-        finally:
-            _CLEARED.reset(token)
+    def _timed(
+        self, behaviour: Callable[[Any, grpc.ServicerContext], Any], *, cleared: bool
+    ) -> Callable[[Any, grpc.ServicerContext], Any]:
+        arrived = self._clock()
 
-    return serve_cleared
+        def serve(request: Any, context: grpc.ServicerContext) -> Any:
+            started = self._clock()
+            self._last_wait = (started - arrived, started)
+            token = _CLEARED.set(cleared)
+            try:
+                return behaviour(request, context)
+            finally:
+                _CLEARED.reset(token)
+
+        return serve
