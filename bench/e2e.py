@@ -2,9 +2,9 @@
 
 The whole distributed platform runs as separate processes on this machine
 (:class:`tests.support.launch.DistributedPlatform`: ``meterai serve quota|stamping|signing|
-verify`` and ``meterai worker signing``), on a fresh PostgreSQL database and a private RabbitMQ
-virtual host, both created for the run and removed afterwards. Every document is the 1-page,
-100 KB scanned letter ``jpeg.pdf`` of the shared PDF corpus.
+verify``, ``meterai worker signing`` and ``meterai worker finishing``), on a fresh PostgreSQL
+database and a private RabbitMQ virtual host, both created for the run and removed afterwards.
+Every document is the 1-page, 100 KB scanned letter ``jpeg.pdf`` of the shared PDF corpus.
 
 The load comes from a separate process (``multiprocessing``, spawn) driving ``grpc.aio`` with a
 bounded number of calls in flight, a unique idempotency key per submission, and the work spread
@@ -96,9 +96,10 @@ TARGET_REFUSAL_P99_MS = 100.0
 LATENCY_RATE_PER_S = 150.0
 SURGE_FACTOR = 5.0
 STAMPING_PROCESSES = 1
-"""Stamping processes behind gRPC round-robin. Each is one GIL-bound Python process and they
-scale out like signing workers; on this 2-core machine a second one measured no gain (the
-machine is already at ~195 % CPU with one), so the default is one. Raise it on bigger hosts."""
+"""Stamping processes behind gRPC round-robin, each started with finishing off
+(``METERAI_STAMPING_FINISHERS=0``) and one ``meterai worker finishing`` process beside them, so
+the process answering resellers does nothing else. Both kinds scale out like signing workers;
+on this 2-core machine the CPU is spent with one of each. Raise it on bigger hosts."""
 
 PUBLISH_QUEUE = "bench.baseline.publish"
 NOOP_QUEUE = "bench.baseline.noop"
@@ -418,7 +419,9 @@ class Profiler:
         members: dict[str, set[int]] = {}
         for name, process in self.platform.processes.items():
             service = name.split("-")[0]  # stamping-2 counts as the stamping service
-            group = "signing workers" if service == "worker" else f"{service} service"
+            group = {"worker": "signing workers", "finisher": "finishing workers"}.get(
+                service, f"{service} service"
+            )
             members.setdefault(group, set()).update(tree(process.pid))
         members["bench orchestrator"] = {os.getpid()}
         postgres = {pid for pid, (_, name, _) in table.items() if name == "postgres"}
@@ -966,8 +969,10 @@ def run(plan: Plan) -> dict[str, Any]:
                 "METERAI_RESELLER_RATE": "1000000",
                 "METERAI_RESELLER_BURST": "1000000",
                 "METERAI_RESELLER_MAX_INFLIGHT": "1000000",
+                "METERAI_STAMPING_FINISHERS": "0",
             },
         )
+        platform.add_finisher("finisher-1")
         keys = tuple(_create_resellers(database_url, plan.resellers))
         _buy_quota(f"127.0.0.1:{platform.base_port}", keys, plan.units_per_reseller)
         _wait_workers(platform, 1)
