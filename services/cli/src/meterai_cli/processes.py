@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from meterai_cli.client import PlatformFiles
-from meterai_common.allocator import keep_large_buffers
+from meterai_common.allocator import keep_large_buffers, settle_garbage_collector
 from meterai_common.bus import InProcessBus
 from meterai_common.config import Ports, Settings
 from meterai_common.db import create_engine, migrate
@@ -65,6 +65,7 @@ def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
         started.append(verify)
         ports = Ports(quota.server.port, stamping.server.port, signing.server.port, verify.port)
         files.write(settings.server_host, ports)
+        settle_garbage_collector()
         ready(ports)
         wait_for_termination_signal()
     finally:
@@ -111,6 +112,7 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
             else:
                 runtime = start_verify(settings, db)
                 port = runtime.port
+        settle_garbage_collector()
         ready(port)
         wait_for_termination_signal()
         runtime.stop(GRACE_S, DRAIN_DELAY_S)
@@ -139,6 +141,7 @@ def run_finishing_worker(settings: Settings, ready: Callable[[], None]) -> None:
     try:
         migrate(db)
         runtime = start_finishing(settings, db, transport)
+        settle_garbage_collector()
         ready()
         wait_for_termination_signal()
         runtime.stop()

@@ -1,4 +1,5 @@
-"""Process-wide allocator tuning for services that handle multi-megabyte documents.
+"""Process-wide allocator tuning for services that handle multi-megabyte documents, and for
+the garbage collector of long-running services.
 
 Stamping allocates a few document-sized buffers per request (the output, the signed copy). By
 default glibc serves every allocation above its mmap threshold with a fresh ``mmap`` and
@@ -12,9 +13,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import sys
 
-__all__ = ["keep_large_buffers"]
+__all__ = ["keep_large_buffers", "settle_garbage_collector"]
+
+YOUNG_GENERATION_THRESHOLD = 50_000
+"""Allocations between collections of the youngest generation (CPython's default is 700)."""
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -37,3 +42,20 @@ def keep_large_buffers(
     return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(
         mallopt(_M_TRIM_THRESHOLD, trim_threshold)
     )
+
+
+def settle_garbage_collector(young_threshold: int = YOUNG_GENERATION_THRESHOLD) -> None:
+    """Call once a service has started: collect, freeze what exists, and collect less often.
+
+    A request allocates thousands of short-lived objects (parsed PDF objects, SQL statements,
+    protobuf messages) that reference counting frees; with CPython's defaults they still trigger
+    a collection of the youngest generation every 700 allocations, and each older collection
+    walks every object the process holds, the libraries' millions included. Freezing moves what
+    exists at start-up out of the collector's sight; a higher young threshold collects cycles
+    in larger, rarer batches. Measured on a stamping submit: 14 % less CPU. Cyclic garbage is
+    still collected, only later, bounded by the threshold.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(young_threshold, older, oldest)
