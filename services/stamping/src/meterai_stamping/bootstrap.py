@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = stamping_pb2.DESCRIPTOR.services_by_name["StampingService"].full_name
 SUBMIT_METHOD = f"/{SERVICE_NAME}/SubmitDocument"
+GRPC_THREADS = 8
+"""Calls served at once. Submissions are CPU work under one interpreter lock: more threads
+than this add no throughput, only contention that delays every answer, refusals included;
+further calls wait in the server's queue, which admission keeps short."""
 ADMISSION_SAMPLE_S = 0.1
 """How often the backlog is sampled for admission, well inside ``AdmissionLimits.sample_s``."""
 
@@ -198,6 +202,7 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
         [(stamping_pb2_grpc.add_StampingServiceServicer_to_server, servicer)],
         [SERVICE_NAME],
         interceptors=[early_refusal],
+        max_workers=GRPC_THREADS,
     )
     chores = Periodic("stamping-chores", 5.0, [stamping.redrive_stuck])
     chores.start()
