@@ -15,7 +15,7 @@ import pytest
 
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai_common.auth import Authenticator
-from meterai_common.grpc_server import RunningServer, create_server
+from meterai_common.grpc_server import RunningServer, TimedThreadPool, create_server
 from meterai_stamping.admission import Admission, AdmissionLimits
 from meterai_stamping.bootstrap import SERVICE_NAME, SUBMIT_METHOD
 from meterai_stamping.early_refusal import PUSHBACK_HEADER, EarlyRefusal, cleared_at_edge
@@ -70,21 +70,22 @@ def platform() -> Iterator[Platform]:
     )
     authenticator: Authenticator[Principal] = Authenticator(lambda key: Principal("r-busy"))
     servicer = BusyServicer()
+    pool = TimedThreadPool(1)
     server = create_server(
         "stamping-test",
         "127.0.0.1",
         0,
         [(stamping_pb2_grpc.add_StampingServiceServicer_to_server, servicer)],
         [SERVICE_NAME],
-        max_workers=1,
+        pool=pool,
         interceptors=[
             EarlyRefusal(
                 SUBMIT_METHOD,
                 admission,
                 authenticator,
                 lambda p: p.reseller_id,
+                queue_wait=pool.oldest_wait,
                 wait_target_s=0.05,
-                wait_memory_s=5.0,
             )
         ],
     )
@@ -145,11 +146,7 @@ def test_while_submissions_wait_too_long_for_a_worker_new_ones_are_refused(
     occupant = _occupy_the_only_worker(platform)
     queued = threading.Thread(target=_submit, args=(platform,), daemon=True)
     queued.start()
-    time.sleep(0.3)
-    platform.servicer.release.set()
-    occupant.join(5)
-    queued.join(5)
-    assert platform.servicer.reached == 2  # the second one waited 0.3 s for the worker
+    time.sleep(0.3)  # the second submission has waited this long for the only worker
 
     with pytest.raises(grpc.RpcError) as refused:
         _submit(platform)
@@ -157,7 +154,13 @@ def test_while_submissions_wait_too_long_for_a_worker_new_ones_are_refused(
     assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "for a free worker" in refused.value.details()
     assert dict(refused.value.trailing_metadata())[PUSHBACK_HEADER] == "1000"
+    platform.servicer.release.set()
+    occupant.join(5)
+    queued.join(5)
     assert platform.servicer.reached == 2
+
+    response, _call = _submit(platform)  # the queue drained: a new call is served at once
+    assert response.job_id == "accepted"
 
 
 def test_platform_limits_refuse_even_a_caller_not_known_yet(platform: Platform) -> None:

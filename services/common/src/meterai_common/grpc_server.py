@@ -8,6 +8,7 @@ traffic), keepalive settings that tolerate client pings.
 
 from __future__ import annotations
 
+import collections
 import logging
 import signal
 import threading
@@ -19,12 +20,49 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-__all__ = ["MAX_MESSAGE_BYTES", "RunningServer", "create_server", "wait_for_termination_signal"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "RunningServer",
+    "TimedThreadPool",
+    "create_server",
+    "wait_for_termination_signal",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 """Largest request accepted: a 20 MiB document plus protobuf framing and metadata."""
+
+
+class TimedThreadPool(futures.ThreadPoolExecutor):
+    """A server's worker pool that knows how long its oldest queued call has waited.
+
+    gRPC Python submits every call it accepts to its pool, even one cancelled before a worker
+    takes it, and the pool starts them in order; so the submit times of calls not started yet
+    are a queue whose head is the longest wait. That wait is what a caller feels before any
+    work is done for it, the measure load shedding needs (see ``EarlyRefusal``).
+    """
+
+    def __init__(self, max_workers: int, thread_name_prefix: str = "") -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
+        self._queued: collections.deque[float] = collections.deque()
+        self._queue_lock = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with self._queue_lock:
+            self._queued.append(time.monotonic())
+        return super().submit(self._started, fn, *args, **kwargs)
+
+    def _started(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with self._queue_lock:
+            if self._queued:
+                self._queued.popleft()
+        return fn(*args, **kwargs)
+
+    def oldest_wait(self) -> float:
+        """Seconds the oldest call not yet started has waited; 0 when none waits."""
+        with self._queue_lock:
+            return time.monotonic() - self._queued[0] if self._queued else 0.0
 
 
 @dataclass
@@ -66,6 +104,7 @@ def create_server(
     max_workers: int = 16,
     max_concurrent_rpcs: int | None = 64,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
+    pool: futures.ThreadPoolExecutor | None = None,
 ) -> RunningServer:
     """Build, bind and start a server.
 
@@ -73,9 +112,10 @@ def create_server(
     :param service_names: full proto service names reported by the health service.
     :param port: 0 binds a free port; the bound port is returned.
     :param interceptors: run on the server's network thread for every new call, in order.
+    :param pool: the workers that serve calls, instead of ``max_workers`` new threads.
     """
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"grpc-{name}"),
+        pool or futures.ThreadPoolExecutor(max_workers, thread_name_prefix=f"grpc-{name}"),
         maximum_concurrent_rpcs=max_concurrent_rpcs,
         interceptors=tuple(interceptors),
         options=[

@@ -18,7 +18,7 @@ from meterai_common.auth import Authenticator
 from meterai_common.config import Settings
 from meterai_common.db import reading
 from meterai_common.documents import open_document_store
-from meterai_common.grpc_server import RunningServer, create_server
+from meterai_common.grpc_server import RunningServer, TimedThreadPool, create_server
 from meterai_common.messaging import DEAD_LETTERS, SIGNING_QUEUE, STAMPING_EVENTS
 from meterai_common.outages import is_database_outage
 from meterai_common.outbox import OutboxRelay
@@ -192,8 +192,13 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
         broker_failing_for=relay.failing_for,
     )
     servicer = StampingServicer(stamping, authenticator, admission, settings.verify_base_url)
+    pool = TimedThreadPool(GRPC_THREADS, thread_name_prefix="grpc-stamping")
     early_refusal = EarlyRefusal(
-        SUBMIT_METHOD, admission, authenticator, lambda principal: principal.reseller_id
+        SUBMIT_METHOD,
+        admission,
+        authenticator,
+        lambda principal: principal.reseller_id,
+        queue_wait=pool.oldest_wait,
     )
     server = create_server(
         "stamping",
@@ -202,7 +207,7 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
         [(stamping_pb2_grpc.add_StampingServiceServicer_to_server, servicer)],
         [SERVICE_NAME],
         interceptors=[early_refusal],
-        max_workers=GRPC_THREADS,
+        pool=pool,
     )
     chores = Periodic("stamping-chores", 5.0, [stamping.redrive_stuck])
     chores.start()

@@ -11,8 +11,8 @@ network thread, before the call is queued. It asks :meth:`Admission.refusal`, wh
 memory and never blocks. When the answer is already "no", the call gets a handler that
 neither waits for nor parses the upload and that runs on a small pool of its own (the behaviour's
 ``experimental_thread_pool`` attribute, which gRPC Python honours), so refusals never wait
-behind accepted work. It also refuses while submissions are seen waiting too long for a
-worker (the server itself, not the platform, is the bottleneck then), so its queue stays short.
+behind accepted work. It also refuses while the oldest call queued for a worker has waited too
+long (the server itself, not the platform, is the bottleneck then), so its queue stays short.
 
 A call it lets in while the platform-wide limits are known to admit (a fresh backlog sample
 below the high-water mark, the broker taking messages) carries that verdict to the servicer
@@ -23,7 +23,6 @@ and everything the edge does not know yet are judged by the servicer's full admi
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextvars import ContextVar
@@ -76,10 +75,13 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
     :param authenticator: knows the callers whose keys were resolved recently; a caller it
         does not know yet goes on to the servicer.
     :param reseller_of: the reseller id of such a principal.
+    :param queue_wait: seconds the oldest call queued for a server worker has waited
+        (:meth:`meterai_common.grpc_server.TimedThreadPool.oldest_wait`).
+    :param wait_target_s: while the oldest queued call has waited longer than this, new
+        submissions are refused, so the server's queue stays short instead of growing into
+        timeouts or gRPC's own concurrency limit (which refuses without a pushback). A burst on
+        a quiet server is not refused: its queue drains, and the wait with it.
     :param threads: workers of the refusal pool; refusals take well under a millisecond.
-    :param wait_target_s: longest wait for a worker that is tolerated: once a submission was
-        seen waiting longer, new ones are refused for ``wait_memory_s`` (or until one is seen
-        waiting less), so the server's queue stays short instead of growing into timeouts.
     """
 
     def __init__(
@@ -89,17 +91,13 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
         authenticator: Authenticator[Any],
         reseller_of: Callable[[Any], str],
         *,
+        queue_wait: Callable[[], float] = lambda: 0.0,
+        wait_target_s: float = 0.1,
         threads: int = 2,
-        wait_target_s: float = 0.05,
-        wait_memory_s: float = 0.2,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._method = method
+        self._queue_wait = queue_wait
         self._wait_target_s = wait_target_s
-        self._wait_memory_s = wait_memory_s
-        self._clock = clock
-        self._last_wait = (0.0, float("-inf"))
-        """(seconds the latest submission waited for a worker, when it started)"""
         self._admission = admission
         self._authenticator = authenticator
         self._reseller_of = reseller_of
@@ -122,34 +120,31 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
         handler = continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
+        if not self._admission.platform_clear():
+            return handler
         return grpc.unary_unary_rpc_method_handler(
-            self._timed(handler.unary_unary, cleared=self._admission.platform_clear()),
+            _cleared(handler.unary_unary),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
     def _queue_refusal(self) -> Overloaded | None:
-        waited, seen_at = self._last_wait
-        if waited <= self._wait_target_s or self._clock() - seen_at > self._wait_memory_s:
+        waited = self._queue_wait()
+        if waited <= self._wait_target_s:
             return None
         return Overloaded(
-            f"the stamping service is busy: submissions wait {waited * 1000:.0f} ms for a "
-            "free worker",
+            f"the stamping service is busy: submissions have waited {waited * 1000:.0f} ms "
+            "for a free worker",
             QUEUE_PUSHBACK_MS,
         )
 
-    def _timed(
-        self, behaviour: Callable[[Any, grpc.ServicerContext], Any], *, cleared: bool
-    ) -> Callable[[Any, grpc.ServicerContext], Any]:
-        arrived = self._clock()
 
-        def serve(request: Any, context: grpc.ServicerContext) -> Any:
-            started = self._clock()
-            self._last_wait = (started - arrived, started)
-            token = _CLEARED.set(cleared)
-            try:
-                return behaviour(request, context)
-            finally:
-                _CLEARED.reset(token)
+def _cleared(behaviour: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
+    def serve_cleared(request: Any, context: grpc.ServicerContext) -> Any:
+        token = _CLEARED.set(True)
+        try:
+            return behaviour(request, context)
+        finally:
+            _CLEARED.reset(token)
 
-        return serve
+    return serve_cleared
