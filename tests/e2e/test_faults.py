@@ -165,6 +165,44 @@ def test_1_a_killed_worker_loses_no_job(world: World) -> None:
     assert len(settled.serials) == 50
 
 
+def test_1b_a_killed_finishing_worker_loses_no_signed_document(world: World) -> None:
+    """A finishing worker beside the stamping service is frozen holding signing answers, then
+    killed: the answers go back to the queue and are finished elsewhere, each once."""
+    platform = world.platform
+    consumers = _events_queue(world)[2]
+    platform.add_finisher("finisher-1", concurrency=2)
+    finisher = platform.processes["finisher-1"]
+    try:
+        wait_for(
+            "the finishing worker consuming",
+            lambda: _events_queue(world)[2] == consumers + 2,
+            30,
+        )
+        signal_group(platform, "finisher-1", signal.SIGSTOP)
+        thread, result = _in_background(lambda: submit_batch(world.client, 50, threads=4))
+        wait_for(
+            "answers held by the frozen finishing worker",
+            lambda: finisher.pid in unacknowledged_by(world.vhost),
+            60,
+        )
+        platform.stop("finisher-1", signal.SIGKILL)
+        thread.join(60)
+        batch = result["batch"]
+        assert batch.codes() == {"OK": 50}, batch.codes()
+        settled = assert_settled(platform, world.client, world.tenant, batch.accepted)
+        assert len(settled.serials) == 50
+        assert _events_queue(world)[:2] == (0, 0)  # nothing left ready or unacknowledged
+    finally:
+        if finisher.poll() is None:
+            platform.stop("finisher-1", signal.SIGKILL)
+        del platform.processes["finisher-1"]
+
+
+def _events_queue(world: World) -> tuple[int, int, int]:
+    """(ready, unacknowledged, consumers) of the queue of signing answers."""
+    return queue_depths(world.vhost).get("stamping.events", (0, 0, 0))
+
+
 # -- 3 ---------------------------------------------------------------------------------------
 def test_3_broker_bounce_during_submissions_stamps_each_acknowledged_job_once(
     world: World,
