@@ -6,14 +6,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from meterai.events.v1 import events_pb2
 from meterai_common.db import create_engine, transaction
 from meterai_common.messaging import STAMPING_EVENTS, PikaConsumer, PikaPublisher
-from meterai_common.outbox import OutboxRelay, enqueue_event
+from meterai_common.outbox import OutboxRelay, enqueue_event, oldest_pending_age
 from meterai_common.runtime import BrokerTransport
 from tests.support.brokers import rabbitmqctl
 
@@ -124,15 +124,18 @@ def test_outbox_rows_are_published_once_committed_and_marked(
 
 
 def test_outbox_keeps_rows_while_the_broker_is_unreachable(postgres_url: str) -> None:
+    """...and any process sees how long the oldest has waited (what admission refuses on)."""
     engine = create_engine(postgres_url)
     transport = BrokerTransport("amqp://guest:guest@127.0.0.1:1/%2F")
     relay = OutboxRelay(engine, transport.dispatch)
     try:
         with transaction(engine) as conn:
-            enqueue_event(conn, "DigestSigned", _signed("kept"), datetime.now(UTC))
+            written = datetime.now(UTC) - timedelta(seconds=30)
+            enqueue_event(conn, "DigestSigned", _signed("kept"), written)
         before = relay.pending()
         assert relay.run_once() == 0
         assert relay.pending() == before >= 1
+        assert oldest_pending_age(engine) >= 30
     finally:
         transport.stop()
         with transaction(engine) as conn:

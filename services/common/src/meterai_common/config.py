@@ -76,8 +76,8 @@ class Settings:
     """Documents one reseller may have waiting for signing: the fairness cap."""
     finishers: int = 4
     """Threads of the stamping service that finish signed documents (embed the signature,
-    commit the stamp). 0 leaves finishing to ``meterai worker finishing`` processes, so the
-    process answering resellers does nothing else."""
+    commit the stamp). 0 leaves finishing, and publishing the outbox, to ``meterai worker
+    finishing`` processes, so the process answering resellers does nothing else."""
 
     @property
     def embedded(self) -> bool:

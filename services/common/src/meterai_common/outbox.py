@@ -28,6 +28,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    func,
     select,
     update,
 )
@@ -35,7 +36,14 @@ from sqlalchemy.engine import Connection
 
 from meterai_common.db import reading
 
-__all__ = ["OutboxMessage", "OutboxRelay", "enqueue_event", "enqueue_task", "outbox_table"]
+__all__ = [
+    "OutboxMessage",
+    "OutboxRelay",
+    "enqueue_event",
+    "enqueue_task",
+    "oldest_pending_age",
+    "outbox_table",
+]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +105,22 @@ def enqueue_task(conn: Connection, name: str, kwargs: dict[str, Any], now: datet
 def enqueue_event(conn: Connection, name: str, payload: bytes, now: datetime) -> str:
     """Queue a domain event (protobuf bytes, routed by message name) in the caller's transaction."""
     return _insert(conn, "event", name, payload, now)
+
+
+def oldest_pending_age(engine: Engine) -> float:
+    """Seconds since the oldest unpublished message was written; 0 when none waits.
+
+    Tells any process whether the relays are keeping up with the broker, without being one.
+    """
+    with reading(engine) as conn:
+        oldest = conn.execute(
+            select(func.min(outbox_table.c.created_at)).where(outbox_table.c.published_at.is_(None))
+        ).scalar()
+    if oldest is None:
+        return 0.0
+    if oldest.tzinfo is None:  # SQLite keeps no zone; the platform writes UTC
+        oldest = oldest.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - oldest).total_seconds())
 
 
 class OutboxRelay:
