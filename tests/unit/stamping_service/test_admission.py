@@ -103,26 +103,26 @@ def test_a_known_refusal_is_reported_without_taking_a_token_or_reading_a_count()
         AdmissionLimits(backlog_high_water=2000, reseller_burst=1),
         clock=clock,
     )
-    assert admission.refusal("r1") is None  # nothing sampled yet: the full check decides
+    assert admission.arrival("r1").refused is None  # nothing sampled yet: the full check decides
     with pytest.raises(Overloaded):
         admission.admit("r1")
-    refused = admission.refusal("r1")
+    refused = admission.arrival("r1").refused
     assert refused is not None and "2000 documents are waiting" in str(refused)
     assert len(reads) == 1
     clock.now += 0.3
-    assert admission.refusal("r1") is None  # the sample is stale: the full check decides
+    assert admission.arrival("r1").refused is None  # the sample is stale: the full check decides
 
 
 def test_the_rate_limit_is_known_early_and_peeking_spends_nothing() -> None:
     clock = Clock()
     admission = _admission(clock, reseller_rate_per_s=10, reseller_burst=1)
-    assert admission.refusal("busy") is None
+    assert admission.arrival("busy").refused is None
     admission.admit("busy")
-    refused = admission.refusal("busy")
+    refused = admission.arrival("busy").refused
     assert refused is not None and "rate limit" in str(refused)
     clock.now += 0.1
-    assert admission.refusal("busy") is None
-    assert admission.refusal("busy") is None
+    assert admission.arrival("busy").refused is None
+    assert admission.arrival("busy").refused is None
     admission.admit("busy")
 
 
@@ -132,12 +132,12 @@ def test_a_call_cleared_on_arrival_is_not_refused_later_for_the_backlog() -> Non
     admission = Admission(
         lambda: backlog[0], lambda r: 0, AdmissionLimits(backlog_high_water=100), clock=clock
     )
-    assert not admission.platform_clear()  # nothing sampled yet
+    assert not admission.arrival(None).platform_cleared  # nothing sampled yet
     admission.refresh()
-    assert admission.platform_clear()
+    assert admission.arrival(None).platform_cleared
     backlog[0] = 150
     admission.refresh()  # the backlog moved while the call waited for a worker
-    assert not admission.platform_clear()
+    assert not admission.arrival(None).platform_cleared
     admission.admit("r1", platform_cleared=True)
     with pytest.raises(Overloaded):
         admission.admit("r1")

@@ -21,8 +21,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
-__all__ = ["Admission", "AdmissionLimits", "BrokerUnavailable", "Overloaded"]
+__all__ = ["Admission", "AdmissionLimits", "Arrival", "BrokerUnavailable", "Overloaded"]
 
 
 class Overloaded(Exception):
@@ -51,6 +52,15 @@ class AdmissionLimits:
     broker_grace_s: float = 5.0
     """How long publishing may fail before new documents are refused: a blip is absorbed by
     the outbox, an outage is told to clients instead of growing an unbounded backlog."""
+
+
+class Arrival(NamedTuple):
+    """What is known about a call when it arrives (:meth:`Admission.arrival`)."""
+
+    refused: Overloaded | None
+    platform_cleared: bool
+    """The platform-wide limits (broker, backlog) are known to admit: :meth:`Admission.admit`
+    need not judge them again after the call waited for a worker."""
 
 
 class _Bucket:
@@ -102,7 +112,7 @@ class Admission:
     def refresh(self) -> None:
         """Sample the backlog now.
 
-        Run by the service more often than ``sample_s``, so that :meth:`refusal` always knows
+        Run by the service more often than ``sample_s``, so that :meth:`arrival` always knows
         the backlog; otherwise only :meth:`admit` refreshes it, and under a surge the calls
         that would refresh it wait in the same queue as everything else.
         """
@@ -114,37 +124,39 @@ class Admission:
     def admit(self, reseller_id: str, *, platform_cleared: bool = False) -> None:
         """Raise :class:`Overloaded` if this reseller's document must wait.
 
-        :param platform_cleared: :meth:`platform_clear` said yes when the call arrived; the
+        :param platform_cleared: :meth:`arrival` cleared the platform-wide limits; the
             platform-wide limits are then not judged again, so a call let in at arrival is
             not refused after it waited for a worker.
         """
         if not platform_cleared:
-            self._check_broker()
+            self._check_broker(self._broker_failing_for())
             self._check_backlog(self._sample("", self._backlog))
         self._take_token(reseller_id)
         self._check_inflight(self._sample(reseller_id, lambda: self._inflight(reseller_id)))
 
-    def refusal(self, reseller_id: str | None) -> Overloaded | None:
-        """The refusal :meth:`admit` would give now, judged from what is already known.
+    def arrival(self, reseller_id: str | None) -> Arrival:
+        """Judge a call on arrival from what is already known.
 
         Takes no token, reads no count and waits for nothing, so it can run where nothing may
-        block (on the server's network thread, before a call is queued for a worker). ``None``
-        means "no refusal known": counts sampled more than ``sample_s`` ago are not trusted,
+        block (on the server's network thread, before a call is queued for a worker). No
+        refusal means "none known": counts sampled more than ``sample_s`` ago are not trusted,
         so the call goes on to :meth:`admit`, which refreshes them and decides for good.
 
         :param reseller_id: None when the caller is not known yet: only the platform-wide
             limits are judged.
         """
         now = self._clock()
+        failing = self._broker_failing_for()
+        with self._lock:
+            backlog = self._fresh_sample("", now)
+            inflight = bucket = None
+            if reseller_id is not None:
+                inflight = self._fresh_sample(reseller_id, now)
+                bucket = self._buckets.get(reseller_id)
+            tokens = None if bucket is None else self._refilled(bucket, now)
+        cleared = backlog is not None and backlog < self._limits.backlog_high_water
         try:
-            self._check_broker()
-            with self._lock:
-                backlog = self._fresh_sample("", now)
-                inflight = bucket = None
-                if reseller_id is not None:
-                    inflight = self._fresh_sample(reseller_id, now)
-                    bucket = self._buckets.get(reseller_id)
-                tokens = None if bucket is None else self._refilled(bucket, now)
+            self._check_broker(failing)
             if backlog is not None:
                 self._check_backlog(backlog)
             if tokens is not None and tokens < 1.0:
@@ -152,18 +164,8 @@ class Admission:
             if inflight is not None:
                 self._check_inflight(inflight)
         except Overloaded as refused:
-            return refused
-        return None
-
-    def platform_clear(self) -> bool:
-        """Whether the platform-wide limits (broker, backlog) are known to admit right now."""
-        with self._lock:
-            backlog = self._fresh_sample("", self._clock())
-        return (
-            backlog is not None
-            and backlog < self._limits.backlog_high_water
-            and self._broker_failing_for() <= self._limits.broker_grace_s
-        )
+            return Arrival(refused, False)
+        return Arrival(None, cleared)
 
     def _fresh_sample(self, key: str, now: float) -> int | None:
         cached = self._samples.get(key)
@@ -171,8 +173,7 @@ class Admission:
             return None
         return cached[1]
 
-    def _check_broker(self) -> None:
-        failing = self._broker_failing_for()
+    def _check_broker(self, failing: float) -> None:
         if failing > self._limits.broker_grace_s:
             raise BrokerUnavailable(
                 f"the signing queue has not accepted work for {failing:.0f} s", 5000

@@ -38,9 +38,10 @@ SERVICE_NAME = stamping_pb2.DESCRIPTOR.services_by_name["StampingService"].full_
 SUBMIT_METHOD = f"/{SERVICE_NAME}/SubmitDocument"
 GRPC_THREADS = 4
 """Calls served at once. Submissions are CPU work under one interpreter lock: more threads
-than this add no throughput, only contention that delays every answer, refusals included;
-further calls wait in the server's queue, which admission keeps short (measured in a 684/s
-surge: refusal p99 95 ms with 4 threads, 124 ms with 8, 155-163 ms with 16)."""
+add no throughput, only contention that delays every answer, refusals included; further calls
+wait in the server's queue, which admission keeps short. Measured with ``bench/e2e.py``:
+refusal p99 103-109 ms with 4 threads, 107-230 ms with 8 or 16; 60 ms with 2, but sustained
+throughput fell from 139 to 104 stamps/s."""
 MAX_CONCURRENT_CALLS = 256
 """gRPC's own limit refuses without a pushback, so it sits well above what the queue-wait
 shedding lets wait; it only bounds memory if everything else fails."""
@@ -187,14 +188,16 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
     """
     store = open_document_store(settings.documents, db)
     relay: OutboxRelay | None = None
-    outbox_age = OutboxAge(db)
+    outbox_age: OutboxAge | None = None
     if settings.finishers > 0:
         relay = OutboxRelay(db, transport.dispatch)
         stamping = Stamping(db, store, _stamping_config(settings), committed=relay.notify)
         _finish_signed_documents(stamping, transport, settings.finishers)
         relay.start()
+        broker_failing_for: Callable[[], float] = relay.failing_for
     else:
-        stamping = Stamping(db, store, _stamping_config(settings))
+        stamping = Stamping(db, store, _stamping_config(settings), finishes=False)
+        outbox_age = broker_failing_for = OutboxAge(db)
 
     def resolve(key: str) -> object:
         with reading(db) as conn:
@@ -210,7 +213,7 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
             reseller_burst=settings.reseller_burst,
             reseller_max_inflight=settings.reseller_max_inflight,
         ),
-        broker_failing_for=relay.failing_for if relay is not None else outbox_age,
+        broker_failing_for=broker_failing_for,
     )
     servicer = StampingServicer(stamping, authenticator, admission, settings.verify_base_url)
     pool = TimedThreadPool(GRPC_THREADS, thread_name_prefix="grpc-stamping")
@@ -234,7 +237,7 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
     )
     chores = Periodic("stamping-chores", 5.0, [stamping.redrive_stuck])
     chores.start()
-    samples = [admission.refresh] + ([] if relay is not None else [outbox_age.sample])
+    samples = [admission.refresh] + ([outbox_age.sample] if outbox_age is not None else [])
     sampler = Periodic(
         "admission-sampler",
         ADMISSION_SAMPLE_S,

@@ -7,7 +7,7 @@ milliseconds) only to be told "later". A refusal is worth something only if it i
 client's retry policy is waiting for it.
 
 :class:`EarlyRefusal` runs where gRPC looks up the handler of each new call, on the server's
-network thread, before the call is queued. It asks :meth:`Admission.refusal`, which reads only
+network thread, before the call is queued. It asks :meth:`Admission.arrival`, which reads only
 memory and never blocks. When the answer is already "no", the call gets a handler that
 neither waits for nor parses the upload and that runs on a small pool of its own (the behaviour's
 ``experimental_thread_pool`` attribute, which gRPC Python honours), so refusals never wait
@@ -112,15 +112,14 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
             return continuation(details)
         principal = self._authenticator.known(details.invocation_metadata)
         reseller = None if principal is None else self._reseller_of(principal)
-        refused = self._admission.refusal(reseller) or self._queue_refusal()
+        arrival = self._admission.arrival(reseller)
+        refused = arrival.refused or self._queue_refusal()
         if refused is not None:
             # Served as a client stream, so the refusal goes out without waiting for the upload:
             # a unary handler only runs once the whole request message has arrived.
             return grpc.stream_unary_rpc_method_handler(_Refuse(refused, self._pool))
         handler = continuation(details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        if not self._admission.platform_clear():
+        if handler is None or handler.unary_unary is None or not arrival.platform_cleared:
             return handler
         return grpc.unary_unary_rpc_method_handler(
             _cleared(handler.unary_unary),

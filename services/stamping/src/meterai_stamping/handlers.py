@@ -101,9 +101,12 @@ class Stamping:
         *,
         committed: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        finishes: bool = True,
     ) -> None:
         """
         :param committed: called after each commit that wrote outbox rows (wakes the relay).
+        :param finishes: this process consumes signing answers; only then are the jobs it
+            prepares remembered for them.
         """
         self._db = engine
         self._store = store
@@ -115,6 +118,7 @@ class Stamping:
         """Jobs this process prepared and has not seen answered: the signing answer usually
         comes back to the process that asked, which then needs no read to finish the job."""
         self._prepared_lock = threading.Lock()
+        self._finishes = finishes
         self._rate_sample: tuple[float, float] = (float("-inf"), 0.0)
 
     # -- commands -------------------------------------------------------------------------
@@ -229,10 +233,11 @@ class Stamping:
             source_size=len(command.pdf),
             redriven_from=command.redriven_from,
         )
-        with self._prepared_lock:
-            if len(self._prepared_here) >= PREPARED_CACHE_SIZE:
-                del self._prepared_here[next(iter(self._prepared_here))]
-            self._prepared_here[job_id] = job
+        if self._finishes:
+            with self._prepared_lock:
+                if len(self._prepared_here) >= PREPARED_CACHE_SIZE:
+                    del self._prepared_here[next(iter(self._prepared_here))]
+                self._prepared_here[job_id] = job
         return job
 
     def digest_signed(self, job_id: str, serial: str, cms: bytes) -> None:
