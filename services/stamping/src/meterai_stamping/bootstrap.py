@@ -40,7 +40,7 @@ GRPC_THREADS = 4
 """Calls served at once. Submissions are CPU work under one interpreter lock: more threads
 add no throughput, only contention that delays every answer, refusals included; further calls
 wait in the server's queue, which admission keeps short. Measured with ``bench/e2e.py``:
-refusal p99 103-109 ms with 4 threads, 107-230 ms with 8 or 16; 60 ms with 2, but sustained
+refusal p99 103-140 ms with 4 threads, 107-230 ms with 8 or 16; 60 ms with 2, but sustained
 throughput fell from 139 to 104 stamps/s."""
 MAX_CONCURRENT_CALLS = 256
 """gRPC's own limit refuses without a pushback, so it sits well above what the queue-wait
