@@ -4,6 +4,10 @@
 commit together, and :class:`OutboxRelay` publishes committed rows to the broker afterwards,
 marking each published. A crash between publish and mark publishes the row again, so every
 consumer deduplicates (at-least-once delivery, effect once).
+
+Published rows are kept for :data:`PUBLISHED_RETENTION` (what support needs to answer "was it
+sent, and when"), then deleted by the relays (:func:`purge_published`): at a million documents
+a day the table would otherwise grow by millions of rows a day.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +32,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    delete,
     func,
     select,
     update,
@@ -43,6 +48,7 @@ __all__ = [
     "enqueue_task",
     "oldest_pending_age",
     "outbox_table",
+    "purge_published",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,6 +83,13 @@ class OutboxMessage:
         kwargs: dict[str, Any] = json.loads(self.payload)
         return kwargs
 
+
+PUBLISHED_RETENTION = timedelta(days=1)
+"""How long a published row is kept before a relay deletes it."""
+PURGE_EVERY_S = 60.0
+"""How often a relay deletes expired rows: a small batch often, never a long lock."""
+PURGE_BATCH = 5_000
+"""Rows deleted per statement; a relay deletes batches until none has expired."""
 
 _INSERT = outbox_table.insert()
 """Built once: every accepted job writes outbox rows."""
@@ -123,8 +136,43 @@ def oldest_pending_age(engine: Engine) -> float:
     return max(0.0, (datetime.now(UTC) - oldest).total_seconds())
 
 
+def purge_published(
+    engine: Engine,
+    older_than: timedelta = PUBLISHED_RETENTION,
+    *,
+    batch: int = PURGE_BATCH,
+    now: datetime | None = None,
+) -> int:
+    """Delete rows published more than ``older_than`` ago; return how many were deleted.
+
+    Never touches an unpublished row. Deletes ``batch`` rows per transaction, oldest first: ids
+    grow with time, so the primary key finds them at the start of the table without an index on
+    ``published_at``, and no statement holds locks for long. Several relays may purge at once:
+    rows another one is deleting are skipped, not waited for.
+    """
+    cutoff = (now or datetime.now(UTC)) - older_than
+    expired = (
+        select(outbox_table.c.id)
+        .where(outbox_table.c.published_at.is_not(None), outbox_table.c.published_at < cutoff)
+        .order_by(outbox_table.c.id)
+        .limit(batch)
+    )
+    if engine.dialect.name == "postgresql":
+        expired = expired.with_for_update(skip_locked=True)
+    total = 0
+    while True:
+        with engine.begin() as conn:
+            deleted = conn.execute(
+                delete(outbox_table).where(outbox_table.c.id.in_(expired.scalar_subquery()))
+            ).rowcount
+        total += deleted
+        if deleted < batch:
+            return total
+
+
 class OutboxRelay:
-    """Publishes committed outbox rows in order, on a background thread.
+    """Publishes committed outbox rows in order, on a background thread, and deletes the rows
+    published more than ``retention`` ago every ``purge_every_s`` seconds.
 
     :param dispatch: publishes one message and returns only once the broker confirmed it;
         raising leaves the row for the next round.
@@ -137,11 +185,16 @@ class OutboxRelay:
         *,
         poll_interval: float = 0.25,
         batch: int = 200,
+        retention: timedelta = PUBLISHED_RETENTION,
+        purge_every_s: float = PURGE_EVERY_S,
     ) -> None:
         self._engine = engine
         self._dispatch = dispatch
         self._poll_interval = poll_interval
         self._batch = batch
+        self._retention = retention
+        self._purge_every_s = purge_every_s
+        self._next_purge = time.monotonic() + purge_every_s
         self._wake = threading.Event()
         self._failing_since: float | None = None
         self._stopping = threading.Event()
@@ -168,12 +221,23 @@ class OutboxRelay:
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
+                self._purge_when_due()
                 if self.run_once() >= self._batch:
                     continue
             except Exception:
                 log.exception("outbox relay round failed; retrying")
             self._wake.wait(self._poll_interval)
             self._wake.clear()
+
+    def _purge_when_due(self) -> None:
+        if time.monotonic() < self._next_purge:
+            return
+        # Scheduled before the work, so a failing purge (database down) is not retried in a
+        # tight loop: the next attempt is a whole period later.
+        self._next_purge = time.monotonic() + self._purge_every_s
+        deleted = purge_published(self._engine, self._retention)
+        if deleted:
+            log.info("outbox: deleted %d rows published over %s ago", deleted, self._retention)
 
     def pending(self) -> int:
         with reading(self._engine) as conn:
