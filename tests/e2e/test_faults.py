@@ -267,6 +267,55 @@ def test_5_memory_alarm_keeps_the_api_answering_then_drains(world: World) -> Non
     assert_settled(world.platform, world.client, world.tenant, accepted, timeout=60)
 
 
+def test_5b_a_stamping_service_without_finishers_refuses_while_the_outbox_cannot_drain(
+    world: World,
+) -> None:
+    """A stamping service started with ``METERAI_STAMPING_FINISHERS=0`` publishes nothing
+    itself, so it judges the broker by the age of the oldest unpublished outbox message. Under a
+    memory alarm longer than the admission grace (5 s) it answers UNAVAILABLE within the call's
+    deadline instead of growing an unbounded backlog; once the alarm clears, everything drains."""
+    platform = world.platform
+    deadline_s = 5.0
+    env = platform.env
+    platform.env = {**env, "METERAI_STAMPING_FINISHERS": "0"}
+    try:
+        port = platform.add_stamping("stamping-answering")
+    finally:
+        platform.env = env
+    client = StampingClient(platform, world.tenant.api_key, stamping_port=port)
+    try:
+        wait_for("the answering-only stamping service", lambda: _answers(client), 60)
+        with memory_alarm():
+            during = submit_batch(client, 60, threads=3, timeout=deadline_s, pace_s=0.5)
+        codes = during.codes()
+        assert set(codes) <= {"OK", "UNAVAILABLE"}, codes
+        assert codes.get("OK", 0) >= 1, codes
+        assert codes.get("UNAVAILABLE", 0) >= 1, f"the outage was never told: {codes}"
+        assert max(o.elapsed for o in during.outcomes) < deadline_s, during.outcomes
+        refusal = next(o for o in during.outcomes if o.code == grpc.StatusCode.UNAVAILABLE)
+        assert "signing queue" in refusal.details, refusal.details
+        assert_settled(platform, world.client, world.tenant, during.accepted, timeout=60)
+        # Told once the outbox drained: the same service accepts again.
+        after = submit_batch(client, 3, threads=1, timeout=deadline_s)
+        assert after.codes() == {"OK": 3}, after.codes()
+        assert_settled(platform, world.client, world.tenant, after.accepted, timeout=60)
+    finally:
+        client.close()
+        platform.stop("stamping-answering")
+        del platform.processes["stamping-answering"]
+
+
+def _answers(client: StampingClient) -> bool:
+    try:
+        client.balance()
+        client.stamping.ListJobs(
+            stamping_pb2.ListJobsRequest(page_size=1), metadata=client.metadata, timeout=2
+        )
+    except grpc.RpcError:
+        return False
+    return True
+
+
 # -- 9 ---------------------------------------------------------------------------------------
 class TransientFaultFailedJobs(AssertionError):
     """Jobs that a short outage should have delayed ended refunded instead of stamped."""

@@ -242,12 +242,15 @@ class StampingClient:
     No client-side retry policy: the tests want to see each status the server answers with.
     """
 
-    def __init__(self, platform: DistributedPlatform, api_key: str) -> None:
+    def __init__(
+        self, platform: DistributedPlatform, api_key: str, *, stamping_port: int | None = None
+    ) -> None:
+        """:param stamping_port: a stamping service other than the platform's first."""
         base = platform.base_port
         options = [("grpc.max_send_message_length", 25 * 1024 * 1024), ("grpc.enable_retries", 0)]
+        ports = (base, stamping_port or base + 1, base + 3)
         self._channels = [
-            grpc.insecure_channel(f"127.0.0.1:{base + offset}", options=options)
-            for offset in (0, 1, 3)
+            grpc.insecure_channel(f"127.0.0.1:{port}", options=options) for port in ports
         ]
         quota, stamping, verify = self._channels
         self.quota = quota_pb2_grpc.QuotaServiceStub(quota)
