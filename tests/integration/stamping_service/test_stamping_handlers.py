@@ -157,7 +157,8 @@ def test_an_answer_for_a_job_another_process_ended_delivers_nothing(
     celery_body = json.dumps([[], {"job_id": job_id, "serial": "x", "digest": "y"}, {}]).encode()
     other_process.dead_lettered("signing", "signing", celery_body, "delivery limit")
 
-    _signed(world, job_id, identity)  # this process still remembers the job as prepared
+    # Its prepared file is kept for a re-drive, so the answer gets as far as the commit.
+    _signed(world, job_id, identity)
 
     ended = world.stamping.get(world.owner, job_id)
     assert ended.state is JobState.DEAD_LETTERED and ended.refunded
@@ -167,6 +168,24 @@ def test_an_answer_for_a_job_another_process_ended_delivers_nothing(
     with world.db.connect() as conn:
         assert quota.verify_serial(conn, job.serial or "").status is quota.SerialStatus.VOID
     assert world.reconciled()
+
+
+def test_an_answer_carrying_another_serial_changes_nothing(
+    world: World, identity: SigningIdentity, tmp_path: Path
+) -> None:
+    job_id = world.submit()
+    job = world.stamping.get(world.owner, job_id)
+    assert job.digest
+    cms = sign_digest(identity, bytes.fromhex(job.digest))
+
+    world.stamping.digest_signed(job_id, "X" * 22, cms)
+
+    assert world.stamping.get(world.owner, job_id).state is JobState.PREPARED
+    with pytest.raises(DocumentNotFound):
+        DirectoryStore(tmp_path / "documents").size("stamped", job_id)
+    assert world.balance().held == 1
+    world.stamping.digest_signed(job_id, job.serial or "", cms)  # the real answer still counts
+    assert world.stamping.get(world.owner, job_id).state is JobState.DONE
 
 
 def test_a_dead_lettered_task_refunds_and_can_be_redriven_as_a_new_job(

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from meterai_stamping.engine import InvalidPlaceholder, SignatureTooLarge, embed_signature
+from meterai_stamping.engine import (
+    InvalidPlaceholder,
+    SignatureTooLarge,
+    embed_signature,
+    placeholder_of,
+)
 from tests.unit.stamping.samples import SIGNATURE_SIZE, build_pdf, prepare_seal
 
 
@@ -44,3 +49,16 @@ def test_offsets_that_do_not_frame_the_placeholder_are_refused() -> None:
         embed_signature(prepared.data, prepared.contents_start + 1, prepared.contents_end, b"0")
     with pytest.raises(InvalidPlaceholder):
         embed_signature(prepared.data, 10, 20, b"0")
+
+
+def test_the_placeholder_is_found_again_in_the_prepared_file_alone() -> None:
+    """A finishing process that did not prepare the document needs nothing but its bytes."""
+    once = prepare_seal(build_pdf())
+    twice = prepare_seal(embed_signature(once.data, once.contents_start, once.contents_end, b"0"))
+    for prepared in (once, twice):  # a stamped file stamped again: the newest placeholder
+        assert placeholder_of(prepared.data) == (prepared.contents_start, prepared.contents_end)
+
+
+def test_a_file_without_a_filled_placeholder_has_none_to_find() -> None:
+    with pytest.raises(InvalidPlaceholder):
+        placeholder_of(build_pdf())

@@ -196,7 +196,7 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
         relay.start()
         broker_failing_for: Callable[[], float] = relay.failing_for
     else:
-        stamping = Stamping(db, store, _stamping_config(settings), finishes=False)
+        stamping = Stamping(db, store, _stamping_config(settings))
         outbox_age = broker_failing_for = OutboxAge(db)
 
     def resolve(key: str) -> object:

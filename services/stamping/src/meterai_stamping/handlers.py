@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -73,8 +72,6 @@ QUOTA_HINT_S = 1.0
 RATE_SAMPLE_S = 5.0
 PREPARED = "prepared"
 STAMPED = "stamped"
-PREPARED_CACHE_SIZE = 20_000
-"""Jobs remembered between submit and the signing answer (a few MB); older ones are read."""
 
 
 @dataclass(frozen=True)
@@ -101,12 +98,9 @@ class Stamping:
         *,
         committed: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        finishes: bool = True,
     ) -> None:
         """
         :param committed: called after each commit that wrote outbox rows (wakes the relay).
-        :param finishes: this process consumes signing answers; only then are the jobs it
-            prepares remembered for them.
         """
         self._db = engine
         self._store = store
@@ -114,11 +108,6 @@ class Stamping:
         self._committed = committed
         self._now = clock
         self._quota_hints: dict[str, tuple[float, int]] = {}
-        self._prepared_here: dict[str, Job] = {}
-        """Jobs this process prepared and has not seen answered: the signing answer usually
-        comes back to the process that asked, which then needs no read to finish the job."""
-        self._prepared_lock = threading.Lock()
-        self._finishes = finishes
         self._rate_sample: tuple[float, float] = (float("-inf"), 0.0)
 
     # -- commands -------------------------------------------------------------------------
@@ -233,34 +222,34 @@ class Stamping:
             source_size=len(command.pdf),
             redriven_from=command.redriven_from,
         )
-        if self._finishes:
-            with self._prepared_lock:
-                if len(self._prepared_here) >= PREPARED_CACHE_SIZE:
-                    del self._prepared_here[next(iter(self._prepared_here))]
-                self._prepared_here[job_id] = job
         return job
 
     def digest_signed(self, job_id: str, serial: str, cms: bytes) -> None:
-        with self._prepared_lock:
-            remembered = self._prepared_here.pop(job_id, None)
-        # A remembered job may have ended meanwhile in another process; finishing re-checks
-        # the state under the row lock, so the worst case is an embed done for nothing.
-        job = remembered or self._get_any(job_id)
-        if job is None or job.state is not JobState.PREPARED or job.serial != serial:
-            log.info("ignoring DigestSigned for job %s in state %s", job_id, job and job.state)
-            return
-        assert job.contents_start is not None and job.contents_end is not None
+        """Embed a signing answer and commit the stamp, once however often it arrives.
+
+        Reads no job row: the placeholder's offsets come from the prepared file itself and the
+        facts the ledger needs from the guarded update that finishes the job, so the common
+        case costs one transaction. A job that ended already has no prepared file left (or
+        is not PREPARED at commit), and the answer changes nothing.
+        """
         try:
             prepared = self._store.get(PREPARED, job_id)
-            stamped = pdf_engine.embed_signature(
-                prepared, job.contents_start, job.contents_end, cms
-            )
-        except (pdf_engine.StampError, DocumentNotFound) as error:
+        except DocumentNotFound:
+            job = self._get_any(job_id)
+            if job is None or job.state is not JobState.PREPARED or job.serial != serial:
+                log.info("ignoring DigestSigned for job %s in state %s", job_id, job and job.state)
+                return
+            self.fail(job_id, "INTERNAL", "could not embed the signature: prepared file lost")
+            return
+        try:
+            start, end = pdf_engine.placeholder_of(prepared)
+            stamped = pdf_engine.embed_signature(prepared, start, end, cms)
+        except pdf_engine.StampError as error:
             self.fail(job_id, "INTERNAL", f"could not embed the signature: {error}")
             return
         self._store.put(STAMPED, job_id, stamped)
         try:
-            finished = self._commit_done(job, serial, len(stamped))
+            finished = self._commit_done(job_id, serial, len(stamped))
         except ledger.QuotaError as error:
             # The ledger refuses to issue (hold reaped, facts invalid): no retry can fix it.
             self._store.delete(STAMPED, job_id)
@@ -273,34 +262,34 @@ class Stamping:
         ended = self._get_any(job_id)
         if ended is None or ended.state is not JobState.DONE:
             self._store.delete(STAMPED, job_id)  # it ended another way: nothing to deliver
+        log.info("ignoring DigestSigned for job %s in state %s", job_id, ended and ended.state)
 
-    def _commit_done(self, job: Job, serial: str, stamped_size: int) -> bool:
+    def _commit_done(self, job_id: str, serial: str, stamped_size: int) -> bool:
         now = self._now()
         with transaction(self._db) as conn:
-            if not JobRepository(conn).finish_prepared(job.job_id, now, stamped_size):
+            job = JobRepository(conn).finish_prepared(job_id, serial, now, stamped_size)
+            if job is None:
                 return False
             ledger.commit(
                 conn,
-                job_id=job.job_id,
-                document_digest=job.digest or "",
-                document_type=job.facts.document_type,
-                document_number=job.facts.document_number,
-                document_date=job.facts.document_date,
+                job_id=job_id,
+                document_digest=job.digest,
+                document_type=job.document_type,
+                document_number=job.document_number,
+                document_date=job.document_date,
                 now=now,
             )
             event = events_pb2.DocumentStamped(
-                job_id=job.job_id,
+                job_id=job_id,
                 serial=serial,
                 reseller_id=job.reseller_id,
-                document_digest=job.digest or "",
+                document_digest=job.digest,
             )
             enqueue_event(conn, "DocumentStamped", event.SerializeToString(), now)
         return True
 
     def fail(self, job_id: str, code: str, reason: str, *, dead_lettered: bool = False) -> None:
         """End a job that cannot be stamped, releasing its hold (the refund) in the same commit."""
-        with self._prepared_lock:
-            self._prepared_here.pop(job_id, None)
         now = self._now()
         with transaction(self._db) as conn:
             repo = JobRepository(conn)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Connection, Row
 
 from meterai_stamping.domain.jobs import DocumentFacts, Job, JobState, Placement
 
-__all__ = ["JobRepository", "jobs_table"]
+__all__ = ["FinishedJob", "JobRepository", "jobs_table"]
 
 _metadata = MetaData()
 
@@ -64,6 +65,21 @@ jobs_table = Table(
 )
 
 
+@dataclass(frozen=True)
+class FinishedJob:
+    """What committing a finished job's stamp needs (:meth:`JobRepository.finish_prepared`)."""
+
+    reseller_id: str
+    digest: str
+    document_type: str
+    document_number: str
+    document_date: date | None
+
+
+def _date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
 def _to_job(row: Row[Any]) -> Job:
     return Job(
         job_id=row.job_id,
@@ -75,7 +91,7 @@ def _to_job(row: Row[Any]) -> Job:
         facts=DocumentFacts(
             document_type=row.document_type,
             document_number=row.document_number,
-            document_date=date.fromisoformat(row.document_date) if row.document_date else None,
+            document_date=_date(row.document_date),
             document_value_idr=row.document_value_idr,
         ),
         created_at=row.created_at,
@@ -110,10 +126,18 @@ _FINISH_PREPARED = (
     update(jobs_table)
     .where(
         jobs_table.c.job_id == bindparam("b_job_id"),
+        jobs_table.c.serial == bindparam("b_serial"),
         jobs_table.c.state == JobState.PREPARED.value,
     )
     .values(
         state=JobState.DONE.value, updated_at=bindparam("b_now"), stamped_size=bindparam("b_size")
+    )
+    .returning(
+        jobs_table.c.reseller_id,
+        jobs_table.c.digest,
+        jobs_table.c.document_type,
+        jobs_table.c.document_number,
+        jobs_table.c.document_date,
     )
 )
 """Built once: the statement runs for every stamp."""
@@ -145,16 +169,28 @@ class JobRepository:
         ).first()
         return (_to_job(row), row.request_hash) if row else None
 
-    def finish_prepared(self, job_id: str, now: datetime, stamped_size: int) -> bool:
-        """Move a PREPARED job to DONE; False (nothing written) if it is in another state.
+    def finish_prepared(
+        self, job_id: str, serial: str, now: datetime, stamped_size: int
+    ) -> FinishedJob | None:
+        """Move the PREPARED job with this serial to DONE and return what its stamp needs;
+        None (nothing written) if it is in another state or has another serial.
 
-        The guarded update takes the row lock and checks the state in one statement, so a
-        job is finished once whatever answers arrive, without reading it first.
+        The guarded update takes the row lock, checks the state and returns the job's facts in
+        one statement, so a job is finished once whatever answers arrive, without reading it.
         """
-        result = self.conn.execute(
-            _FINISH_PREPARED, {"b_job_id": job_id, "b_now": now, "b_size": stamped_size}
+        row = self.conn.execute(
+            _FINISH_PREPARED,
+            {"b_job_id": job_id, "b_serial": serial, "b_now": now, "b_size": stamped_size},
+        ).first()
+        if row is None:
+            return None
+        return FinishedJob(
+            reseller_id=row.reseller_id,
+            digest=row.digest or "",
+            document_type=row.document_type,
+            document_number=row.document_number,
+            document_date=_date(row.document_date),
         )
-        return bool(result.rowcount == 1)
 
     def set_state(self, job_id: str, now: datetime, **values: Any) -> None:
         self.conn.execute(

@@ -23,7 +23,7 @@ from .errors import (
     StampError,
 )
 from .model import DocumentInfo, Limits, PageSize, PreparedDocument, Rect, Seal
-from .signature import embed_signature
+from .signature import embed_signature, placeholder_of
 from .stamp import inspect, prepare
 
 __all__ = [
@@ -49,5 +49,6 @@ __all__ = [
     "StampError",
     "embed_signature",
     "inspect",
+    "placeholder_of",
     "prepare",
 ]

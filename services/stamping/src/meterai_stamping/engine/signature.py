@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import re
 from datetime import datetime
 
 from .errors import InvalidPlaceholder, SignatureTooLarge
@@ -23,6 +24,7 @@ __all__ = [
     "SignedRegion",
     "embed_signature",
     "fill_byte_range",
+    "placeholder_of",
     "signature_dictionary",
     "update_digest",
 ]
@@ -82,6 +84,27 @@ def fill_byte_range(
     text = b"[%d %d %d %d]" % byte_range
     update[range_at : range_at + _BYTE_RANGE_WIDTH] = text.ljust(_BYTE_RANGE_WIDTH)
     return contents_start, contents_end, byte_range
+
+
+_FILLED_BYTE_RANGE = re.compile(rb"/ByteRange \[0 (\d{1,15}) (\d{1,15}) (\d{1,15})\]")
+
+
+def placeholder_of(prepared: bytes) -> tuple[int, int]:
+    """``(contents_start, contents_end)`` of the placeholder :func:`fill_byte_range` filled
+    in a prepared file, read back from its ``/ByteRange``.
+
+    The prepared file ends with our incremental update, so its last ``/ByteRange`` is ours; a
+    finishing process needs nothing but the file to embed the signature.
+    :func:`embed_signature` still checks that the offsets delimit a placeholder.
+
+    :raises InvalidPlaceholder: the file holds no filled ``/ByteRange``.
+    """
+    at = prepared.rfind(_BYTE_RANGE_KEY + b"[0 ")
+    found = _FILLED_BYTE_RANGE.match(prepared, at) if at >= 0 else None
+    if found is None:
+        raise InvalidPlaceholder("the document holds no signature placeholder to fill")
+    before_contents, after_contents = int(found[1]), int(found[2])
+    return before_contents + 1, after_contents - 1
 
 
 def update_digest(
