@@ -20,9 +20,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from meterai.stamping.v1 import stamping_pb2
@@ -573,3 +575,49 @@ def test_7_poison_job_is_dead_lettered_and_refunded(world: World) -> None:
 def _signing(world: World) -> tuple[int, int, int]:
     """(ready, unacknowledged, consumers) of the signing queue."""
     return queue_depths(world.vhost).get(SIGNING_QUEUE, (0, 0, 0))
+
+
+# -- operator view -----------------------------------------------------------------------------
+def test_admin_queues_shows_backlog_in_flight_workers_and_dead_letters(world: World) -> None:
+    """``meterai admin queues`` reports what an operator acts on, from the database and the
+    broker: with the only signing worker frozen, five submissions are backlog, the one task the
+    worker took is in flight and four wait in the queue; thawed, the backlog drains to zero."""
+    platform = world.platform
+    (worker,) = world.cluster.running_workers()
+    signal_group(platform, worker, signal.SIGSTOP)
+    try:
+        batch = submit_batch(world.client, 5, threads=1)
+        assert batch.codes() == {"OK": 5}, batch.codes()
+        wait_for("one task held, four waiting", lambda: _signing(world) == (4, 1, 1), 30)
+        stalled = _queues_report(platform)
+    finally:
+        signal_group(platform, worker, signal.SIGCONT)
+    assert stalled["summary"] == {
+        "backlog": 5,
+        "in_flight": 1,
+        "dead_lettered": _dead_lettered(platform),
+        "signing_workers": 1,
+    }
+    assert stalled["queues"]["signing"] == {"ready": 4, "consumers": 1}
+    assert stalled["outbox"]["unpublished"] == 0  # every task reached the broker
+    assert_settled(platform, world.client, world.tenant, batch.accepted)
+    drained = _queues_report(platform)
+    assert (drained["summary"]["backlog"], drained["summary"]["in_flight"]) == (0, 0)
+    assert drained["jobs"]["DONE"] >= 5
+
+
+def _queues_report(platform: DistributedPlatform) -> dict[str, Any]:
+    result = platform.cli("admin", "queues", "--json")
+    assert result.code == 0, result.stdout + result.stderr
+    report: dict[str, Any] = result.json()
+    return report
+
+
+def _dead_lettered(platform: DistributedPlatform) -> int:
+    engine = sa.create_engine(platform.env["DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            query = "SELECT count(*) FROM jobs WHERE state = 'DEAD_LETTERED'"
+            return int(conn.scalar(sa.text(query)) or 0)
+    finally:
+        engine.dispose()

@@ -593,8 +593,8 @@ def admin_init_pki(key_type: str) -> None:
 @admin.command("queues")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def admin_queues(as_json: bool) -> None:
-    """Backlog, in-flight, dead-lettered jobs and signing workers, from the database and the
-    broker."""
+    """Backlog, in-flight, dead-lettered jobs, signing workers and the outbox not yet
+    published, from the database and the broker."""
     from meterai_common.db import create_engine
     from meterai_common.messaging import (
         DEAD_LETTERS_QUEUE,
@@ -602,13 +602,21 @@ def admin_queues(as_json: bool) -> None:
         STAMPING_EVENTS,
         queue_depths,
     )
+    from meterai_common.outbox import oldest_pending_age, pending_count
     from meterai_stamping.adapters.jobs_table import JobRepository
 
     settings = _settings()
     db = create_engine(settings.database_url)
     with db.connect() as conn:
         counts = JobRepository(conn).count_by_state()
-    report: dict[str, Any] = {"jobs": counts, "queues": {}}
+    report: dict[str, Any] = {
+        "jobs": counts,
+        "outbox": {
+            "unpublished": pending_count(db),
+            "oldest_unpublished_s": round(oldest_pending_age(db), 1),
+        },
+        "queues": {},
+    }
     if settings.amqp_url:
         try:
             depths = queue_depths(
@@ -636,6 +644,11 @@ def admin_queues(as_json: bool) -> None:
     click.echo(f"dead-lettered jobs                  {summary['dead_lettered']}")
     workers = summary["signing_workers"]
     click.echo(f"signing workers (consumers)         {'embedded' if workers is None else workers}")
+    outbox = report["outbox"]
+    click.echo(
+        f"outbox not yet published            {outbox['unpublished']}"
+        f" (oldest waited {outbox['oldest_unpublished_s']:g} s)"
+    )
     for name, depth in report["queues"].items():
         click.echo(f"queue {name:<22} ready {depth['ready']:>7}  consumers {depth['consumers']}")
     click.echo("jobs by state: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -48,6 +48,7 @@ __all__ = [
     "enqueue_task",
     "oldest_pending_age",
     "outbox_table",
+    "pending_count",
     "purge_published",
 ]
 
@@ -118,6 +119,18 @@ def enqueue_task(conn: Connection, name: str, kwargs: dict[str, Any], now: datet
 def enqueue_event(conn: Connection, name: str, payload: bytes, now: datetime) -> str:
     """Queue a domain event (protobuf bytes, routed by message name) in the caller's transaction."""
     return _insert(conn, "event", name, payload, now)
+
+
+def pending_count(engine: Engine) -> int:
+    """Messages committed and not yet published (counted on the partial index of pending rows)."""
+    with reading(engine) as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(outbox_table)
+                .where(outbox_table.c.published_at.is_(None))
+            ).scalar_one()
+        )
 
 
 def oldest_pending_age(engine: Engine) -> float:
@@ -240,11 +253,7 @@ class OutboxRelay:
             log.info("outbox: deleted %d rows published over %s ago", deleted, self._retention)
 
     def pending(self) -> int:
-        with reading(self._engine) as conn:
-            rows = conn.execute(
-                select(outbox_table.c.id).where(outbox_table.c.published_at.is_(None))
-            ).all()
-        return len(rows)
+        return pending_count(self._engine)
 
     def run_once(self) -> int:
         """Publish what is pending; return how many rows were published."""
