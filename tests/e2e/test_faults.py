@@ -505,7 +505,8 @@ def test_16_sigterm_drains_the_stamping_server(world: World) -> None:
 def test_7_poison_job_is_dead_lettered_and_refunded(world: World) -> None:
     """A job that crashes every worker that takes it is dead-lettered after the signing
     queue's delivery limit, refunded, and listed by ``meterai admin dead-letters``; jobs
-    before and after it are stamped.
+    before and after it are stamped; once the cause is gone, ``--redrive`` stamps it as a new
+    job.
 
     The crash is injected from outside (no product hook): each worker that holds the poison
     task is SIGKILLed, main process and pool together, as the kernel's OOM killer would on a
@@ -570,6 +571,14 @@ def test_7_poison_job_is_dead_lettered_and_refunded(world: World) -> None:
     )
     assert [job.job_id for job in settled.jobs.values() if job.state != DONE] == [poison.job_id]
     assert len(settled.serials) == 20
+
+    # The cause fixed (nothing kills the workers any more), the operator stamps it again.
+    redriven = platform.cli("admin", "dead-letters", "--redrive", poison.job_id, "--json")
+    assert redriven.code == 0, redriven.stdout + redriven.stderr
+    (again,) = world.client.wait_terminal([redriven.json()["new_job_id"]], 60).values()
+    assert again.state == DONE, again
+    assert again.serial != final.serial
+    assert poison.job_id not in platform.cli("admin", "dead-letters").stdout
 
 
 def _signing(world: World) -> tuple[int, int, int]:
