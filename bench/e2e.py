@@ -11,8 +11,10 @@ bounded number of calls in flight, a unique idempotency key per submission, and 
 over several resellers (each reseller's quota holds serialise on its own ledger row, so one
 reseller would measure that row rather than the platform). Phases, in order:
 
-1. **Baselines**, before the platform starts: RabbitMQ confirmed persistent publishes per second
-   on one connection (py-amqp, waiting for each confirm, to a durable quorum queue like ours),
+1. **Baselines**, before the platform starts: the host's speed on two fixed workloads (a pure
+   Python loop and SHA-256, see :func:`_host_reference`), RabbitMQ confirmed persistent
+   publishes per second on one connection (py-amqp, waiting for each confirm, to a durable
+   quorum queue like ours),
    and Celery no-op tasks per second end to end (send to executed, one worker with two prefork
    processes, no result backend, Celery's defaults otherwise).
 2. **Sustained throughput** with one, then two signing worker processes: closed loop, each of
@@ -44,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import math
 import multiprocessing
@@ -582,6 +585,35 @@ def _amqp_connection(vhost: str, *, confirm: bool = False) -> amqp.Connection:
     return connection
 
 
+def _host_reference() -> dict[str, float]:
+    """CPU speed of this host now, on work that does not depend on the platform: pure Python
+    (what most of the platform's CPU is) and SHA-256 (C, with the CPU's SHA extensions).
+
+    The machine this runs on is shared: between runs days apart the same code measured 13 and
+    19 ms of CPU per stamp. These figures, taken on the idle machine before the platform starts,
+    say how fast the host was in this run, so runs can be compared.
+    """
+
+    def python_loop() -> None:
+        total = 0
+        for i in range(1_000_000):
+            total += i & 7
+
+    data = bytes(9_000_000)
+    figures: dict[str, float] = {}
+    for name, work in (
+        ("python_loop_1m_ms", python_loop),
+        ("sha256_9mb_ms", lambda: hashlib.sha256(data).digest()),
+    ):
+        samples = []
+        for _ in range(7):
+            started = time.perf_counter()
+            work()
+            samples.append((time.perf_counter() - started) * 1000)
+        figures[name] = round(sorted(samples)[len(samples) // 2], 2)
+    return figures
+
+
 def _confirmed_publish_rate(vhost: str, seconds: float) -> float:
     """Persistent 256-byte messages to a durable quorum queue, each publish waiting for its
     confirm, on one connection: what one publisher that needs each message safe can do."""
@@ -955,6 +987,7 @@ def run(plan: Plan) -> dict[str, Any]:
     try:
         _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         print("baselines ...", flush=True)
+        host = _host_reference()
         publish_rate = _confirmed_publish_rate(vhost, plan.publish_s)
         celery_rate = _celery_noop_rate(amqp_url, vhost, plan.celery_tasks, home / "noop.log")
 
@@ -1089,6 +1122,7 @@ def run(plan: Plan) -> dict[str, Any]:
             "celery": f"Celery no-op task, {plan.celery_tasks} sent on one connection, one worker "
             "with 2 prefork processes, no result backend, default acks and prefetch",
         },
+        "host_reference": host,
         "profile_cpu_percent_of_one_core": profile,
         "queued_by_stage": stages,
         "postgresql_sessions_opened_per_s": sessions,
@@ -1173,6 +1207,11 @@ def _print(results: dict[str, Any]) -> None:
         "baseline Celery no-op tasks:           "
         f"{baseline['celery_noop_tasks_per_s']:,.0f}/s"
         f" -> ours/baseline {baseline['ours_vs_celery_noop']:.3f}"
+    )
+    host = results["host_reference"]
+    print(
+        f"host speed, idle, before the platform: 1M-iteration Python loop "
+        f"{host['python_loop_1m_ms']:.0f} ms, SHA-256 of 9 MB {host['sha256_9mb_ms']:.1f} ms"
     )
     profile = results["profile_cpu_percent_of_one_core"]
     phases = list(profile)
