@@ -123,6 +123,25 @@ def test_a_signed_job_is_done_once_with_its_serial_issued(
     assert world.reconciled()
 
 
+def test_the_finishing_rate_counts_documents_done_within_the_window(
+    world: World, identity: SigningIdentity
+) -> None:
+    """What admission turns a wait limit into documents with (METERAI_BACKLOG_MAX_WAIT_MS)."""
+    window, now = timedelta(seconds=10), world.clock[0]
+    later = now + window + timedelta(seconds=1)
+
+    def rate_at(moment: datetime) -> float:
+        world.clock[0] = moment
+        return world.stamping.finishing_rate(window)
+
+    # Other tests share the database: compare with what was counted before this job.
+    before, before_later = rate_at(now), rate_at(later)
+    world.clock[0] = now
+    _signed(world, world.submit(), identity)
+    assert rate_at(now) == pytest.approx(before + 0.1)
+    assert rate_at(later) == pytest.approx(before_later)  # out of the window by then
+
+
 def test_a_replayed_submit_returns_the_same_job_and_holds_once(world: World) -> None:
     first = world.submit("same-key")
     assert world.submit("same-key") == first

@@ -44,6 +44,7 @@ def test_home_override_wins_over_the_environment(tmp_path: Path) -> None:
     [
         ("QUOTA_PORT", "eighty", "whole number"),
         ("VERIFY_PORT", "-1", "must not be negative"),
+        ("METERAI_BACKLOG_MAX_WAIT_MS", "0.5", "METERAI_BACKLOG_MAX_WAIT_MS must be a whole"),
         ("METERAI_PAYMENT_PROVIDER", "cash", "'dev' or 'gateway'"),
         ("METERAI_VERIFY_BASE_URL", "ftp://x", r"http\(s\) URL"),
     ],
@@ -53,3 +54,15 @@ def test_bad_values_fail_fast_with_the_variable_named(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({"METERAI_HOME": str(tmp_path), name: value})
+
+
+def test_admission_limits_come_from_the_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "METERAI_HOME": str(tmp_path),
+            "METERAI_BACKLOG_HIGH_WATER": "500",
+            "METERAI_BACKLOG_MAX_WAIT_MS": "750",
+        }
+    )
+    assert (settings.backlog_high_water, settings.backlog_max_wait_ms) == (500, 750)
+    assert Settings.from_env({"METERAI_HOME": str(tmp_path)}).backlog_max_wait_ms == 0

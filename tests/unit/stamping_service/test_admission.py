@@ -141,3 +141,71 @@ def test_a_call_cleared_on_arrival_is_not_refused_later_for_the_backlog() -> Non
     admission.admit("r1", platform_cleared=True)
     with pytest.raises(Overloaded):
         admission.admit("r1")
+
+
+def _timed(clock: Clock, backlog: list[int], rate: list[float], **limits: float) -> Admission:
+    """Admission with a wait limit, a backlog and a finishing rate the test moves."""
+    return Admission(
+        lambda: backlog[0],
+        lambda reseller: 0,
+        AdmissionLimits(**limits),  # type: ignore[arg-type]
+        throughput=lambda: rate[0],
+        clock=clock,
+    )
+
+
+def test_a_backlog_over_the_wait_limit_is_refused_with_the_time_it_represents() -> None:
+    clock, backlog, rate = Clock(), [49], [50.0]
+    admission = _timed(clock, backlog, rate, backlog_max_wait_s=1.0)
+    admission.refresh()
+    admission.admit("r1")  # 49 documents at 50/s: under a second of work
+    backlog[0] = 100
+    admission.refresh()
+    with pytest.raises(Overloaded, match=r"about 2.0 s of work \(limit 1 s\)") as refused:
+        admission.admit("r1")
+    assert refused.value.pushback_ms == 1000  # the second of work over the limit
+    assert admission.arrival("r1").refused is not None  # known at the edge too
+
+
+def test_the_wait_limit_follows_the_rate_as_workers_are_added() -> None:
+    clock, backlog, rate = Clock(), [100], [50.0]
+    admission = _timed(clock, backlog, rate, backlog_max_wait_s=1.0)
+    admission.refresh()
+    with pytest.raises(Overloaded):
+        admission.admit("r1")
+    rate[0] = 200.0
+    admission.refresh()  # read again only after rate_sample_s
+    with pytest.raises(Overloaded):
+        admission.admit("r1")
+    clock.now += 1.0
+    admission.refresh()
+    admission.admit("r1")  # 100 documents at 200/s: half a second of work
+
+
+def test_below_the_floor_documents_are_admitted_whatever_the_rate() -> None:
+    """A quiet platform has no recent rate; refusing then would keep the rate at zero."""
+    clock, backlog, rate = Clock(), [15], [0.0]
+    admission = _timed(clock, backlog, rate, backlog_max_wait_s=1.0, backlog_floor=16)
+    admission.refresh()
+    admission.admit("r1")
+    backlog[0] = 16
+    admission.refresh()
+    with pytest.raises(Overloaded, match="documents are waiting"):
+        admission.admit("r1")
+
+
+def test_the_high_water_mark_still_applies_under_a_wait_limit() -> None:
+    clock, backlog, rate = Clock(), [500], [1000.0]
+    admission = _timed(clock, backlog, rate, backlog_max_wait_s=10.0, backlog_high_water=500)
+    admission.refresh()
+    with pytest.raises(Overloaded, match="500 documents are waiting to be signed;"):
+        admission.admit("r1")
+
+
+def test_without_a_wait_limit_the_rate_is_never_read() -> None:
+    def unread() -> float:
+        raise AssertionError("the rate was read")
+
+    admission = Admission(lambda: 10_000, lambda r: 0, AdmissionLimits(), throughput=unread)
+    admission.refresh()
+    admission.admit("r1")

@@ -69,6 +69,10 @@ class Settings:
     """Threads signing in-process when there is no broker (embedded platform)."""
     backlog_high_water: int = 20_000
     """Documents waiting for signing above which new submissions are refused with pushback."""
+    backlog_max_wait_ms: int = 0
+    """When set, also refuse once the backlog is more than this much work at the rate the
+    platform has been finishing documents: a bound on how long an accepted document waits,
+    whatever the platform's size today. 0: only the high-water mark applies."""
     reseller_rate_per_s: float = 200.0
     """Submissions per second one reseller may make (token bucket, per stamping process)."""
     reseller_burst: int = 400
@@ -140,6 +144,7 @@ class Settings:
             max_document_pages=_int(env, "METERAI_MAX_DOCUMENT_PAGES", cls.max_document_pages),
             signing_workers=_int(env, "METERAI_SIGNING_THREADS", cls.signing_workers),
             backlog_high_water=_int(env, "METERAI_BACKLOG_HIGH_WATER", cls.backlog_high_water),
+            backlog_max_wait_ms=_int(env, "METERAI_BACKLOG_MAX_WAIT_MS", cls.backlog_max_wait_ms),
             reseller_rate_per_s=float(
                 _int(env, "METERAI_RESELLER_RATE", int(cls.reseller_rate_per_s))
             ),

@@ -4,7 +4,10 @@ Three limits, each answered with RESOURCE_EXHAUSTED, a ``grpc-retry-pushback-ms`
 client's retry policy honours, and a message a person can act on — never a hang:
 
 * the **backlog** of documents waiting for the signing tier, above a high-water mark (the
-  platform as a whole is saturated: adding workers helps, waiting helps);
+  platform as a whole is saturated: adding workers helps, waiting helps), and optionally above
+  a given amount of *work*: the backlog the platform finishes in ``backlog_max_wait_s`` at the
+  rate it has been finishing documents, so an accepted document never waits longer than that,
+  however many workers run today;
 * a **rate limit** per reseller (token bucket), so one integration's loop cannot take every
   slot;
 * an **in-flight cap** per reseller, so one reseller's 100,000-document batch cannot fill the
@@ -45,6 +48,15 @@ class BrokerUnavailable(Overloaded):
 @dataclass(frozen=True)
 class AdmissionLimits:
     backlog_high_water: int = 20_000
+    backlog_max_wait_s: float = 0.0
+    """0: off. Otherwise the backlog may hold at most this many seconds of work (never less
+    than ``backlog_floor`` documents)."""
+    backlog_floor: int = 16
+    """Documents always admitted below the high-water mark, whatever the recent rate: enough to
+    keep the signing tier busy while the rate is still unknown (a start, a quiet spell), so a
+    low rate cannot keep admission strict, which would keep the rate low."""
+    rate_sample_s: float = 1.0
+    """How often the finishing rate is read (it moves slowly: it is a rate over seconds)."""
     reseller_rate_per_s: float = 200.0
     reseller_burst: int = 400
     reseller_max_inflight: int = 5_000
@@ -79,9 +91,16 @@ class Admission:
         limits: AdmissionLimits,
         *,
         broker_failing_for: Callable[[], float] = lambda: 0.0,
+        throughput: Callable[[], float] = lambda: 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """
+        :param throughput: documents the platform has finished per second lately; read by
+            :meth:`refresh` when ``limits.backlog_max_wait_s`` is set.
+        """
         self._broker_failing_for = broker_failing_for
+        self._throughput = throughput
+        self._rate: tuple[float, float] = (float("-inf"), 0.0)
         self._backlog = backlog
         self._inflight = inflight
         self._limits = limits
@@ -118,8 +137,16 @@ class Admission:
         """
         now = self._clock()
         value = self._backlog()
+        rate = None
+        if (
+            self._limits.backlog_max_wait_s > 0
+            and now - self._rate[0] >= self._limits.rate_sample_s
+        ):
+            rate = self._throughput()
         with self._lock:
             self._samples[""] = (now, value)
+            if rate is not None:
+                self._rate = (now, rate)
 
     def admit(self, reseller_id: str, *, platform_cleared: bool = False) -> None:
         """Raise :class:`Overloaded` if this reseller's document must wait.
@@ -180,9 +207,22 @@ class Admission:
             )
 
     def _check_backlog(self, backlog: int) -> None:
-        if backlog >= self._limits.backlog_high_water:
+        limits = self._limits
+        if backlog >= limits.backlog_high_water:
             raise Overloaded(
                 f"the platform is busy: {backlog} documents are waiting to be signed", 2000
+            )
+        if limits.backlog_max_wait_s <= 0 or backlog < limits.backlog_floor:
+            return
+        rate = self._rate[1]
+        if backlog >= rate * limits.backlog_max_wait_s:
+            # Come back when about the work over the limit is done: the queue turns over.
+            wait_s = backlog / rate if rate > 0 else limits.backlog_max_wait_s
+            pushback_ms = int(min(5.0, max(0.25, wait_s - limits.backlog_max_wait_s)) * 1000)
+            raise Overloaded(
+                f"the platform is busy: {backlog} documents are waiting to be signed, about "
+                f"{wait_s:.1f} s of work (limit {limits.backlog_max_wait_s:g} s)",
+                pushback_ms,
             )
 
     def _check_inflight(self, inflight: int) -> None:

@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 from sqlalchemy import Engine
@@ -49,6 +50,9 @@ QUEUE_WAIT_TARGET_S = 0.05
 """New submissions are refused while the oldest queued one has waited longer than this."""
 SHARED_RELAY_POLL_S = 0.02
 """Outbox poll of a finishing worker, which publishes for stamping services without finishers."""
+ADMISSION_RATE_WINDOW = timedelta(seconds=10)
+"""The finishing rate that converts a wait limit (``METERAI_BACKLOG_MAX_WAIT_MS``) into
+documents: long enough to smooth bursts, short enough to follow workers being added."""
 ADMISSION_SAMPLE_S = 0.1
 """How often the backlog is sampled for admission, well inside ``AdmissionLimits.sample_s``."""
 
@@ -209,11 +213,13 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
         stamping.inflight,
         AdmissionLimits(
             backlog_high_water=settings.backlog_high_water,
+            backlog_max_wait_s=settings.backlog_max_wait_ms / 1000,
             reseller_rate_per_s=settings.reseller_rate_per_s,
             reseller_burst=settings.reseller_burst,
             reseller_max_inflight=settings.reseller_max_inflight,
         ),
         broker_failing_for=broker_failing_for,
+        throughput=lambda: stamping.finishing_rate(ADMISSION_RATE_WINDOW),
     )
     servicer = StampingServicer(stamping, authenticator, admission, settings.verify_base_url)
     pool = TimedThreadPool(GRPC_THREADS, thread_name_prefix="grpc-stamping")

@@ -450,6 +450,12 @@ class Stamping:
             return ahead, (ahead + 1) * self._config.expected_sign_ms
         return ahead, int((ahead + 1) * 1000 / per_s)
 
+    def finishing_rate(self, window: timedelta) -> float:
+        """Documents finished per second over the last ``window`` (read now, not cached)."""
+        with self._read() as conn:
+            done = JobRepository(conn).finished_since(self._now() - window)
+        return done / window.total_seconds()
+
     def _recent_rate(self) -> float:
         """Documents finished per second over the throughput window, sampled every 5 s."""
         now = time.monotonic()
@@ -457,10 +463,7 @@ class Stamping:
         if now - sampled_at < RATE_SAMPLE_S:
             return rate
         self._rate_sample = (now, rate)  # concurrent callers keep the old value meanwhile
-        window = self._config.throughput_window
-        with self._read() as conn:
-            done = JobRepository(conn).finished_since(self._now() - window)
-        rate = done / window.total_seconds()
+        rate = self.finishing_rate(self._config.throughput_window)
         self._rate_sample = (now, rate)
         return rate
 
