@@ -9,10 +9,11 @@ client's retry policy is waiting for it.
 :class:`EarlyRefusal` runs where gRPC looks up the handler of each new call, on the server's
 network thread, before the call is queued. It asks :meth:`Admission.arrival`, which reads only
 memory and never blocks. When the answer is already "no", the call gets a handler that
-neither waits for nor parses the upload and that runs on a small pool of its own (the behaviour's
-``experimental_thread_pool`` attribute, which gRPC Python honours), so refusals never wait
-behind accepted work. It also refuses while the oldest call queued for a worker has waited too
-long (the server itself, not the platform, is the bottleneck then), so its queue stays short.
+neither waits for nor parses the upload and that runs at once on the network thread (through the
+behaviour's ``experimental_thread_pool`` attribute, which gRPC Python honours), so refusals never
+wait behind accepted work, nor for another thread to be scheduled. It also refuses while the
+oldest call queued for a worker has waited too long (the server itself, not the platform, is
+the bottleneck then), so its queue stays short.
 
 A call it lets in while the platform-wide limits are known to admit (a fresh backlog sample
 below the high-water mark, the broker taking messages) carries that verdict to the servicer
@@ -57,8 +58,30 @@ def refuse(context: grpc.ServicerContext, refused: Overloaded) -> NoReturn:
     raise AssertionError("grpc's abort returned")  # pragma: no cover
 
 
+class _Inline(futures.ThreadPoolExecutor):
+    """Runs each submitted call at once, on the submitting thread, and starts no thread.
+
+    A refusal only sets a status: handing it to another thread would make it wait for that
+    thread to be scheduled and to get the interpreter lock, on a host that is saturated
+    precisely when refusals happen. gRPC Python accepts only a ``ThreadPoolExecutor`` as a
+    method's own pool (``experimental_thread_pool``), hence the subclass. The submitting
+    thread is the server's network thread; what runs here must not block.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="grpc-refusals")
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        future: futures.Future[Any] = futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # handed to the future, as a pool would
+            future.set_exception(error)
+        return future
+
+
 class _Refuse:
-    """The behaviour of a call refused early; the pool attribute routes it off the main pool."""
+    """The behaviour of a call refused early; the pool attribute runs it where it arrived."""
 
     def __init__(self, refused: Overloaded, pool: futures.ThreadPoolExecutor) -> None:
         self.experimental_thread_pool = pool
@@ -81,7 +104,6 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
         submissions are refused, so the server's queue stays short instead of growing into
         timeouts or gRPC's own concurrency limit (which refuses without a pushback). A burst on
         a quiet server is not refused: its queue drains, and the wait with it.
-    :param threads: workers of the refusal pool; refusals take well under a millisecond.
     """
 
     def __init__(
@@ -93,7 +115,6 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
         *,
         queue_wait: Callable[[], float] = lambda: 0.0,
         wait_target_s: float = 0.1,
-        threads: int = 2,
     ) -> None:
         self._method = method
         self._queue_wait = queue_wait
@@ -101,7 +122,7 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
         self._admission = admission
         self._authenticator = authenticator
         self._reseller_of = reseller_of
-        self._pool = futures.ThreadPoolExecutor(threads, thread_name_prefix="grpc-refusals")
+        self._pool = _Inline()
 
     def intercept_service(
         self,
