@@ -37,12 +37,13 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = stamping_pb2.DESCRIPTOR.services_by_name["StampingService"].full_name
 SUBMIT_METHOD = f"/{SERVICE_NAME}/SubmitDocument"
-GRPC_THREADS = 4
+GRPC_THREADS = 3
 """Calls served at once. Submissions are CPU work under one interpreter lock: more threads
 add no throughput, only contention that delays every answer, refusals included; further calls
-wait in the server's queue, which admission keeps short. Measured with ``bench/e2e.py``:
-refusal p99 103-140 ms with 4 threads, 107-230 ms with 8 or 16; 60 ms with 2, but sustained
-throughput fell from 139 to 104 stamps/s."""
+wait in the server's queue, which admission keeps short. Measured in a surge at 330/s offered
+with ``bench/e2e.py``'s topology: refusal p99 119-145 ms with 4 threads, 84-98 ms with 3, 59-98
+ms with 2; documents accepted per second 61-66 with 4 and 63-65 with 3, but 51 with 2 (too
+few threads to overlap a submission's database and disk waits)."""
 MAX_CONCURRENT_CALLS = 256
 """gRPC's own limit refuses without a pushback, so it sits well above what the queue-wait
 shedding lets wait; it only bounds memory if everything else fails."""
