@@ -434,7 +434,8 @@ def test_10_concurrent_submits_with_one_key_make_one_job(world: World) -> None:
 def test_16_sigterm_drains_the_stamping_server(world: World) -> None:
     """SIGTERM to the stamping server during ~50 uploads: health turns NOT_SERVING before the
     server goes away, RPCs in flight complete, new ones are refused as UNAVAILABLE (never a
-    half-done job); restarted, the server finishes everything and retries make one job each."""
+    half-done job); restarted, the server finishes everything and retries make one job each.
+    Calls shed as RESOURCE_EXHAUSTED while the workers are busy are retried the same way."""
     platform = world.platform
     health_channel = grpc.insecure_channel(f"127.0.0.1:{platform.base_port + 1}")
     statuses: list[int] = []
@@ -484,7 +485,11 @@ def test_16_sigterm_drains_the_stamping_server(world: World) -> None:
 
     batch = result["batch"]
     codes = batch.codes()
-    assert set(codes) <= {"OK", "UNAVAILABLE"}, (codes, [o.details for o in batch.refused][:3])
+    assert set(codes) <= {"OK", "UNAVAILABLE", "RESOURCE_EXHAUSTED"}, codes
+    # Eight uploads at once keep the server's workers busy: a "later" from load shedding is
+    # allowed (retried below like the shutdown's UNAVAILABLE), never an error that charged.
+    shed = [o.details for o in batch.outcomes if o.code == grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert all("nothing was charged" in details for details in shed), shed
     assert statuses[-1] == health_pb2.HealthCheckResponse.NOT_SERVING, statuses
     in_flight = [key for key, (start, end, _ok) in timeline.items() if start < sigterm_at < end]
     assert in_flight, "no upload was in flight at SIGTERM"

@@ -63,7 +63,9 @@ class Platform:
 
 
 @pytest.fixture
-def platform() -> Iterator[Platform]:
+def platform(request: pytest.FixtureRequest) -> Iterator[Platform]:
+    """One server worker; ``min_queued`` (indirect parameter, default 1) of the shedding."""
+    min_queued = getattr(request, "param", 1)
     backlog = [0]
     admission = Admission(
         lambda: backlog[0], lambda reseller: 0, AdmissionLimits(backlog_high_water=100)
@@ -85,6 +87,8 @@ def platform() -> Iterator[Platform]:
                 authenticator,
                 lambda p: p.reseller_id,
                 queue_wait=pool.oldest_wait,
+                queued=pool.queued,
+                min_queued=min_queued,
                 wait_target_s=0.05,
             )
         ],
@@ -161,6 +165,26 @@ def test_while_submissions_wait_too_long_for_a_worker_new_ones_are_refused(
 
     response, _call = _submit(platform)  # the queue drained: a new call is served at once
     assert response.job_id == "accepted"
+
+
+@pytest.mark.parametrize("platform", [2], indirect=True)
+def test_a_call_or_two_waiting_for_the_next_free_worker_is_not_an_overload(
+    platform: Platform,
+) -> None:
+    platform.admission.backlog()
+    occupant = _occupy_the_only_worker(platform)
+    queued = threading.Thread(target=_submit, args=(platform,), daemon=True)
+    queued.start()
+    time.sleep(0.3)  # it has waited long, but it is the only one waiting
+
+    third = threading.Thread(target=_submit, args=(platform,), daemon=True)
+    third.start()
+    time.sleep(0.2)
+    platform.servicer.release.set()
+    for caller in (occupant, queued, third):
+        caller.join(5)
+
+    assert platform.servicer.reached == 3  # all served, none refused
 
 
 def test_platform_limits_refuse_even_a_caller_not_known_yet(platform: Platform) -> None:

@@ -59,6 +59,11 @@ class TimedThreadPool(futures.ThreadPoolExecutor):
                 self._queued.popleft()
         return fn(*args, **kwargs)
 
+    def queued(self) -> int:
+        """Calls submitted and not started yet."""
+        with self._queue_lock:
+            return len(self._queued)
+
     def oldest_wait(self) -> float:
         """Seconds the oldest call not yet started has waited; 0 when none waits."""
         with self._queue_lock:

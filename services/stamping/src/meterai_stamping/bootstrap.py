@@ -48,7 +48,9 @@ MAX_CONCURRENT_CALLS = 256
 """gRPC's own limit refuses without a pushback, so it sits well above what the queue-wait
 shedding lets wait; it only bounds memory if everything else fails."""
 QUEUE_WAIT_TARGET_S = 0.05
-"""New submissions are refused while the oldest queued one has waited longer than this."""
+"""New submissions are refused while the oldest queued one has waited longer than this and a
+whole round of calls (``GRPC_THREADS``) is queued: a client sending a few calls at once to a
+busy server is not an overload."""
 SHARED_RELAY_POLL_S = 0.02
 """Outbox poll of a finishing worker, which publishes for stamping services without finishers."""
 ADMISSION_RATE_WINDOW = timedelta(seconds=10)
@@ -230,6 +232,8 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
         authenticator,
         lambda principal: principal.reseller_id,
         queue_wait=pool.oldest_wait,
+        queued=pool.queued,
+        min_queued=GRPC_THREADS,
         wait_target_s=QUEUE_WAIT_TARGET_S,
     )
     server = create_server(

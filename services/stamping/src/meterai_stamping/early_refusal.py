@@ -100,6 +100,11 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
     :param reseller_of: the reseller id of such a principal.
     :param queue_wait: seconds the oldest call queued for a server worker has waited
         (:meth:`meterai_common.grpc_server.TimedThreadPool.oldest_wait`).
+    :param queued: calls queued for a server worker
+        (:meth:`meterai_common.grpc_server.TimedThreadPool.queued`).
+    :param min_queued: shed only while at least this many calls are queued: a few calls
+        waiting for the next free worker are the normal turnover of a busy server, not an
+        overload (use the number of workers: a whole round of calls waiting).
     :param wait_target_s: while the oldest queued call has waited longer than this, new
         submissions are refused, so the server's queue stays short instead of growing into
         timeouts or gRPC's own concurrency limit (which refuses without a pushback). A burst on
@@ -114,10 +119,14 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
         reseller_of: Callable[[Any], str],
         *,
         queue_wait: Callable[[], float] = lambda: 0.0,
+        queued: Callable[[], int] = lambda: 0,
+        min_queued: int = 0,
         wait_target_s: float = 0.1,
     ) -> None:
         self._method = method
         self._queue_wait = queue_wait
+        self._queued = queued
+        self._min_queued = min_queued
         self._wait_target_s = wait_target_s
         self._admission = admission
         self._authenticator = authenticator
@@ -150,7 +159,7 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def _queue_refusal(self) -> Overloaded | None:
         waited = self._queue_wait()
-        if waited <= self._wait_target_s:
+        if waited <= self._wait_target_s or self._queued() < self._min_queued:
             return None
         return Overloaded(
             f"the stamping service is busy: submissions have waited {waited * 1000:.0f} ms "
