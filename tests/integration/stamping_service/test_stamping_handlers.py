@@ -198,6 +198,7 @@ def test_an_answer_carrying_another_serial_changes_nothing(
     cms = sign_digest(identity, bytes.fromhex(job.digest))
 
     world.stamping.digest_signed(job_id, "X" * 22, cms)
+    world.stamping.digest_signed(job_id, "X" * 22, b"\x30" * 100_000)  # does not even fit
 
     assert world.stamping.get(world.owner, job_id).state is JobState.PREPARED
     with pytest.raises(DocumentNotFound):

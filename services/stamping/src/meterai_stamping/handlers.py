@@ -234,18 +234,10 @@ class Stamping:
         """
         try:
             prepared = self._store.get(PREPARED, job_id)
-        except DocumentNotFound:
-            job = self._get_any(job_id)
-            if job is None or job.state is not JobState.PREPARED or job.serial != serial:
-                log.info("ignoring DigestSigned for job %s in state %s", job_id, job and job.state)
-                return
-            self.fail(job_id, "INTERNAL", "could not embed the signature: prepared file lost")
-            return
-        try:
             start, end = pdf_engine.placeholder_of(prepared)
             stamped = pdf_engine.embed_signature(prepared, start, end, cms)
-        except pdf_engine.StampError as error:
-            self.fail(job_id, "INTERNAL", f"could not embed the signature: {error}")
+        except (pdf_engine.StampError, DocumentNotFound) as error:
+            self._fail_if_awaiting(job_id, serial, f"could not embed the signature: {error}")
             return
         self._store.put(STAMPED, job_id, stamped)
         try:
@@ -263,6 +255,15 @@ class Stamping:
         if ended is None or ended.state is not JobState.DONE:
             self._store.delete(STAMPED, job_id)  # it ended another way: nothing to deliver
         log.info("ignoring DigestSigned for job %s in state %s", job_id, ended and ended.state)
+
+    def _fail_if_awaiting(self, job_id: str, serial: str, reason: str) -> None:
+        """Fail the job only if it still waits for this answer: an answer for a job that
+        ended (its prepared file deleted) or for another serial must not end a live job."""
+        job = self._get_any(job_id)
+        if job is None or job.state is not JobState.PREPARED or job.serial != serial:
+            log.info("ignoring DigestSigned for job %s in state %s", job_id, job and job.state)
+            return
+        self.fail(job_id, "INTERNAL", reason)
 
     def _commit_done(self, job_id: str, serial: str, stamped_size: int) -> bool:
         now = self._now()
