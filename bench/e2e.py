@@ -229,7 +229,9 @@ async def _closed_loop(
                 job = await stub.SubmitDocument(_request(pdf), metadata=metadata, timeout=30)
             except grpc.aio.AioRpcError as error:
                 errors[f"submit {error.code().name}"] += 1
-                await asyncio.sleep(0.05)
+                # Like the SDK's retry policy: come back when the server said to.
+                pushback = _pushback_ms(error)
+                await asyncio.sleep(pushback / 1000 if pushback >= 0 else 0.05)
                 continue
             future: asyncio.Future[str] = loop.create_future()
             waiting[job.job_id] = future
@@ -259,7 +261,11 @@ async def _closed_loop(
             downloaded += size
             finished.append(time.monotonic())
 
-    async with await psycopg.AsyncConnection.connect(spec.conninfo, autocommit=True) as db:
+    # Planned on every call, not prepared: a plan cached while ``jobs`` is nearly empty scans the
+    # whole table on every poll once it has grown, and that cost would be charged to the platform.
+    async with await psycopg.AsyncConnection.connect(
+        spec.conninfo, autocommit=True, prepare_threshold=None
+    ) as db:
         poller = asyncio.create_task(poll(db))
         try:
             await asyncio.gather(*(client(i) for i in range(spec.concurrency)))

@@ -342,6 +342,36 @@ class TestStampingProtocol:
             _in(engine, lambda c: _hold(c, owner, "job-2", serial=serial))
         _assert_reconciled(engine)
 
+    def test_available_is_the_balance_that_a_hold_spends(self, engine: Engine) -> None:
+        owner = _funded(engine, 3)
+        branch = _reseller(engine, "Cabang Medan", parent_id=owner)
+        _in(engine, lambda c: _hold(c, owner, "job-1"))
+        _in(engine, lambda c: _hold(c, owner, "job-2"))
+        _in(engine, lambda c: quota.release(c, job_id=J("job-2"), reason="bad pdf", now=NOW))
+        for who in (owner, branch):
+            assert _in(engine, lambda c, who=who: quota.available(c, who)) == 2
+            assert _in(engine, lambda c, who=who: quota.balance(c, who)).available == 2
+        with pytest.raises(quota.ResellerNotFound):
+            _in(engine, lambda c: quota.available(c, str(uuid.uuid4())))
+
+    def test_refunds_are_counted_per_owner(self, engine: Engine) -> None:
+        owner, other = _funded(engine, 3), _funded(engine, 3)
+        for label in ("a", "b"):
+            _in(engine, lambda c, label=label: _hold(c, owner, f"mine-{label}"))
+            _in(
+                engine,
+                lambda c, label=label: quota.release(
+                    c, job_id=J(f"mine-{label}"), reason="bad pdf", now=NOW
+                ),
+            )
+        _in(engine, lambda c: _hold(c, other, "theirs"))
+        _in(engine, lambda c: quota.release(c, job_id=J("theirs"), reason="bad pdf", now=NOW))
+        _in(engine, lambda c: _hold(c, owner, "kept"))
+        _in(engine, lambda c: _commit(c, "kept"))
+        assert _in(engine, lambda c: quota.balance(c, owner)).refunded == 2
+        assert _in(engine, lambda c: quota.balance(c, other)).refunded == 1
+        _assert_reconciled(engine)
+
     def test_a_committed_job_cannot_be_released(self, engine: Engine) -> None:
         owner = _funded(engine, 1)
         _in(engine, lambda c: _hold(c, owner, "job-1"))

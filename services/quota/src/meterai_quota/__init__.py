@@ -47,7 +47,7 @@ from .domain.model import (
 from .domain.money import UNIT_PRICE_IDR
 from .domain.serials import generate_serial, is_well_formed
 from .holds import commit, hold, reap_expired_holds, release
-from .ledger import balance, list_entries
+from .ledger import available, balance, list_entries
 from .orders import cancel_order, confirm_payment, expire_orders, get_order, list_orders, purchase
 from .reconcile import ReconcileReport, reconcile
 from .resellers import (
@@ -95,6 +95,7 @@ __all__ = [
     "Unauthenticated",
     "UnbalancedTransaction",
     "authenticate",
+    "available",
     "balance",
     "cancel_order",
     "commit",

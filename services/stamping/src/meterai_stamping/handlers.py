@@ -503,7 +503,7 @@ class Stamping:
         if hint is not None and now - hint[0] < QUOTA_HINT_S and hint[1] > 0:
             return
         with self._read() as conn:
-            available = ledger.balance(conn, owner_id).available
+            available = ledger.available(conn, owner_id)
         if len(self._quota_hints) > 100_000:
             self._quota_hints.clear()
         self._quota_hints[owner_id] = (now, available)

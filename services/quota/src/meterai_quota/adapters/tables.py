@@ -182,6 +182,7 @@ transactions = sa.Table(
     ),
     sa.UniqueConstraint("reverses_id", name="uq_transaction_reverses"),
     sa.Index("ix_transaction_job", "job_id"),
+    sa.Index("ix_transaction_owner_kind", "owner_id", "kind"),
 )
 
 entries = sa.Table(
