@@ -175,15 +175,16 @@ def balance(conn: Connection, owner_id: str) -> Balance:
     )
 
 
+_AVAILABLE = sa.select(accounts.c.balance).where(
+    accounts.c.owner_id == sa.bindparam("b_owner_id"),
+    accounts.c.kind == AccountKind.AVAILABLE.value,
+)
+
+
 def available(conn: Connection, owner_id: str) -> int:
     """Units the owner paying for ``owner_id`` can hold now: one row read, for hot paths that
     need no more of :func:`balance`."""
-    root = quota_owner_of(conn, owner_id)
-    value = conn.scalar(
-        sa.select(accounts.c.balance).where(
-            accounts.c.owner_id == root, accounts.c.kind == AccountKind.AVAILABLE.value
-        )
-    )
+    value = conn.scalar(_AVAILABLE, {"b_owner_id": quota_owner_of(conn, owner_id)})
     if value is None:
         raise ResellerNotFound(f"no quota account for {owner_id!r}")
     return int(value)

@@ -95,9 +95,13 @@ def get_reseller(conn: Connection, reseller_id: str) -> Reseller:
     return _reseller(row)
 
 
+_ROOT_OF = sa.select(resellers.c.root_id).where(resellers.c.id == sa.bindparam("b_reseller_id"))
+"""Built once: every quota check of a submit resolves the paying owner."""
+
+
 def quota_owner_of(conn: Connection, reseller_id: str) -> str:
     """The root reseller whose ledger pays for ``reseller_id``'s stamps."""
-    owner = conn.scalar(sa.select(resellers.c.root_id).where(resellers.c.id == reseller_id))
+    owner = conn.scalar(_ROOT_OF, {"b_reseller_id": reseller_id})
     if owner is None:
         raise ResellerNotFound(f"reseller {reseller_id} does not exist")
     return str(owner)

@@ -144,6 +144,24 @@ _FINISH_PREPARED = (
 
 _INSERT_JOB = jobs_table.insert()
 
+# Statements of the request path are built once: building a statement and its cache key on
+# every call costs more than the database round trip it makes.
+_GET_JOB = select(jobs_table).where(jobs_table.c.job_id == bindparam("b_job_id"))
+_GET_JOB_FOR_UPDATE = _GET_JOB.with_for_update()
+_COUNT_BACKLOG = (
+    select(func.count())
+    .select_from(jobs_table)
+    .where(jobs_table.c.state == JobState.PREPARED.value)
+)
+_COUNT_INFLIGHT = _COUNT_BACKLOG.where(jobs_table.c.reseller_id == bindparam("b_reseller_id"))
+_COUNT_FINISHED_SINCE = (
+    select(func.count())
+    .select_from(jobs_table)
+    .where(
+        jobs_table.c.state == JobState.DONE.value, jobs_table.c.updated_at >= bindparam("b_since")
+    )
+)
+
 
 class JobRepository:
     """Queries on ``jobs`` within the caller's connection/transaction."""
@@ -155,10 +173,9 @@ class JobRepository:
         self.conn.execute(_INSERT_JOB, values)
 
     def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
-        query = select(jobs_table).where(jobs_table.c.job_id == job_id)
-        if for_update and self.conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = self.conn.execute(query).first()
+        locking = for_update and self.conn.dialect.name == "postgresql"
+        query = _GET_JOB_FOR_UPDATE if locking else _GET_JOB
+        row = self.conn.execute(query, {"b_job_id": job_id}).first()
         return _to_job(row) if row else None
 
     def find_by_key(self, reseller_id: str, key: str) -> tuple[Job, str] | None:
@@ -265,17 +282,12 @@ class JobRepository:
 
     def inflight(self, reseller_id: str) -> int:
         """Jobs of one reseller waiting for the signing tier (the fairness cap counts these)."""
-        return self._count(
-            jobs_table.c.reseller_id == reseller_id,
-            jobs_table.c.state == JobState.PREPARED.value,
-        )
+        return int(self.conn.execute(_COUNT_INFLIGHT, {"b_reseller_id": reseller_id}).scalar_one())
 
     def finished_since(self, since: datetime) -> int:
         """Jobs that reached DONE after ``since`` (the platform's recent throughput)."""
-        return self._count(
-            jobs_table.c.state == JobState.DONE.value, jobs_table.c.updated_at >= since
-        )
+        return int(self.conn.execute(_COUNT_FINISHED_SINCE, {"b_since": since}).scalar_one())
 
     def backlog(self) -> int:
         """Jobs waiting for the signing tier, all resellers."""
-        return self._count(jobs_table.c.state == JobState.PREPARED.value)
+        return int(self.conn.execute(_COUNT_BACKLOG).scalar_one())
