@@ -32,6 +32,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     delete,
     func,
     select,
@@ -95,6 +96,25 @@ PURGE_BATCH = 5_000
 _INSERT = outbox_table.insert()
 """Built once: every accepted job writes outbox rows."""
 
+# A relay runs these many times a second: built once, not on every round.
+_ANY_PENDING = select(outbox_table.c.id).where(outbox_table.c.published_at.is_(None)).limit(1)
+_PENDING = (
+    select(outbox_table)
+    .where(outbox_table.c.published_at.is_(None))
+    .order_by(outbox_table.c.id)
+    .limit(bindparam("b_limit"))
+)
+_CLAIM_PENDING = _PENDING.with_for_update(skip_locked=True)
+"""The pending rows no other relay is publishing (PostgreSQL)."""
+_OLDEST_PENDING = select(func.min(outbox_table.c.created_at)).where(
+    outbox_table.c.published_at.is_(None)
+)
+_MARK_PUBLISHED = (
+    update(outbox_table)
+    .where(outbox_table.c.id.in_(bindparam("b_ids", expanding=True)))
+    .values(published_at=bindparam("b_now"))
+)
+
 
 def _insert(conn: Connection, kind: str, name: str, payload: bytes, now: datetime) -> str:
     message_id = uuid.uuid4().hex
@@ -139,9 +159,7 @@ def oldest_pending_age(engine: Engine) -> float:
     Tells any process whether the relays are keeping up with the broker, without being one.
     """
     with reading(engine) as conn:
-        oldest = conn.execute(
-            select(func.min(outbox_table.c.created_at)).where(outbox_table.c.published_at.is_(None))
-        ).scalar()
+        oldest = conn.execute(_OLDEST_PENDING).scalar()
     if oldest is None:
         return 0.0
     if oldest.tzinfo is None:  # SQLite keeps no zone; the platform writes UTC
@@ -258,22 +276,13 @@ class OutboxRelay:
     def run_once(self) -> int:
         """Publish what is pending; return how many rows were published."""
         with reading(self._engine) as conn:
-            first = conn.execute(
-                select(outbox_table.c.id).where(outbox_table.c.published_at.is_(None)).limit(1)
-            ).first()
+            first = conn.execute(_ANY_PENDING).first()
         if first is None:
             return 0
         published: list[int] = []
         with self._engine.begin() as conn:
-            query = (
-                select(outbox_table)
-                .where(outbox_table.c.published_at.is_(None))
-                .order_by(outbox_table.c.id)
-                .limit(self._batch)
-            )
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            for row in conn.execute(query).all():
+            query = _CLAIM_PENDING if conn.dialect.name == "postgresql" else _PENDING
+            for row in conn.execute(query, {"b_limit": self._batch}).all():
                 message = OutboxMessage(row.id, row.kind, row.name, row.message_id, row.payload)
                 try:
                     self._dispatch(message)
@@ -290,9 +299,5 @@ class OutboxRelay:
                 published.append(row.id)
             if published:
                 self._failing_since = None
-                conn.execute(
-                    update(outbox_table)
-                    .where(outbox_table.c.id.in_(published))
-                    .values(published_at=datetime.now(UTC))
-                )
+                conn.execute(_MARK_PUBLISHED, {"b_ids": published, "b_now": datetime.now(UTC)})
         return len(published)
