@@ -148,18 +148,11 @@ _INSERT_JOB = jobs_table.insert()
 # every call costs more than the database round trip it makes.
 _GET_JOB = select(jobs_table).where(jobs_table.c.job_id == bindparam("b_job_id"))
 _GET_JOB_FOR_UPDATE = _GET_JOB.with_for_update()
-_COUNT_BACKLOG = (
-    select(func.count())
-    .select_from(jobs_table)
-    .where(jobs_table.c.state == JobState.PREPARED.value)
-)
+_COUNT_JOBS = select(func.count()).select_from(jobs_table)
+_COUNT_BACKLOG = _COUNT_JOBS.where(jobs_table.c.state == JobState.PREPARED.value)
 _COUNT_INFLIGHT = _COUNT_BACKLOG.where(jobs_table.c.reseller_id == bindparam("b_reseller_id"))
-_COUNT_FINISHED_SINCE = (
-    select(func.count())
-    .select_from(jobs_table)
-    .where(
-        jobs_table.c.state == JobState.DONE.value, jobs_table.c.updated_at >= bindparam("b_since")
-    )
+_COUNT_FINISHED_SINCE = _COUNT_JOBS.where(
+    jobs_table.c.state == JobState.DONE.value, jobs_table.c.updated_at >= bindparam("b_since")
 )
 
 
@@ -254,11 +247,7 @@ class JobRepository:
         return self._before(state, jobs_table.c.created_at, created_before, limit)
 
     def _count(self, *where: Any) -> int:
-        return int(
-            self.conn.execute(
-                select(func.count()).select_from(jobs_table).where(*where)
-            ).scalar_one()
-        )
+        return int(self.conn.execute(_COUNT_JOBS.where(*where)).scalar_one())
 
     def queue_position(self, job: Job) -> int:
         """Prepared jobs created before this one: what the signing tier has to do first."""
