@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from meterai.stamping.v1 import stamping_pb2
+from tests.support.channels import platform_channel
 from tests.support.faults import (
     Batch,
     StampingClient,
@@ -437,7 +438,7 @@ def test_16_sigterm_drains_the_stamping_server(world: World) -> None:
     half-done job); restarted, the server finishes everything and retries make one job each.
     Calls shed as RESOURCE_EXHAUSTED while the workers are busy are retried the same way."""
     platform = world.platform
-    health_channel = grpc.insecure_channel(f"127.0.0.1:{platform.base_port + 1}")
+    health_channel = platform_channel(platform.home, platform.base_port + 1)
     statuses: list[int] = []
     watching = threading.Event()
 

@@ -205,9 +205,17 @@ class TestEmbeddedPlatform:
     def test_status_fails_when_nothing_serves(self, tmp_path: Path) -> None:
         idle = EmbeddedPlatform(tmp_path)
         idle.env = {"METERAI_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+        assert idle.cli("admin", "init-pki").code == 0
         result = idle.cli("--server", "127.0.0.1:1", "status", timeout=60)
         assert result.code == 3
         assert "UNREACHABLE" in result.stdout
+
+    def test_a_client_without_the_platform_ca_is_told_where_to_get_it(self, tmp_path: Path) -> None:
+        idle = EmbeddedPlatform(tmp_path)
+        idle.env = {"METERAI_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+        result = idle.cli("--server", "127.0.0.1:1", "status", timeout=60)
+        assert result.code == 1
+        assert "--ca" in result.stderr and "ca.crt" in result.stderr
 
     def test_ctrl_c_stops_cleanly(self, tmp_path: Path) -> None:
         import signal

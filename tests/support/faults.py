@@ -35,6 +35,7 @@ from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
 from tests.support.brokers import rabbitmqctl
+from tests.support.channels import platform_channel
 from tests.support.databases import POSTGRES_ADMIN_URL, migrated_postgres_database
 from tests.support.launch import DistributedPlatform
 
@@ -249,9 +250,7 @@ class StampingClient:
         base = platform.base_port
         options = [("grpc.max_send_message_length", 25 * 1024 * 1024), ("grpc.enable_retries", 0)]
         ports = (base, stamping_port or base + 1, base + 3)
-        self._channels = [
-            grpc.insecure_channel(f"127.0.0.1:{port}", options=options) for port in ports
-        ]
+        self._channels = [platform_channel(platform.home, port, options=options) for port in ports]
         quota, stamping, verify = self._channels
         self.quota = quota_pb2_grpc.QuotaServiceStub(quota)
         self.stamping = stamping_pb2_grpc.StampingServiceStub(stamping)

@@ -140,8 +140,16 @@ class EmbeddedPlatform(_Platform):
             "STAMPING_PORT": "0",
             "SIGNING_PORT": "0",
             "VERIFY_PORT": "0",
+            "QUOTA_MTLS_PORT": "0",
+            "STAMPING_MTLS_PORT": "0",
         }
-        for variable in ("DATABASE_URL", "AMQP_URL", "METERAI_SERVER", "METERAI_API_KEY"):
+        for variable in (
+            "DATABASE_URL",
+            "AMQP_URL",
+            "METERAI_SERVER",
+            "METERAI_API_KEY",
+            "METERAI_INSECURE",
+        ):
             self.env.pop(variable, None)
         self._spawn("up", "up")
         deadline = time.monotonic() + 60
@@ -170,7 +178,7 @@ class DistributedPlatform(_Platform):
         :param extra_env: variables set on top of the defaults above (benchmarks tune
             admission limits and the payment provider with it).
         """
-        self.base_port = free_port_block()
+        self.base_port = free_port_block(6)
         self.env = {
             **os.environ,
             "METERAI_HOME": str(self.home),
@@ -180,9 +188,11 @@ class DistributedPlatform(_Platform):
             "STAMPING_PORT": str(self.base_port + 1),
             "SIGNING_PORT": str(self.base_port + 2),
             "VERIFY_PORT": str(self.base_port + 3),
+            "QUOTA_MTLS_PORT": str(self.base_port + 4),
+            "STAMPING_MTLS_PORT": str(self.base_port + 5),
             "METERAI_PAYMENT_PROVIDER": "gateway",
         }
-        for variable in ("METERAI_SERVER", "METERAI_API_KEY"):
+        for variable in ("METERAI_SERVER", "METERAI_API_KEY", "METERAI_INSECURE"):
             self.env.pop(variable, None)
         self.env.update(extra_env or {})
         result = self.cli("admin", "init-pki")
@@ -202,8 +212,11 @@ class DistributedPlatform(_Platform):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = int(probe.getsockname()[1])
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            mtls_port = int(probe.getsockname()[1])
         env = self.env
-        self.env = {**env, "STAMPING_PORT": str(port)}
+        self.env = {**env, "STAMPING_PORT": str(port), "STAMPING_MTLS_PORT": str(mtls_port)}
         try:
             self._spawn(name, "serve", "stamping")
         finally:

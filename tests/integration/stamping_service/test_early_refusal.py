@@ -16,9 +16,11 @@ import pytest
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai_common.auth import Authenticator
 from meterai_common.grpc_server import RunningServer, TimedThreadPool, create_server
+from meterai_common.tls import TlsFiles
 from meterai_stamping.admission import Admission, AdmissionLimits
 from meterai_stamping.bootstrap import SERVICE_NAME, SUBMIT_METHOD
 from meterai_stamping.early_refusal import PUSHBACK_HEADER, EarlyRefusal, cleared_at_edge
+from tests.support.channels import platform_channel
 
 KNOWN_KEY = "key-of-a-busy-reseller"
 
@@ -63,7 +65,7 @@ class Platform:
 
 
 @pytest.fixture
-def platform(request: pytest.FixtureRequest) -> Iterator[Platform]:
+def platform(request: pytest.FixtureRequest, tls_files: TlsFiles) -> Iterator[Platform]:
     """One server worker; ``min_queued`` (indirect parameter, default 1) of the shedding."""
     min_queued = getattr(request, "param", 1)
     backlog = [0]
@@ -79,6 +81,7 @@ def platform(request: pytest.FixtureRequest) -> Iterator[Platform]:
         0,
         [(stamping_pb2_grpc.add_StampingServiceServicer_to_server, servicer)],
         [SERVICE_NAME],
+        tls=tls_files.server("stamping"),
         pool=pool,
         interceptors=[
             EarlyRefusal(
@@ -94,7 +97,7 @@ def platform(request: pytest.FixtureRequest) -> Iterator[Platform]:
         ],
     )
     authenticator(KeyOnly(KNOWN_KEY))  # resolved by an earlier call, as under load
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    channel = platform_channel(tls_files, server.port)
     try:
         yield Platform(
             server, servicer, stamping_pb2_grpc.StampingServiceStub(channel), backlog, admission

@@ -80,6 +80,7 @@ def world(database_url: str, tmp_path: Path, identity: SigningIdentity) -> Itera
             verify_base_url="https://verify.example/v",
             limits=pdf_engine.Limits(),
             signature_size=lambda: signature_size(identity),
+            signer_certificate=lambda: identity.certificates[0].dump(),
         ),
         clock=lambda: clock[0],
     )
@@ -171,6 +172,7 @@ def test_an_answer_for_a_job_another_process_ended_delivers_nothing(
             verify_base_url="https://verify.example/v",
             limits=pdf_engine.Limits(),
             signature_size=lambda: signature_size(identity),
+            signer_certificate=lambda: identity.certificates[0].dump(),
         ),
     )
     celery_body = json.dumps([[], {"job_id": job_id, "serial": "x", "digest": "y"}, {}]).encode()
@@ -279,6 +281,7 @@ def test_the_expected_wait_follows_the_recent_finishing_rate(
             verify_base_url="https://verify.example/v",
             limits=pdf_engine.Limits(),
             signature_size=lambda: 0,
+            signer_certificate=lambda: b"",
         ),
         clock=lambda: world.clock[0],
     )

@@ -2,7 +2,10 @@
 
 Addresses come from ``--server``/``METERAI_SERVER`` or, for the embedded platform, from
 ``$METERAI_HOME/platform.json`` that ``meterai up`` writes; the API key from
-``--api-key``/``METERAI_API_KEY`` or ``$METERAI_HOME/credentials.json``. Every call has a
+``--api-key``/``METERAI_API_KEY`` or ``$METERAI_HOME/credentials.json``. Calls use TLS and
+trust the platform CA in ``$METERAI_HOME/tls/ca.crt`` (or ``--ca``); with ``--client-cert`` a
+reseller authenticates by certificate on the services' client-certificate ports instead of by
+key. Plaintext only with ``--insecure``. Every call has a
 deadline, and the methods that carry an idempotency key are retried by gRPC itself on
 UNAVAILABLE / RESOURCE_EXHAUSTED (honouring server pushback), so a retried submit never makes
 a second job.
@@ -19,6 +22,7 @@ from pathlib import Path
 import grpc
 
 from meterai_common.config import Ports
+from meterai_common.tls import ClientTls, TlsFiles, secure_channel
 
 __all__ = ["Platform", "PlatformFiles", "credentials_path", "platform_path"]
 
@@ -63,10 +67,12 @@ class PlatformFiles:
 
     home: Path
 
-    def write(self, host: str, ports: Ports) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        data = {"host": host, "ports": ports.__dict__, "pid": os.getpid()}
-        platform_path(self.home).write_text(json.dumps(data, indent=2))
+    def write(self, host: str, ports: Ports, *, insecure: bool = False) -> None:
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data = {"host": host, "ports": ports.__dict__, "pid": os.getpid(), "insecure": insecure}
+        fd = os.open(platform_path(self.home), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2)
 
     def remove(self) -> None:
         platform_path(self.home).unlink(missing_ok=True)
@@ -80,12 +86,30 @@ class Platform:
     ports: Ports
     api_key: str | None
     timeout_s: float = 30.0
+    tls: ClientTls | None = None
+    """Trust anchor (and client certificate) of every channel; None only with --insecure."""
+    certificate_auth: bool = False
+    """The reseller authenticates by client certificate: quota and stamping calls go to
+    their client-certificate ports."""
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
 
     @classmethod
     def discover(
-        cls, home: Path, server: str | None, api_key: str | None, timeout_s: float = 30.0
+        cls,
+        home: Path,
+        server: str | None,
+        api_key: str | None,
+        timeout_s: float = 30.0,
+        *,
+        insecure: bool = False,
+        ca: Path | None = None,
+        client_certificate: tuple[Path, Path] | None = None,
+        tls_dir: Path | None = None,
     ) -> Platform:
+        """
+        :param ca: the platform CA to trust instead of ``$METERAI_HOME/tls/ca.crt``.
+        :param client_certificate: ``(certificate, key)`` PEM files of a reseller certificate.
+        """
         ports = Ports()
         host = "127.0.0.1"
         local = platform_path(home)
@@ -96,19 +120,22 @@ class Platform:
         if server:
             host, _, port = server.partition(":")
             if port:
-                base = int(port)
-                ports = Ports(base, base + 1, base + 2, base + 3)
-        if api_key is None and credentials_path(home).exists():
+                ports = Ports.from_base(int(port))
+        if api_key is None and client_certificate is None and credentials_path(home).exists():
             api_key = json.loads(credentials_path(home).read_text()).get("api_key")
-        return cls(host, ports, api_key, timeout_s)
+        tls = None if insecure else _client_tls(tls_dir or home / "tls", ca, client_certificate)
+        return cls(host, ports, api_key, timeout_s, tls, client_certificate is not None)
 
     def address(self, service: str) -> str:
+        if self.certificate_auth and service in ("quota", "stamping"):
+            service = f"{service}_mtls"
         return f"{self.host}:{getattr(self.ports, service)}"
 
     def channel(self, service: str) -> grpc.Channel:
         if service not in self._channels:
-            self._channels[service] = grpc.insecure_channel(
+            self._channels[service] = secure_channel(
                 self.address(service),
+                self.tls,
                 options=[
                     ("grpc.service_config", _SERVICE_CONFIG),
                     ("grpc.enable_retries", 1),
@@ -125,3 +152,23 @@ class Platform:
         for channel in self._channels.values():
             channel.close()
         self._channels.clear()
+
+
+def _client_tls(
+    directory: Path, ca: Path | None, client_certificate: tuple[Path, Path] | None
+) -> ClientTls:
+    files = TlsFiles(directory)
+    if ca is None and client_certificate is None:
+        return files.client_if_present("admin")
+    trusted = (
+        (ca or files.ca_certificate).read_bytes() if (ca or files.ca_certificate).exists() else None
+    )
+    if trusted is None:
+        raise FileNotFoundError(
+            f"no platform CA at {files.ca_certificate}: pass --ca with the platform's ca.crt "
+            "(or --insecure for a development platform started with --insecure)"
+        )
+    if client_certificate is None:
+        return ClientTls(trusted)
+    certificate, key = client_certificate
+    return ClientTls(trusted, certificate.read_bytes(), key.read_bytes())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -22,6 +23,7 @@ from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
 from meterai_cli.client import Platform
 from meterai_cli.output import emit, message_dict
 from meterai_common.config import ConfigError, Ports, Settings
+from meterai_common.tls import TlsNotConfigured
 
 __all__ = ["main"]
 
@@ -30,26 +32,70 @@ EXIT_UNREACHABLE = 3
 
 
 class Context:
-    def __init__(self, home: Path, server: str | None, api_key: str | None, timeout: float):
+    def __init__(
+        self,
+        home: Path,
+        server: str | None,
+        api_key: str | None,
+        timeout: float,
+        *,
+        insecure: bool = False,
+        ca: Path | None = None,
+        client_certificate: tuple[Path, Path] | None = None,
+    ):
         self.home = home
         self.server = server
         self.api_key = api_key
         self.timeout = timeout
+        self.insecure = insecure
+        self.ca = ca
+        self.client_certificate = client_certificate
         self._platform: Platform | None = None
 
     @property
     def platform(self) -> Platform:
         if self._platform is None:
-            self._platform = Platform.discover(self.home, self.server, self.api_key, self.timeout)
+            try:
+                self._platform = Platform.discover(
+                    self.home,
+                    self.server,
+                    self.api_key,
+                    self.timeout,
+                    insecure=self.insecure,
+                    ca=self.ca,
+                    client_certificate=self.client_certificate,
+                    tls_dir=_settings().tls_dir,
+                )
+            except (TlsNotConfigured, FileNotFoundError) as error:
+                raise click.ClickException(
+                    f"cannot set up TLS to the platform: {error}. Pass --ca with the platform's "
+                    "ca.crt (its operator has it; 'meterai up' writes it to "
+                    "$METERAI_HOME/tls/ca.crt), or --insecure only for a platform started "
+                    "with --insecure."
+                ) from None
         return self._platform
 
 
 pass_ctx = click.make_pass_decorator(Context)
 
 
+_HANDSHAKE_SIGNS = ("handshake", "ssl", "certificate", "tls", "socket closed")
+
+
 def fail_rpc(error: grpc.RpcError, what: str) -> NoReturn:
     code = error.code()
     details = error.details() or code.name
+    if code is grpc.StatusCode.UNAVAILABLE and any(
+        sign in details.lower() for sign in _HANDSHAKE_SIGNS
+    ):
+        click.echo(f"error: {what}: the TLS handshake failed ({details}).", err=True)
+        click.echo(
+            "Check that --ca (default $METERAI_HOME/tls/ca.crt) is the CA of this platform, "
+            "that a client certificate (--client-cert) is the platform's and not expired, and "
+            "that the server does not run plaintext (then use --insecure).",
+            err=True,
+        )
+        sys.exit(EXIT_UNREACHABLE)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         click.echo(f"error: {what}: the platform did not answer ({details}).", err=True)
         click.echo("Is it running? Start it with 'make run' (or 'meterai up').", err=True)
@@ -74,9 +120,41 @@ def fail_rpc(error: grpc.RpcError, what: str) -> NoReturn:
 )
 @click.option("--api-key", envvar="METERAI_API_KEY", help="Reseller API key.")
 @click.option("--timeout", default=60.0, show_default=True, help="Deadline of each call, seconds.")
+@click.option(
+    "--ca",
+    envvar="METERAI_CA",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The platform CA to trust  [default: $METERAI_HOME/tls/ca.crt].",
+)
+@click.option(
+    "--client-cert",
+    envvar="METERAI_CLIENT_CERT",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Authenticate by a reseller client certificate (PEM) instead of an API key.",
+)
+@click.option(
+    "--client-key",
+    envvar="METERAI_CLIENT_KEY",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The private key (PEM) of --client-cert.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    envvar="METERAI_INSECURE",
+    help="Plaintext gRPC, for a development machine only (servers and clients alike).",
+)
 @click.pass_context
 def cli(
-    ctx: click.Context, home: Path, server: str | None, api_key: str | None, timeout: float
+    ctx: click.Context,
+    home: Path,
+    server: str | None,
+    api_key: str | None,
+    timeout: float,
+    ca: Path | None,
+    client_cert: Path | None,
+    client_key: Path | None,
+    insecure: bool,
 ) -> None:
     """e-meterai platform: buy stamp quota, stamp PDFs with a signed e-meterai, verify them.
 
@@ -87,7 +165,17 @@ def cli(
       meterai stamp letter.pdf --page 1 --rect 400,50,520,170 --out stamped/
       meterai verify stamped/letter.pdf
     """
-    ctx.obj = Context(home.absolute(), server, api_key, timeout)
+    if (client_cert is None) != (client_key is None):
+        raise click.UsageError("--client-cert and --client-key go together")
+    ctx.obj = Context(
+        home.absolute(),
+        server,
+        api_key,
+        timeout,
+        insecure=insecure,
+        ca=ca,
+        client_certificate=(client_cert, client_key) if client_cert and client_key else None,
+    )
 
 
 # -- platform processes ---------------------------------------------------------------------
@@ -110,6 +198,10 @@ def up(verbose: bool) -> None:
             f"meterai is up: quota :{ports.quota}, stamping :{ports.stamping}, "
             f"signing :{ports.signing}, verify :{ports.verify} (state in {settings.home})"
         )
+        if settings.insecure:
+            click.echo("WARNING: plaintext gRPC (--insecure): for this machine only.", err=True)
+        else:
+            click.echo(f"TLS on every port; clients trust {settings.tls_files.ca_certificate}")
         click.echo("Try next, in another terminal:")
         click.echo("  meterai quota buy 3")
         click.echo("  meterai stamp YOUR.pdf --page 1 --rect 400,50,520,170 --out stamped/")
@@ -133,7 +225,10 @@ def serve(service: str, verbose: bool) -> None:
 
     _logging(verbose)
     settings = _settings()
-    run_service(service, settings, lambda port: click.echo(f"{service} serving on port {port}"))
+    try:
+        run_service(service, settings, lambda port: click.echo(f"{service} serving on port {port}"))
+    except TlsNotConfigured as error:
+        raise click.ClickException(str(error)) from None
 
 
 @cli.group()
@@ -582,12 +677,106 @@ def admin_create_reseller(name: str, parent: str | None, operator: bool, as_json
     show_default=True,
 )
 def admin_init_pki(key_type: str) -> None:
-    """Generate a TEST signing PKI under $METERAI_HOME/pki if none is there (dev and tests;
-    production sets METERAI_SIGNING_KEY / METERAI_SIGNING_CHAIN / METERAI_TRUST_ROOTS)."""
+    """Create the platform's TLS CA and service certificates under $METERAI_HOME/tls, and a
+    TEST signing PKI under $METERAI_HOME/pki, each only if none is there.
+
+    \b
+    The TLS folder (METERAI_TLS_DIR) gets ca.crt and, per identity (quota, stamping, signing,
+    verify, web, finishing, admin), NAME.crt / NAME.key, private to this user; distribute each
+    identity's pair to the processes that run as it, and ca.crt to every client.
+    METERAI_TLS_HOSTS adds the host names clients use to the certificates.
+    The signing PKI is for development and tests; production sets METERAI_SIGNING_KEY /
+    METERAI_SIGNING_CHAIN / METERAI_TRUST_ROOTS.
+    """
+    from meterai_common.tls import ensure_platform_tls
     from meterai_signing.pki import ensure_test_pki
 
-    pki = ensure_test_pki(_settings().pki_dir, key_type=key_type)  # type: ignore[arg-type]
+    settings = _settings()
+    files = ensure_platform_tls(settings.tls_dir, settings.tls_hosts)
+    click.echo(f"platform TLS CA and certificates in {files.directory} (CA {files.ca_certificate})")
+    pki = ensure_test_pki(settings.pki_dir, key_type=key_type)  # type: ignore[arg-type]
     click.echo(f"test PKI in {pki.directory} (root {pki.root_cert.name})")
+
+
+@admin.group("tls")
+def admin_tls() -> None:
+    """Client certificates for resellers who authenticate by certificate (mTLS)."""
+
+
+@admin_tls.command("issue-client")
+@click.option("--reseller", "reseller_id", required=True, help="The reseller's id.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for RESELLER.crt and RESELLER.key (the key is written 0600).",
+)
+@click.option(
+    "--days", default=397, show_default=True, type=click.IntRange(1, 825), help="Validity."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def admin_tls_issue_client(reseller_id: str, out_dir: Path, days: int, as_json: bool) -> None:
+    """Issue a client certificate that authenticates as one reseller, and register it.
+
+    Needs the platform CA's key ($METERAI_HOME/tls/ca.key) and the database. The reseller
+    then calls the client-certificate ports with --client-cert/--client-key, no API key.
+    """
+    import datetime
+
+    import meterai_quota as ledger
+    from meterai_common.db import create_engine, run_in_transaction
+    from meterai_common.tls import issue_reseller_certificate
+
+    settings = _settings()
+    engine = create_engine(settings.database_url)
+    try:
+        certificate, key, der = issue_reseller_certificate(
+            settings.tls_files, reseller_id, validity=datetime.timedelta(days=days)
+        )
+        try:
+            fingerprint = run_in_transaction(
+                engine, lambda conn: ledger.register_certificate(conn, reseller_id, der)
+            )
+        except ledger.QuotaError as error:
+            raise click.ClickException(str(error)) from None
+    finally:
+        engine.dispose()
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cert_path, key_path = out_dir / f"{reseller_id}.crt", out_dir / f"{reseller_id}.key"
+    cert_path.write_bytes(certificate)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    emit(
+        {
+            "reseller_id": reseller_id,
+            "fingerprint": fingerprint,
+            "certificate": str(cert_path),
+            "key": str(key_path),
+        },
+        as_json,
+    )
+
+
+@admin_tls.command("revoke-client")
+@click.argument("fingerprint")
+def admin_tls_revoke_client(fingerprint: str) -> None:
+    """Revoke a reseller's client certificate (by the fingerprint issue-client printed): it
+    is refused from the next call on, by every process."""
+    import meterai_quota as ledger
+    from meterai_common.db import create_engine, run_in_transaction
+
+    engine = create_engine(_settings().database_url)
+    try:
+        revoked = run_in_transaction(
+            engine, lambda conn: ledger.revoke_certificate(conn, fingerprint)
+        )
+    finally:
+        engine.dispose()
+    if not revoked:
+        raise click.ClickException(f"no registered, unrevoked certificate {fingerprint}")
+    click.echo(f"revoked {fingerprint}")
 
 
 @admin.command("queues")
@@ -718,11 +907,16 @@ def admin_topology() -> None:
 
 # -- helpers --------------------------------------------------------------------------------
 def _settings() -> Settings:
-    home = click.get_current_context().find_object(Context)
+    from dataclasses import replace
+
+    context = click.get_current_context().find_object(Context)
     try:
-        return Settings.from_env(home=home.home if home else None)
+        settings = Settings.from_env(home=context.home if context else None)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+    if context is not None and context.insecure:
+        settings = replace(settings, insecure=True)
+    return settings
 
 
 def _logging(verbose: bool) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from meterai_cli.client import PlatformFiles
@@ -15,6 +16,7 @@ from meterai_common.config import Ports, Settings
 from meterai_common.db import create_engine, migrate
 from meterai_common.grpc_server import wait_for_termination_signal
 from meterai_common.runtime import BrokerTransport, InProcessTransport, Transport
+from meterai_common.tls import ensure_platform_tls
 from meterai_quota.bootstrap import ensure_demo_reseller, start_quota
 from meterai_signing.bootstrap import start_signing
 from meterai_stamping.bootstrap import start_finishing, start_stamping
@@ -38,7 +40,9 @@ STAMPING_SWITCH_INTERVAL_S = 0.001
 def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
     """Run every service in this process on SQLite and an in-process bus until Ctrl-C."""
     keep_large_buffers()
-    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not settings.insecure:
+        ensure_platform_tls(settings.tls_dir, settings.tls_hosts)
     db = create_engine(settings.database_url)
     migrate(db)
     ensure_demo_reseller(db, settings.home)
@@ -47,24 +51,24 @@ def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
     started: list[Any] = []
     files = PlatformFiles(settings.home)
     try:
-        signing = start_signing(settings, bus)
+        signing = start_signing(settings, bus, db)
         started.append(signing)
-        settings = settings.with_ports(
-            Ports(
-                settings.ports.quota,
-                settings.ports.stamping,
-                signing.server.port,
-                settings.ports.verify,
-            )
-        )
+        settings = settings.with_ports(replace(settings.ports, signing=signing.server.port))
         quota = start_quota(settings, db, transport)
         started.append(quota)
         stamping = start_stamping(settings, db, transport)
         started.append(stamping)
         verify = start_verify(settings, db)
         started.append(verify)
-        ports = Ports(quota.server.port, stamping.server.port, signing.server.port, verify.port)
-        files.write(settings.server_host, ports)
+        ports = Ports(
+            quota.server.port,
+            stamping.server.port,
+            signing.server.port,
+            verify.port,
+            quota.server.mtls_port or 0,
+            stamping.server.mtls_port or 0,
+        )
+        files.write(settings.server_host, ports, insecure=settings.insecure)
         settle_garbage_collector()
         ready(ports)
         wait_for_termination_signal()
@@ -95,7 +99,7 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
     runtime: Any
     try:
         if name == "signing":
-            runtime = start_signing(settings, bus)
+            runtime = start_signing(settings, bus, db)
             port = runtime.server.port
         else:
             migrate(db)

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from meterai_common.tls import ClientTls, ServerTls, TlsFiles
+
 __all__ = ["ConfigError", "Ports", "Settings"]
 
 
@@ -31,6 +33,16 @@ class Ports:
     stamping: int = 50052
     signing: int = 50053
     verify: int = 50054
+    quota_mtls: int = 50055
+    """Quota for resellers who authenticate with a client certificate instead of a key."""
+    stamping_mtls: int = 50056
+    """Stamping for resellers who authenticate with a client certificate."""
+
+    @classmethod
+    def from_base(cls, base: int) -> Ports:
+        """The layout ``--server HOST:BASE`` means: quota at BASE, then stamping, signing,
+        verify, and the two client-certificate ports."""
+        return cls(base, base + 1, base + 2, base + 3, base + 4, base + 5)
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,14 @@ class Settings:
     reseller_burst: int = 400
     reseller_max_inflight: int = 5_000
     """Documents one reseller may have waiting for signing: the fairness cap."""
+    insecure: bool = False
+    """Serve and call gRPC in plaintext. Only ``METERAI_INSECURE=1`` / ``--insecure`` sets
+    it, for a development machine; every server then says so loudly at start-up."""
+    tls_dir_override: Path | None = None
+    """Where the platform CA and certificates are (``METERAI_TLS_DIR``); ``home/tls``."""
+    tls_hosts: tuple[str, ...] = ()
+    """Extra names and addresses put in the service certificates ``init-pki`` creates
+    (``METERAI_TLS_HOSTS``, comma-separated: the k8s Service names, a public host name)."""
     finishers: int = 4
     """Threads of the stamping service that finish signed documents (embed the signature,
     commit the stamp). 0 leaves finishing, and publishing the outbox, to ``meterai worker
@@ -91,6 +111,30 @@ class Settings:
     @property
     def pki_dir(self) -> Path:
         return self.home / "pki"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.tls_dir_override or self.home / "tls"
+
+    @property
+    def tls_files(self) -> TlsFiles:
+        return TlsFiles(self.tls_dir)
+
+    def server_tls(
+        self, identity: str, *, require_client_certificate: bool = False
+    ) -> ServerTls | None:
+        """The TLS a server of ``identity`` serves with; None in insecure mode only."""
+        if self.insecure:
+            return None
+        return self.tls_files.server(
+            identity, require_client_certificate=require_client_certificate
+        )
+
+    def client_tls(self, identity: str | None = None) -> ClientTls | None:
+        """The TLS a client uses (as the platform ``identity`` for mTLS); None if insecure."""
+        if self.insecure:
+            return None
+        return self.tls_files.client(identity)
 
     def address(self, service: str) -> str:
         """``host:port`` where clients reach ``service`` (quota, stamping, signing, verify)."""
@@ -117,7 +161,12 @@ class Settings:
             stamping=_int(env, "STAMPING_PORT", Ports.stamping),
             signing=_int(env, "SIGNING_PORT", Ports.signing),
             verify=_int(env, "VERIFY_PORT", Ports.verify),
+            quota_mtls=_int(env, "QUOTA_MTLS_PORT", Ports.quota_mtls),
+            stamping_mtls=_int(env, "STAMPING_MTLS_PORT", Ports.stamping_mtls),
         )
+        insecure = env.get("METERAI_INSECURE", "")
+        if insecure not in ("", "0", "1"):
+            raise ConfigError(f"METERAI_INSECURE must be 1 (plaintext) or 0, not {insecure!r}")
         provider = env.get("METERAI_PAYMENT_PROVIDER", "dev")
         if provider not in ("dev", "gateway"):
             raise ConfigError(
@@ -153,6 +202,11 @@ class Settings:
                 env, "METERAI_RESELLER_MAX_INFLIGHT", cls.reseller_max_inflight
             ),
             finishers=_int(env, "METERAI_STAMPING_FINISHERS", cls.finishers),
+            insecure=insecure == "1",
+            tls_dir_override=_path(env, "METERAI_TLS_DIR"),
+            tls_hosts=tuple(
+                h.strip() for h in env.get("METERAI_TLS_HOSTS", "").split(",") if h.strip()
+            ),
         )
 
 

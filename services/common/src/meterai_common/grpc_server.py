@@ -1,6 +1,6 @@
 """gRPC server construction, health reporting and graceful shutdown shared by every service.
 
-Settings follow ``shared/RELIABILITY.md``: a bounded number of concurrent RPCs so overload is
+Settings keep the guarantees the README lists: a bounded number of concurrent RPCs so overload is
 refused fast (RESOURCE_EXHAUSTED) rather than queued without limit, a receive limit that admits
 the largest accepted document, no SO_REUSEPORT (two servers silently sharing a port would split
 traffic), keepalive settings that tolerate client pings.
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from meterai_common.tls import ServerTls
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -79,6 +81,9 @@ class RunningServer:
     port: int
     health: health.HealthServicer
     service_names: tuple[str, ...]
+    mtls_port: int | None = None
+    """The port that requires a client certificate (resellers authenticating with one), if
+    this server has one."""
 
     def set_serving(self, serving: bool) -> None:
         status = (
@@ -110,6 +115,8 @@ def create_server(
     max_concurrent_rpcs: int | None = 64,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     pool: futures.ThreadPoolExecutor | None = None,
+    tls: ServerTls | None,
+    mtls_port: int | None = None,
 ) -> RunningServer:
     """Build, bind and start a server.
 
@@ -118,6 +125,10 @@ def create_server(
     :param port: 0 binds a free port; the bound port is returned.
     :param interceptors: run on the server's network thread for every new call, in order.
     :param pool: the workers that serve calls, instead of ``max_workers`` new threads.
+    :param tls: the server's certificate; ``None`` serves plaintext, which only an explicit
+        ``--insecure`` / ``METERAI_INSECURE=1`` asks for (and is announced loudly).
+    :param mtls_port: also listen here, requiring a client certificate from the platform CA
+        (resellers who authenticate with a certificate instead of a key); 0 picks a free one.
     """
     server = grpc.server(
         pool or futures.ThreadPoolExecutor(max_workers, thread_name_prefix=f"grpc-{name}"),
@@ -135,13 +146,34 @@ def create_server(
         add(servicer, server)  # type: ignore[operator]
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if tls is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        bound = server.add_secure_port(f"{host}:{port}", tls.credentials())
     if bound == 0:
         raise OSError(f"{name}: cannot bind {host}:{port} (in use?)")
+    bound_mtls: int | None = None
+    if mtls_port is not None and tls is not None:
+        bound_mtls = server.add_secure_port(
+            f"{host}:{mtls_port}", tls.credentials(require_client_certificate=True)
+        )
+        if bound_mtls == 0:
+            raise OSError(f"{name}: cannot bind {host}:{mtls_port} (in use?)")
     server.start()
-    running = RunningServer(name, server, bound, health_servicer, tuple(service_names))
+    running = RunningServer(name, server, bound, health_servicer, tuple(service_names), bound_mtls)
     running.set_serving(True)
-    log.info("%s serving on %s:%d", name, host, bound)
+    if tls is None:
+        log.warning(
+            "%s serving PLAINTEXT on %s:%d (insecure mode): API keys and documents cross the "
+            "network unencrypted; never run this way outside a development machine",
+            name,
+            host,
+            bound,
+        )
+    else:
+        mode = "TLS, client certificate required" if tls.require_client_certificate else "TLS"
+        extra = f", mTLS for resellers on :{bound_mtls}" if bound_mtls else ""
+        log.info("%s serving on %s:%d (%s%s)", name, host, bound, mode, extra)
     return running
 
 

@@ -52,11 +52,15 @@ from .orders import cancel_order, confirm_payment, expire_orders, get_order, lis
 from .reconcile import ReconcileReport, reconcile
 from .resellers import (
     authenticate,
+    authenticate_certificate,
+    certificate_fingerprint,
     create_reseller,
     get_reseller,
     issue_api_key,
     quota_owner_of,
+    register_certificate,
     revoke_api_key,
+    revoke_certificate,
 )
 from .verification import verify_serial
 
@@ -95,9 +99,11 @@ __all__ = [
     "Unauthenticated",
     "UnbalancedTransaction",
     "authenticate",
+    "authenticate_certificate",
     "available",
     "balance",
     "cancel_order",
+    "certificate_fingerprint",
     "commit",
     "confirm_payment",
     "create_reseller",
@@ -114,7 +120,9 @@ __all__ = [
     "quota_owner_of",
     "reap_expired_holds",
     "reconcile",
+    "register_certificate",
     "release",
     "revoke_api_key",
+    "revoke_certificate",
     "verify_serial",
 ]

@@ -23,7 +23,7 @@ from .domain.model import Principal, Role
 from .grpc_api import QuotaServicer
 from .holds import reap_expired_holds
 from .orders import expire_orders
-from .resellers import authenticate, create_reseller, issue_api_key
+from .resellers import authenticate, authenticate_certificate, create_reseller, issue_api_key
 
 __all__ = ["QuotaRuntime", "create_principal", "ensure_demo_reseller", "start_quota"]
 
@@ -78,11 +78,15 @@ def start_quota(settings: Settings, db: Engine, transport: Transport) -> QuotaRu
         with reading(db) as conn:
             return authenticate(conn, key)
 
+    def resolve_certificate(reseller_id: str, der: bytes) -> Principal:
+        with reading(db) as conn:
+            return authenticate_certificate(conn, reseller_id, der)
+
     relay = OutboxRelay(db, transport.dispatch)
     relay.start()
     servicer = QuotaServicer(
         db,
-        Authenticator(resolve),
+        Authenticator(resolve, resolve_certificate=resolve_certificate),
         confirm_at_once=settings.payment_provider == "dev",
         committed=relay.notify,
     )
@@ -92,6 +96,8 @@ def start_quota(settings: Settings, db: Engine, transport: Transport) -> QuotaRu
         settings.ports.quota,
         [(quota_pb2_grpc.add_QuotaServiceServicer_to_server, servicer)],
         [SERVICE_NAME],
+        tls=settings.server_tls("quota"),
+        mtls_port=settings.ports.quota_mtls,
     )
 
     def expire() -> None:

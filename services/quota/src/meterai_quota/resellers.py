@@ -27,11 +27,15 @@ from .domain.model import Principal, Reseller, Role
 __all__ = [
     "API_KEY_PREFIX",
     "authenticate",
+    "authenticate_certificate",
+    "certificate_fingerprint",
     "create_reseller",
     "get_reseller",
     "issue_api_key",
     "quota_owner_of",
+    "register_certificate",
     "revoke_api_key",
+    "revoke_certificate",
 ]
 
 API_KEY_PREFIX = "mtk_"
@@ -158,6 +162,72 @@ def revoke_api_key(conn: Connection, api_key: str, *, now: datetime | None = Non
     result = conn.execute(
         api_keys.update()
         .where(api_keys.c.key_hash == _hash(api_key), api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=_now(now))
+    )
+    return result.rowcount == 1
+
+
+def certificate_fingerprint(der: bytes) -> str:
+    """SHA-256 of a client certificate's DER, hex: how operators name it to revoke it."""
+    return hashlib.sha256(der).hexdigest()
+
+
+def _certificate_credential(fingerprint: str) -> str:
+    """A registered client certificate is a credential like a key: it is stored the same way,
+    as the hash of a name no key can have, and revoked the same way."""
+    return "cert:" + fingerprint
+
+
+def register_certificate(
+    conn: Connection, reseller_id: str, der: bytes, *, now: datetime | None = None
+) -> str:
+    """Let the client certificate ``der`` (issued for ``reseller_id``) authenticate as that
+    reseller; returns its fingerprint."""
+    get_reseller(conn, reseller_id)
+    fingerprint = certificate_fingerprint(der)
+    conn.execute(
+        api_keys.insert().values(
+            key_hash=_hash(_certificate_credential(fingerprint)),
+            reseller_id=reseller_id,
+            role=Role.RESELLER.value,
+            created_at=_now(now),
+        )
+    )
+    return fingerprint
+
+
+def authenticate_certificate(conn: Connection, reseller_id: str, der: bytes) -> Principal:
+    """Resolve a verified client certificate to its reseller, or raise
+    :class:`Unauthenticated`: it must be registered, not revoked, and registered to the very
+    reseller its certificate names."""
+    fingerprint = certificate_fingerprint(der)
+    row = conn.execute(
+        sa.select(
+            api_keys.c.role, api_keys.c.reseller_id, resellers.c.root_id, api_keys.c.revoked_at
+        )
+        .select_from(api_keys.join(resellers, resellers.c.id == api_keys.c.reseller_id))
+        .where(api_keys.c.key_hash == _hash(_certificate_credential(fingerprint)))
+    ).first()
+    if row is None or row.reseller_id != reseller_id:
+        raise Unauthenticated(
+            f"client certificate {fingerprint[:16]}... is not registered with the platform; "
+            "ask the operator for one ('meterai admin tls issue-client')"
+        )
+    if row.revoked_at is not None:
+        raise Unauthenticated(
+            f"client certificate {fingerprint[:16]}... was revoked; ask the operator for a new one"
+        )
+    return Principal(reseller_id=row.reseller_id, quota_owner_id=row.root_id, role=Role(row.role))
+
+
+def revoke_certificate(conn: Connection, fingerprint: str, *, now: datetime | None = None) -> bool:
+    """Revoke a registered client certificate by its fingerprint; ``False`` if unknown."""
+    result = conn.execute(
+        api_keys.update()
+        .where(
+            api_keys.c.key_hash == _hash(_certificate_credential(fingerprint.lower())),
+            api_keys.c.revoked_at.is_(None),
+        )
         .values(revoked_at=_now(now))
     )
     return result.rowcount == 1

@@ -4,16 +4,22 @@ Celery worker process (``meterai worker signing``)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import Engine
 
 from meterai.signing.v1 import signing_pb2, signing_pb2_grpc
 from meterai_common.bus import InProcessBus
 from meterai_common.config import Settings
+from meterai_common.db import create_engine
 from meterai_common.grpc_server import RunningServer, create_server
 from meterai_common.messaging import PikaPublisher
+from meterai_common.peer_auth import RequirePlatformPeer
 from meterai_common.tasks import SIGN_DIGEST_TASK, make_celery
 from meterai_signing.grpc_api import SigningServicer
+from meterai_signing.job_check import DatabaseJobs
 from meterai_signing.signer import Signer, load_signer_identity
 from meterai_signing.tasks import register_tasks
 
@@ -35,23 +41,40 @@ def _identity(settings: Settings) -> Any:
     return load_signer_identity(settings.signing_key, settings.signing_chain, settings.pki_dir)
 
 
-def start_signing(settings: Settings, bus: InProcessBus | None) -> SigningRuntime:
-    """Serve SigningService; with ``bus`` (embedded platform) also sign queued jobs in-process."""
+CALLERS = ("stamping", "finishing", "admin")
+"""Platform identities whose client certificate the signing port accepts: the processes
+that need the signer's chain, and the operator's command line (status)."""
+
+
+def start_signing(
+    settings: Settings, bus: InProcessBus | None, db: Engine | None = None
+) -> SigningRuntime:
+    """Serve SigningService; with ``bus`` (embedded platform) also sign queued jobs in-process.
+
+    :param db: the embedded platform's database, where in-process signing checks its jobs.
+    """
+    jobs = DatabaseJobs((lambda: db) if db is not None else _open(settings))
     if bus is not None:
-        signer = Signer(_identity(settings), events=lambda: bus)
+        signer = Signer(_identity(settings), jobs, events=lambda: bus)
         bus.register_task(SIGN_DIGEST_TASK, signer.sign_and_announce)
     else:
         url = settings.amqp_url
         assert url is not None
-        signer = Signer(_identity(settings), events=lambda: PikaPublisher(url))
+        signer = Signer(_identity(settings), jobs, events=lambda: PikaPublisher(url))
     server = create_server(
         "signing",
         settings.bind_host,
         settings.ports.signing,
         [(signing_pb2_grpc.add_SigningServiceServicer_to_server, SigningServicer(signer))],
         [SERVICE_NAME],
+        interceptors=[RequirePlatformPeer("signing", CALLERS, insecure=settings.insecure)],
+        tls=settings.server_tls("signing", require_client_certificate=True),
     )
     return SigningRuntime(server, signer)
+
+
+def _open(settings: Settings) -> Callable[[], Engine]:
+    return lambda: create_engine(settings.database_url, pool_size=2, max_overflow=2)
 
 
 def run_signing_worker(settings: Settings, concurrency: int, loglevel: str = "INFO") -> None:
@@ -67,7 +90,9 @@ def run_signing_worker(settings: Settings, concurrency: int, loglevel: str = "IN
         )
     url = settings.amqp_url
     app = make_celery(url)
-    signer = Signer(_identity(settings), events=lambda: PikaPublisher(url))
+    signer = Signer(
+        _identity(settings), DatabaseJobs(_open(settings)), events=lambda: PikaPublisher(url)
+    )
     register_tasks(app, lambda: signer)
     app.worker_main(
         [

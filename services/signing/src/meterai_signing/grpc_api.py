@@ -1,4 +1,7 @@
-"""SigningService servicer (internal): sign a digest synchronously, publish the chain."""
+"""SigningService servicer (internal): publishes the signer's chain and CMS size bound.
+
+There is deliberately no RPC that signs: a signature is made only for a committed job, from
+the signing queue (:meth:`Signer.sign_and_announce`)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from typing import Any
 import grpc
 
 from meterai.signing.v1 import signing_pb2, signing_pb2_grpc
-from meterai_common.grpc_errors import RequestError, status_from_errors
+from meterai_common.grpc_errors import status_from_errors
 from meterai_signing.signer import Signer
 
 __all__ = ["SigningServicer"]
@@ -16,13 +19,6 @@ __all__ = ["SigningServicer"]
 class SigningServicer(signing_pb2_grpc.SigningServiceServicer):
     def __init__(self, signer: Signer) -> None:
         self._signer = signer
-
-    def SignDigest(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
-            if request.digest_algorithm not in ("", "sha256"):
-                raise RequestError("INVALID_ARGUMENT", "only sha256 digests are signed")
-            cms = self._signer.sign(request.job_id, request.serial, request.digest)
-            return signing_pb2.SignDigestResponse(cms=cms)
 
     def GetCertificateChain(self, request: Any, context: grpc.ServicerContext) -> Any:
         with status_from_errors(context):

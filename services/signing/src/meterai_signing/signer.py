@@ -19,11 +19,15 @@ from typing import Protocol
 
 from meterai.events.v1 import events_pb2
 from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
+from meterai_signing.job_check import CommittedJobs
 from meterai_signing.pki import ensure_test_pki
 
 __all__ = ["EventSink", "InvalidSignRequest", "Signer", "load_signer_identity"]
 
 log = logging.getLogger(__name__)
+signatures_log = logging.getLogger("meterai.signatures")
+"""One line per signature made or refused, with job, serial and digest: the signing tier's
+record of what the platform key was used for."""
 
 _SERIAL = re.compile(r"^[0-9A-Z]{22}$")
 
@@ -57,13 +61,19 @@ def load_signer_identity(key: Path | None, chain: Path | None, pki_dir: Path) ->
 
 class Signer:
     def __init__(
-        self, identity: SigningIdentity, events: Callable[[], EventSink] | None = None
+        self,
+        identity: SigningIdentity,
+        jobs: CommittedJobs,
+        events: Callable[[], EventSink] | None = None,
     ) -> None:
         """
+        :param jobs: where a task's job, serial and digest are checked against what the
+            stamping tier committed before the key is used.
         :param events: gives the publisher for DigestSigned/SigningFailed; a factory so each
             forked worker process opens its own broker connection lazily.
         """
         self.identity = identity
+        self._jobs = jobs
         self.signature_size = signature_size(identity)
         self._events = events
         self._sink: EventSink | None = None
@@ -76,15 +86,28 @@ class Signer:
         if not _SERIAL.match(serial):
             raise InvalidSignRequest(f"serial {serial!r} is not a meterai serial")
         cms = sign_digest(self.identity, digest)
-        log.debug("signed job %s serial %s", job_id, serial)
+        signatures_log.info("signed job=%s serial=%s digest=%s", job_id, serial, digest.hex())
         return cms
 
     def sign_and_announce(self, job_id: str, serial: str, digest: str) -> None:
-        """Sign and publish the outcome. A bad request is announced as SigningFailed (no retry
-        helps); a broker failure raises so the task is delivered again.
+        """Sign and publish the outcome, for a job the stamping tier committed only.
+
+        A task for no such job (forged, or for a job that ended) is refused and logged, and
+        nothing is published: a refusal must not end a real job either. A bad request is
+        announced as SigningFailed (no retry helps); a broker or database failure raises so
+        the task is delivered again.
 
         :param digest: hex SHA-256 of the prepared document's byte ranges.
         """
+        if not isinstance(digest, str) or not self._jobs.awaiting(job_id, serial, digest):
+            signatures_log.warning(
+                "refused to sign job=%s serial=%s digest=%s: no committed job waits for a "
+                "signature over this digest",
+                str(job_id)[:64],
+                str(serial)[:64],
+                str(digest)[:128],
+            )
+            return
         try:
             cms = self.sign(job_id, serial, bytes.fromhex(digest))
         except (ValueError, InvalidSignRequest) as error:

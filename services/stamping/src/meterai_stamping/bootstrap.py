@@ -25,6 +25,7 @@ from meterai_common.messaging import DEAD_LETTERS, SIGNING_QUEUE, STAMPING_EVENT
 from meterai_common.outages import is_database_outage
 from meterai_common.outbox import OutboxRelay, oldest_pending_age
 from meterai_common.runtime import Periodic, Transport
+from meterai_common.tls import ClientTls, secure_channel
 from meterai_stamping import engine as pdf_engine
 from meterai_stamping.admission import Admission, AdmissionLimits
 from meterai_stamping.early_refusal import EarlyRefusal
@@ -60,31 +61,42 @@ ADMISSION_SAMPLE_S = 0.1
 """How often the backlog is sampled for admission, well inside ``AdmissionLimits.sample_s``."""
 
 
-class SignatureSize:
-    """Asks the signing service once how many bytes its CMS may take, then remembers it."""
+class SigningChain:
+    """Asks the signing service once for its chain, then remembers it: how many bytes its
+    CMS may take (the placeholder) and which certificate must have signed every answer."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, tls: ClientTls | None) -> None:
         self._address = address
-        self._value: int | None = None
+        self._tls = tls
+        self._chain: signing_pb2.CertificateChain | None = None
         self._lock = threading.Lock()
 
-    def __call__(self) -> int:
+    def _fetch(self) -> signing_pb2.CertificateChain:
         with self._lock:
-            if self._value is None:
-                with grpc.insecure_channel(self._address) as channel:
+            if self._chain is None:
+                with secure_channel(self._address, self._tls) as channel:
                     try:
-                        chain = signing_pb2_grpc.SigningServiceStub(channel).GetCertificateChain(
+                        self._chain = signing_pb2_grpc.SigningServiceStub(
+                            channel
+                        ).GetCertificateChain(
                             signing_pb2.GetCertificateChainRequest(),
                             timeout=10,
                             wait_for_ready=True,
                         )
                     except grpc.RpcError as error:
                         raise SigningUnavailable(
-                            f"the signing service at {self._address} is unreachable; "
-                            "nothing was charged, please retry"
+                            f"the signing service at {self._address} is unreachable "
+                            f"({error.code().name}: {error.details()}); nothing was charged, "
+                            "please retry"
                         ) from error
-                self._value = chain.signature_size
-            return self._value
+            return self._chain
+
+    def signature_size(self) -> int:
+        return self._fetch().signature_size
+
+    def signer_certificate(self) -> bytes:
+        """DER of the platform signer's certificate."""
+        return bytes(self._fetch().certificates[0])
 
 
 class SigningUnavailable(Exception):
@@ -138,16 +150,21 @@ def offline_stamping(settings: Settings, db: Engine) -> Stamping:
 
     Its outbox rows are published by the running stamping service's relay.
     """
-    return Stamping(db, open_document_store(settings.documents, db), _stamping_config(settings))
+    return Stamping(
+        db, open_document_store(settings.documents, db), _stamping_config(settings, "admin")
+    )
 
 
-def _stamping_config(settings: Settings) -> StampingConfig:
+def _stamping_config(settings: Settings, identity: str) -> StampingConfig:
+    """:param identity: the platform identity this process shows the signing service."""
+    chain = SigningChain(settings.address("signing"), settings.client_tls(identity))
     return StampingConfig(
         verify_base_url=settings.verify_base_url,
         limits=pdf_engine.Limits(
             max_bytes=settings.max_document_bytes, max_pages=settings.max_document_pages
         ),
-        signature_size=SignatureSize(settings.address("signing")),
+        signature_size=chain.signature_size,
+        signer_certificate=chain.signer_certificate,
     )
 
 
@@ -179,7 +196,7 @@ def start_finishing(settings: Settings, db: Engine, transport: Transport) -> Fin
     # wake it, so it looks often.
     relay = OutboxRelay(db, transport.dispatch, poll_interval=SHARED_RELAY_POLL_S)
     store = open_document_store(settings.documents, db)
-    stamping = Stamping(db, store, _stamping_config(settings), committed=relay.notify)
+    stamping = Stamping(db, store, _stamping_config(settings, "finishing"), committed=relay.notify)
     _finish_signed_documents(stamping, transport, max(1, settings.finishers))
     relay.start()
     return FinishingRuntime(stamping, relay)
@@ -198,19 +215,25 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
     outbox_age: OutboxAge | None = None
     if settings.finishers > 0:
         relay = OutboxRelay(db, transport.dispatch)
-        stamping = Stamping(db, store, _stamping_config(settings), committed=relay.notify)
+        stamping = Stamping(
+            db, store, _stamping_config(settings, "stamping"), committed=relay.notify
+        )
         _finish_signed_documents(stamping, transport, settings.finishers)
         relay.start()
         broker_failing_for: Callable[[], float] = relay.failing_for
     else:
-        stamping = Stamping(db, store, _stamping_config(settings))
+        stamping = Stamping(db, store, _stamping_config(settings, "stamping"))
         outbox_age = broker_failing_for = OutboxAge(db)
 
     def resolve(key: str) -> object:
         with reading(db) as conn:
             return ledger.authenticate(conn, key)
 
-    authenticator = Authenticator(resolve)
+    def resolve_certificate(reseller_id: str, der: bytes) -> object:
+        with reading(db) as conn:
+            return ledger.authenticate_certificate(conn, reseller_id, der)
+
+    authenticator = Authenticator(resolve, resolve_certificate=resolve_certificate)
     admission = Admission(
         stamping.backlog,
         stamping.inflight,
@@ -245,6 +268,8 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
         interceptors=[early_refusal],
         pool=pool,
         max_concurrent_rpcs=MAX_CONCURRENT_CALLS,
+        tls=settings.server_tls("stamping"),
+        mtls_port=settings.ports.stamping_mtls,
     )
     chores = Periodic("stamping-chores", 5.0, [stamping.redrive_stuck])
     chores.start()

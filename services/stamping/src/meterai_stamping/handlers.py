@@ -36,6 +36,7 @@ from meterai_quota import generate_serial as new_serial
 from meterai_stamping import engine as pdf_engine
 from meterai_stamping.adapters.dead_letters import DeadLetter, DeadLetterRepository
 from meterai_stamping.adapters.jobs_table import JobRepository
+from meterai_stamping.answer_check import ForgedAnswer, check_answer
 from meterai_stamping.domain.jobs import (
     IdempotencyConflict,
     Job,
@@ -80,6 +81,8 @@ class StampingConfig:
     limits: pdf_engine.Limits
     signature_size: Callable[[], int]
     """Bytes the CMS may take; asked of the signing service, which alone knows the key."""
+    signer_certificate: Callable[[], bytes]
+    """DER of the platform signer's certificate: every signing answer must verify with it."""
     redrive_after: timedelta = timedelta(seconds=60)
     job_deadline: timedelta = timedelta(hours=1)
     """A job not signed within this time fails and is refunded rather than waiting forever."""
@@ -235,13 +238,39 @@ class Stamping:
         try:
             prepared = self._store.get(PREPARED, job_id)
             start, end = pdf_engine.placeholder_of(prepared)
+            digest = hashlib.sha256(prepared[: start - 1])
+            digest.update(prepared[end + 1 :])
+            check_answer(cms, digest.digest(), self._config.signer_certificate())
             stamped = pdf_engine.embed_signature(prepared, start, end, cms)
+        except ForgedAnswer as error:
+            log.warning(
+                "rejected the signing answer for job %s serial %s: %s", job_id, serial, error
+            )
+            self._fail_if_awaiting(
+                job_id,
+                serial,
+                "the signing answer was not the platform's signature over this document; "
+                "the quota unit was refunded",
+            )
+            return
         except (pdf_engine.StampError, DocumentNotFound) as error:
             self._fail_if_awaiting(job_id, serial, f"could not embed the signature: {error}")
             return
         self._store.put(STAMPED, job_id, stamped)
         try:
-            finished = self._commit_done(job_id, serial, len(stamped))
+            finished = self._commit_done(job_id, serial, len(stamped), digest.hexdigest())
+        except ForgedAnswer as error:
+            self._store.delete(STAMPED, job_id)
+            log.warning(
+                "rejected the signing answer for job %s serial %s: %s", job_id, serial, error
+            )
+            self._fail_if_awaiting(
+                job_id,
+                serial,
+                "the signed document is not the one this job committed; the quota unit was "
+                "refunded",
+            )
+            return
         except ledger.QuotaError as error:
             # The ledger refuses to issue (hold reaped, facts invalid): no retry can fix it.
             self._store.delete(STAMPED, job_id)
@@ -265,12 +294,16 @@ class Stamping:
             return
         self.fail(job_id, "INTERNAL", reason)
 
-    def _commit_done(self, job_id: str, serial: str, stamped_size: int) -> bool:
+    def _commit_done(self, job_id: str, serial: str, stamped_size: int, digest_hex: str) -> bool:
+        """Finish the job in one transaction; rolled back if the prepared document's digest
+        is not the one the job committed (the file was changed under us)."""
         now = self._now()
         with transaction(self._db) as conn:
             job = JobRepository(conn).finish_prepared(job_id, serial, now, stamped_size)
             if job is None:
                 return False
+            if job.digest != digest_hex:
+                raise ForgedAnswer("the prepared document's digest differs from the job's")
             ledger.commit(
                 conn,
                 job_id=job_id,

@@ -46,4 +46,5 @@ def start_verify(settings: Settings, db: Engine) -> RunningServer:
         settings.ports.verify,
         [(verify_pb2_grpc.add_VerificationServiceServicer_to_server, servicer)],
         [SERVICE_NAME],
+        tls=settings.server_tls("verify"),
     )

@@ -24,21 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n meterai/signing/v1/signing.proto\x12\x12meterai.signing.v1\"]\n\x11SignDigestRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\x0c\x12\x18\n\x10\x64igest_algorithm\x18\x04 \x01(\t\"!\n\x12SignDigestResponse\x12\x0b\n\x03\x63ms\x18\x01 \x01(\x0c\"\x1c\n\x1aGetCertificateChainRequest\"@\n\x10\x43\x65rtificateChain\x12\x14\n\x0c\x63\x65rtificates\x18\x01 \x03(\x0c\x12\x16\n\x0esignature_size\x18\x02 \x01(\x05\x32\xda\x01\n\x0eSigningService\x12[\n\nSignDigest\x12%.meterai.signing.v1.SignDigestRequest\x1a&.meterai.signing.v1.SignDigestResponse\x12k\n\x13GetCertificateChain\x12..meterai.signing.v1.GetCertificateChainRequest\x1a$.meterai.signing.v1.CertificateChainb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n meterai/signing/v1/signing.proto\x12\x12meterai.signing.v1\"\x1c\n\x1aGetCertificateChainRequest\"@\n\x10\x43\x65rtificateChain\x12\x14\n\x0c\x63\x65rtificates\x18\x01 \x03(\x0c\x12\x16\n\x0esignature_size\x18\x02 \x01(\x05\x32}\n\x0eSigningService\x12k\n\x13GetCertificateChain\x12..meterai.signing.v1.GetCertificateChainRequest\x1a$.meterai.signing.v1.CertificateChainb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meterai.signing.v1.signing_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIGNDIGESTREQUEST']._serialized_start=56
-  _globals['_SIGNDIGESTREQUEST']._serialized_end=149
-  _globals['_SIGNDIGESTRESPONSE']._serialized_start=151
-  _globals['_SIGNDIGESTRESPONSE']._serialized_end=184
-  _globals['_GETCERTIFICATECHAINREQUEST']._serialized_start=186
-  _globals['_GETCERTIFICATECHAINREQUEST']._serialized_end=214
-  _globals['_CERTIFICATECHAIN']._serialized_start=216
-  _globals['_CERTIFICATECHAIN']._serialized_end=280
-  _globals['_SIGNINGSERVICE']._serialized_start=283
-  _globals['_SIGNINGSERVICE']._serialized_end=501
+  _globals['_GETCERTIFICATECHAINREQUEST']._serialized_start=56
+  _globals['_GETCERTIFICATECHAINREQUEST']._serialized_end=84
+  _globals['_CERTIFICATECHAIN']._serialized_start=86
+  _globals['_CERTIFICATECHAIN']._serialized_end=150
+  _globals['_SIGNINGSERVICE']._serialized_start=152
+  _globals['_SIGNINGSERVICE']._serialized_end=277
 # @@protoc_insertion_point(module_scope)

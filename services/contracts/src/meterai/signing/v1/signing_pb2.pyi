@@ -6,24 +6,6 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
-class SignDigestRequest(_message.Message):
-    __slots__ = ("job_id", "serial", "digest", "digest_algorithm")
-    JOB_ID_FIELD_NUMBER: _ClassVar[int]
-    SERIAL_FIELD_NUMBER: _ClassVar[int]
-    DIGEST_FIELD_NUMBER: _ClassVar[int]
-    DIGEST_ALGORITHM_FIELD_NUMBER: _ClassVar[int]
-    job_id: str
-    serial: str
-    digest: bytes
-    digest_algorithm: str
-    def __init__(self, job_id: _Optional[str] = ..., serial: _Optional[str] = ..., digest: _Optional[bytes] = ..., digest_algorithm: _Optional[str] = ...) -> None: ...
-
-class SignDigestResponse(_message.Message):
-    __slots__ = ("cms",)
-    CMS_FIELD_NUMBER: _ClassVar[int]
-    cms: bytes
-    def __init__(self, cms: _Optional[bytes] = ...) -> None: ...
-
 class GetCertificateChainRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

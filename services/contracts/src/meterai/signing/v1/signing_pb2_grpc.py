@@ -34,11 +34,6 @@ class SigningServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.SignDigest = channel.unary_unary(
-                '/meterai.signing.v1.SigningService/SignDigest',
-                request_serializer=meterai_dot_signing_dot_v1_dot_signing__pb2.SignDigestRequest.SerializeToString,
-                response_deserializer=meterai_dot_signing_dot_v1_dot_signing__pb2.SignDigestResponse.FromString,
-                _registered_method=True)
         self.GetCertificateChain = channel.unary_unary(
                 '/meterai.signing.v1.SigningService/GetCertificateChain',
                 request_serializer=meterai_dot_signing_dot_v1_dot_signing__pb2.GetCertificateChainRequest.SerializeToString,
@@ -48,14 +43,6 @@ class SigningServiceStub:
 
 class SigningServiceServicer:
     """Missing associated documentation comment in .proto file."""
-
-    def SignDigest(self, request, context):
-        """Signs the SHA-256 digest of a prepared document's byte ranges; returns a detached CMS
-        (PAdES baseline B-B).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
 
     def GetCertificateChain(self, request, context):
         """The signer's certificate chain and the exact CMS size bound the placeholder must reserve.
@@ -67,11 +54,6 @@ class SigningServiceServicer:
 
 def add_SigningServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'SignDigest': grpc.unary_unary_rpc_method_handler(
-                    servicer.SignDigest,
-                    request_deserializer=meterai_dot_signing_dot_v1_dot_signing__pb2.SignDigestRequest.FromString,
-                    response_serializer=meterai_dot_signing_dot_v1_dot_signing__pb2.SignDigestResponse.SerializeToString,
-            ),
             'GetCertificateChain': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCertificateChain,
                     request_deserializer=meterai_dot_signing_dot_v1_dot_signing__pb2.GetCertificateChainRequest.FromString,
@@ -87,33 +69,6 @@ def add_SigningServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class SigningService:
     """Missing associated documentation comment in .proto file."""
-
-    @staticmethod
-    def SignDigest(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/meterai.signing.v1.SigningService/SignDigest',
-            meterai_dot_signing_dot_v1_dot_signing__pb2.SignDigestRequest.SerializeToString,
-            meterai_dot_signing_dot_v1_dot_signing__pb2.SignDigestResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
 
     @staticmethod
     def GetCertificateChain(request,

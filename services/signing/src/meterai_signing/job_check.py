@@ -1,0 +1,62 @@
+"""The signing tier signs only what the stamping tier committed.
+
+A sign task names a job, its serial and the digest of its prepared document. Before the key is
+used, the signer looks that triple up among the jobs still waiting for a signature: a task
+published by anyone else (a broker credential is not a licence to sign), a replay for a job
+that ended, or a digest that differs from the one committed, is refused and logged, and no
+signature is made. The lookup is one primary-key read, on a read-only connection.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+import sqlalchemy as sa
+
+__all__ = ["CommittedJobs", "DatabaseJobs"]
+
+_AWAITING = sa.text(
+    "SELECT 1 FROM jobs WHERE job_id = :job_id AND serial = :serial AND digest = :digest "
+    "AND state = 'PREPARED'"
+)
+
+
+class CommittedJobs(Protocol):
+    """Where the signer checks that a sign task stands for a job the platform committed."""
+
+    def awaiting(self, job_id: str, serial: str, digest_hex: str) -> bool:
+        """True if job ``job_id`` was committed with this serial and digest and still waits
+        for its signature."""
+        ...
+
+
+class DatabaseJobs:
+    """:class:`CommittedJobs` on the platform database.
+
+    The engine is opened per process (lazily, after Celery's prefork pool forked), because a
+    connection pool must not be shared across a fork.
+    """
+
+    def __init__(self, open_engine: Callable[[], sa.Engine]) -> None:
+        """:param open_engine: opens this process's engine (called again after a fork)."""
+        self._open = open_engine
+        self._engine: sa.Engine | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def _db(self) -> sa.Engine:
+        with self._lock:
+            if self._engine is None or self._pid != os.getpid():
+                self._engine = self._open()
+                self._pid = os.getpid()
+            return self._engine
+
+    def awaiting(self, job_id: str, serial: str, digest_hex: str) -> bool:
+        with self._db().connect() as conn:
+            row = conn.execute(
+                _AWAITING, {"job_id": job_id, "serial": serial, "digest": digest_hex.lower()}
+            ).first()
+        return row is not None

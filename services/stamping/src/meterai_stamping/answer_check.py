@@ -1,0 +1,105 @@
+"""Finishing trusts no signing answer it has not checked.
+
+A ``DigestSigned`` event arrives over the broker; whoever can publish there could otherwise
+make the platform issue a serial and charge a unit for a garbage signature, or for a genuine
+signature over some other document. Before anything is committed, the returned CMS must:
+
+* parse as a CMS ``SignedData`` with exactly one signer;
+* carry a ``message-digest`` signed attribute equal to the digest of the job's prepared byte
+  ranges (and ``content-type`` id-data, as PAdES requires);
+* bind, through ``signing-certificate-v2`` when present, the platform signer's certificate;
+* verify: the signature over the DER of the signed attributes, with the public key of the
+  platform signer's certificate (not one the CMS itself brings).
+
+This costs one public-key verification per stamp (tens of microseconds for RSA-2048), far
+below the price of issuing a serial for a forgery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from asn1crypto import cms
+from cryptography import x509 as cx509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+__all__ = ["ForgedAnswer", "check_answer"]
+
+
+class ForgedAnswer(Exception):
+    """The signing answer is not the platform signer's signature over this job's digest."""
+
+    code = "INTERNAL"
+
+
+def _attribute(signed_attrs: cms.CMSAttributes, name: str) -> object | None:
+    for attribute in signed_attrs:
+        if attribute["type"].native == name:
+            values = attribute["values"]
+            if len(values) != 1:
+                raise ForgedAnswer(f"the {name} attribute must have exactly one value")
+            return values[0]
+    return None
+
+
+def check_answer(cms_der: bytes, digest: bytes, signer_certificate_der: bytes) -> None:
+    """Raise :class:`ForgedAnswer` unless ``cms_der`` is the platform signer's signature over
+    ``digest``.
+
+    :param digest: SHA-256 of the job's prepared byte ranges.
+    :param signer_certificate_der: the platform signer's certificate, from the signing service.
+    """
+    try:
+        info = cms.ContentInfo.load(cms_der, strict=True)
+        if info["content_type"].native != "signed_data":
+            raise ForgedAnswer("the answer is not a CMS SignedData")
+        signed_data = info["content"]
+        signer_infos = signed_data["signer_infos"]
+        if len(signer_infos) != 1:
+            raise ForgedAnswer(f"the answer has {len(signer_infos)} signers, not one")
+        signer = signer_infos[0]
+        signed_attrs = signer["signed_attrs"]
+        if not signed_attrs:
+            raise ForgedAnswer("the answer has no signed attributes")
+        message_digest = _attribute(signed_attrs, "message_digest")
+        content_type = _attribute(signed_attrs, "content_type")
+        signing_certificate = _attribute(signed_attrs, "signing_certificate_v2")
+        signature = signer["signature"].native
+        algorithm = signer["signature_algorithm"].signature_algo
+        digest_algorithm = signer["digest_algorithm"]["algorithm"].native
+        # The signature covers the attributes as a universal SET OF, not as the [0] field
+        # they are encoded in.
+        signed_bytes = b"\x31" + signed_attrs.dump()[1:]
+    except ForgedAnswer:
+        raise
+    except (ValueError, TypeError, KeyError) as error:
+        raise ForgedAnswer(f"the answer is not a well-formed CMS: {error}") from None
+    if digest_algorithm != "sha256":
+        raise ForgedAnswer(f"the answer uses digest {digest_algorithm}, not sha256")
+    if content_type is None or content_type.native != "data":  # type: ignore[attr-defined]
+        raise ForgedAnswer("the answer's content-type attribute is not id-data")
+    if message_digest is None or message_digest.native != digest:  # type: ignore[attr-defined]
+        raise ForgedAnswer("the answer signs another digest than this job's document")
+    if signing_certificate is not None:
+        expected = hashlib.sha256(signer_certificate_der).digest()
+        bound = [c["cert_hash"].native for c in signing_certificate["certs"]]  # type: ignore[index]
+        if expected not in bound:
+            raise ForgedAnswer("the answer names another signer certificate than the platform's")
+    _verify(signer_certificate_der, algorithm, signature, signed_bytes)
+
+
+def _verify(certificate_der: bytes, algorithm: str, signature: bytes, data: bytes) -> None:
+    public_key = cx509.load_der_x509_certificate(certificate_der).public_key()
+    try:
+        if isinstance(public_key, rsa.RSAPublicKey) and algorithm == "rsassa_pkcs1v15":
+            public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(public_key, ec.EllipticCurvePublicKey) and algorithm == "ecdsa":
+            public_key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+        else:
+            raise ForgedAnswer(f"the answer's signature algorithm {algorithm} is not the signer's")
+    except InvalidSignature:
+        raise ForgedAnswer(
+            "the answer's signature does not verify with the platform signer's key"
+        ) from None
