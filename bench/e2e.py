@@ -62,7 +62,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -135,6 +135,8 @@ class Plan:
     the host's speed; what does not fit is refused with pushback."""
     publish_s: float = 3.0
     celery_tasks: int = 6_000
+    insecure: bool = False
+    """Run every channel in plaintext (``--insecure``): the comparison that prices TLS."""
 
     @classmethod
     def quick(cls) -> Plan:
@@ -166,6 +168,8 @@ class LoadSpec:
     warmup_s: float = 0.0
     rate_per_s: float = 0.0
     concurrency: int = 48
+    ca: bytes | None = None
+    """The platform CA the load generator trusts; None runs plaintext (``--insecure``)."""
 
 
 Record = tuple[float, float, str, str, str, int]
@@ -337,7 +341,14 @@ async def _drive(spec: LoadSpec, ready: Any, go: Any) -> dict[str, Any]:
         ("grpc.enable_retries", 0),
         ("grpc.lb_policy_name", "round_robin"),
     ]
-    async with grpc.aio.insecure_channel(spec.target, options=options) as channel:
+    channel_of = (
+        grpc.aio.insecure_channel(spec.target, options=options)
+        if spec.ca is None
+        else grpc.aio.secure_channel(
+            spec.target, grpc.ssl_channel_credentials(spec.ca), options=options
+        )
+    )
+    async with channel_of as channel:
         await asyncio.wait_for(channel.channel_ready(), 30)
         stub = stamping_pb2_grpc.StampingServiceStub(channel)
         ready.set()
@@ -788,8 +799,14 @@ def _create_resellers(database_url: str, count: int) -> list[str]:
         engine.dispose()
 
 
-def _buy_quota(address: str, api_keys: Iterable[str], units: int) -> None:
-    with grpc.insecure_channel(address) as channel:
+def _channel(address: str, ca: bytes | None) -> grpc.Channel:
+    if ca is None:
+        return grpc.insecure_channel(address)
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(ca))
+
+
+def _buy_quota(address: str, api_keys: Iterable[str], units: int, ca: bytes | None) -> None:
+    with _channel(address, ca) as channel:
         stub = quota_pb2_grpc.QuotaServiceStub(channel)
         for key in api_keys:
             order = stub.PurchaseQuota(
@@ -801,13 +818,13 @@ def _buy_quota(address: str, api_keys: Iterable[str], units: int) -> None:
                 raise RuntimeError("the dev payment provider did not credit the order at once")
 
 
-def _wait_serving(ports: list[int], timeout: float = 60) -> None:
+def _wait_serving(ports: list[int], ca: bytes | None, timeout: float = 60) -> None:
     """Wait until the stamping process on each port answers its health check."""
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     deadline = time.monotonic() + timeout
     for port in ports:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with _channel(f"127.0.0.1:{port}", ca) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 try:
@@ -1014,15 +1031,17 @@ def run(plan: Plan) -> dict[str, Any]:
                 "METERAI_RESELLER_BURST": "1000000",
                 "METERAI_RESELLER_MAX_INFLIGHT": "1000000",
                 "METERAI_STAMPING_FINISHERS": "0",
+                **({"METERAI_INSECURE": "1"} if plan.insecure else {}),
             },
         )
+        ca = None if plan.insecure else (home / "tls" / "ca.crt").read_bytes()
         platform.add_finisher("finisher-1")
         keys = tuple(_create_resellers(database_url, plan.resellers))
-        _buy_quota(f"127.0.0.1:{platform.base_port}", keys, plan.units_per_reseller)
+        _buy_quota(f"127.0.0.1:{platform.base_port}", keys, plan.units_per_reseller, ca)
         _wait_workers(platform, 1)
         ports = [platform.base_port + 1]
         ports += [platform.add_stamping(f"stamping-{i}") for i in range(2, STAMPING_PROCESSES + 1)]
-        _wait_serving(ports)
+        _wait_serving(ports, ca)
         profiler = Profiler(platform, database, conninfo)
         # Clients spread calls over every stamping process (gRPC round-robin balancing).
         target = "ipv4:" + ",".join(f"127.0.0.1:{port}" for port in ports)
@@ -1036,6 +1055,7 @@ def run(plan: Plan) -> dict[str, Any]:
                 plan.sustained_s,
                 warmup_s=plan.warmup_s,
                 concurrency=plan.closed_clients,
+                ca=ca,
             )
 
         profile: dict[str, dict[str, float]] = {}
@@ -1069,6 +1089,7 @@ def run(plan: Plan) -> dict[str, Any]:
             plan.latency_s,
             rate_per_s=LATENCY_RATE_PER_S,
             concurrency=plan.open_max_inflight,
+            ca=ca,
         )
         outcome = phase("latency_at_150_per_s", open_spec)
         _settle(conninfo)
@@ -1084,6 +1105,7 @@ def run(plan: Plan) -> dict[str, Any]:
             plan.surge_s,
             rate_per_s=surge_rate,
             concurrency=plan.open_max_inflight,
+            ca=ca,
         )
         outcome = phase("surge", surge_spec)
         _settle(conninfo)
@@ -1267,20 +1289,28 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="short phases and a 15 s surge, no JSON: a check that the bench runs",
     )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="every channel in plaintext, to price TLS against the same run; results go to "
+        "bench/results/e2e-insecure.json",
+    )
     args = parser.parse_args(argv)
     # Run as a script, this file's folder is on sys.path instead of the repository root that
     # makes ``tests.support`` (the platform launcher) and ``bench`` importable.
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
 
-    results = run(Plan.quick() if args.quick else Plan())
+    plan = Plan.quick() if args.quick else Plan()
+    results = run(replace(plan, insecure=args.insecure))
     _print(results)
     if args.quick:
         print("quick run: short phases, figures not to quote; results not written")
         return
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(_json_safe(results), indent=2) + "\n")
-    print(f"results in {RESULTS.relative_to(REPO)}")
+    path = RESULTS.with_name("e2e-insecure.json") if args.insecure else RESULTS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_json_safe(results), indent=2) + "\n")
+    print(f"results in {path.relative_to(REPO)}")
 
 
 if __name__ == "__main__":

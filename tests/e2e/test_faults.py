@@ -9,7 +9,7 @@ DONE or refunded, serials unique and verifiable, quota conserved, outbox drained
 server up, one running signing worker) before each test, so one test's fault is not the next
 test's starting point.
 
-Test numbers refer to the list in ``shared/RELIABILITY.md``.
+Test numbers are the fault list of the README's guarantees table; they are stable names.
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ def test_3_broker_bounce_during_submissions_stamps_each_acknowledged_job_once(
     assert set(codes) <= {"OK", "UNAVAILABLE"}, codes
     slow = [o for o in batch.outcomes if o.elapsed > deadline_s + 1]
     assert not slow, f"{len(slow)} calls hung past their deadline: {slow[:3]}"
-    assert codes.get("OK", 0) >= 100, codes
+    assert codes.get("OK", 0) >= 100, (codes, sorted({o.details for o in batch.refused}))
     assert resumed_s < 30
     settled = assert_settled(world.platform, world.client, world.tenant, batch.accepted)
     assert set(batch.accepted) <= set(settled.serials)

@@ -1,8 +1,8 @@
 """RabbitMQ through pika: the only module that imports pika.
 
 Domain events ("DigestSigned", "DocumentStamped", ...) travel on the durable topic exchange
-``meterai.events`` with the protobuf message name as routing key. Guarantees, with the reasons
-in ``shared/RELIABILITY.md``:
+``meterai.events`` with the protobuf message name as routing key. Guarantees (the README
+lists them with the tests that hold us to them):
 
 * publish: persistent messages, ``mandatory`` and publisher confirms, so a publish returns only
   once the broker has taken responsibility (an unroutable or refused message raises);

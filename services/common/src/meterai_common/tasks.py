@@ -1,7 +1,7 @@
 """The Celery application shared by task senders (stamping) and the signing workers.
 
 Both sides build the app from the same function so queue names, serialisation and delivery
-guarantees cannot drift apart. Settings follow ``shared/RELIABILITY.md``: late acks with
+guarantees cannot drift apart. Settings keep the README's delivery guarantees: late acks with
 reject-on-worker-lost (a killed worker's task is redelivered, never lost), prefetch 1 (a slow
 signature does not strand tasks behind it), publisher confirms (a send returns only once the
 broker has the task), a quorum queue with a delivery limit and dead-lettering, JSON only, no
