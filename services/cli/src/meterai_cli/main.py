@@ -12,7 +12,7 @@ import logging
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 import grpc
@@ -20,13 +20,11 @@ import grpc
 from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
 from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
 from meterai_cli.client import Platform
-from meterai_cli.output import emit, message_dict
+from meterai_cli.keys import keys
+from meterai_cli.output import EXIT_REFUSED, EXIT_UNREACHABLE, emit, fail_rpc, message_dict
 from meterai_common.config import ConfigError, Ports, Settings
 
 __all__ = ["main"]
-
-EXIT_REFUSED = 1
-EXIT_UNREACHABLE = 3
 
 
 class Context:
@@ -45,17 +43,6 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
-
-
-def fail_rpc(error: grpc.RpcError, what: str) -> NoReturn:
-    code = error.code()
-    details = error.details() or code.name
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        click.echo(f"error: {what}: the platform did not answer ({details}).", err=True)
-        click.echo("Is it running? Start it with 'make run' (or 'meterai up').", err=True)
-        sys.exit(EXIT_UNREACHABLE)
-    click.echo(f"error: {what}: {code.name}: {details}", err=True)
-    sys.exit(EXIT_REFUSED)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -110,6 +97,7 @@ def up(verbose: bool) -> None:
             f"meterai is up: quota :{ports.quota}, stamping :{ports.stamping}, "
             f"signing :{ports.signing}, verify :{ports.verify} (state in {settings.home})"
         )
+        click.echo(f"payment provider: {settings.payment_provider or 'dev'}")
         click.echo("Try next, in another terminal:")
         click.echo("  meterai quota buy 3")
         click.echo("  meterai stamp YOUR.pdf --page 1 --rect 400,50,520,170 --out stamped/")
@@ -133,7 +121,10 @@ def serve(service: str, verbose: bool) -> None:
 
     _logging(verbose)
     settings = _settings()
-    run_service(service, settings, lambda port: click.echo(f"{service} serving on port {port}"))
+    try:
+        run_service(service, settings, lambda port: click.echo(f"{service} serving on port {port}"))
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @cli.group()
@@ -523,7 +514,11 @@ def jobs_list(ctx: Context, page_size: int, page_token: str, as_json: bool) -> N
 # -- administration -------------------------------------------------------------------------
 @cli.group()
 def admin() -> None:
-    """Operator commands that work on the database directly (DATABASE_URL)."""
+    """Operator commands: most work on the database directly (DATABASE_URL); ``keys`` calls
+    the running quota service."""
+
+
+admin.add_command(keys)
 
 
 @admin.command("migrate")

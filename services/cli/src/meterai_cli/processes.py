@@ -15,6 +15,7 @@ from meterai_common.config import Ports, Settings
 from meterai_common.db import create_engine, migrate
 from meterai_common.grpc_server import wait_for_termination_signal
 from meterai_common.runtime import BrokerTransport, InProcessTransport, Transport
+from meterai_quota.adapters.payments import choose_payment_provider
 from meterai_quota.bootstrap import ensure_demo_reseller, start_quota
 from meterai_signing.bootstrap import start_signing
 from meterai_stamping.bootstrap import start_finishing, start_stamping
@@ -38,6 +39,7 @@ STAMPING_SWITCH_INTERVAL_S = 0.001
 def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
     """Run every service in this process on SQLite and an in-process bus until Ctrl-C."""
     keep_large_buffers()
+    payments = choose_payment_provider(settings.payment_provider, default="dev")
     settings.home.mkdir(parents=True, exist_ok=True)
     db = create_engine(settings.database_url)
     migrate(db)
@@ -57,7 +59,7 @@ def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
                 settings.ports.verify,
             )
         )
-        quota = start_quota(settings, db, transport)
+        quota = start_quota(settings, db, transport, payments)
         started.append(quota)
         stamping = start_stamping(settings, db, transport)
         started.append(stamping)
@@ -81,6 +83,12 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
     keep_large_buffers()
     if name not in SERVICES:
         raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
+    # Decided before anything starts: a quota service without a provider named must not run.
+    payments = (
+        choose_payment_provider(settings.payment_provider, default=None)
+        if name == "quota"
+        else None
+    )
     bus: InProcessBus | None = None
     transport: Transport
     if settings.amqp_url is None:
@@ -100,7 +108,8 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
         else:
             migrate(db)
             if name == "quota":
-                runtime = start_quota(settings, db, transport)
+                assert payments is not None
+                runtime = start_quota(settings, db, transport, payments)
                 port = runtime.server.port
             elif name == "stamping":
                 # Short GIL turns: a refusal or a health check needs the interpreter for

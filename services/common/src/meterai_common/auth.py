@@ -1,8 +1,13 @@
 """API-key authentication shared by the reseller-facing servicers.
 
 Resellers send their key in the ``x-api-key`` metadata entry. The reseller is always derived
-from the key, never from a request field. Resolved keys are cached briefly so a surge of calls
-does not turn into a surge of key lookups; a revoked key stops working within the cache TTL.
+from the key, never from a request field. Every call resolves its key afresh (one primary-key
+read), so a key revoked in any process is refused by every process on its very next call: no
+decision to admit a call is ever taken from memory.
+
+What is kept in memory is only the principal of keys seen recently, for :meth:`Authenticator.known`:
+the overload shedding in front of the stamping service uses it to refuse a busy reseller before
+its upload arrives. That memory may be stale; it is only ever used to refuse, never to admit.
 """
 
 from __future__ import annotations
@@ -29,41 +34,50 @@ class MissingApiKey(Exception):
 
 
 class Authenticator(Generic[P]):
-    """Turns the caller's API key into a principal via ``resolve`` (which raises if unknown)."""
+    """Turns the caller's API key into a principal via ``resolve`` (which raises if the key is
+    unknown, revoked or expired), on every call.
 
-    def __init__(self, resolve: Callable[[str], P], *, ttl_s: float = 30.0) -> None:
+    :param remember_s: how long :meth:`known` remembers a key's principal after it was last
+        resolved.
+    """
+
+    _MAX_REMEMBERED = 10_000
+
+    def __init__(self, resolve: Callable[[str], P], *, remember_s: float = 30.0) -> None:
         self._resolve = resolve
-        self._ttl = ttl_s
-        self._cache: dict[str, tuple[float, P]] = {}
+        self._remember_s = remember_s
+        self._seen: dict[str, tuple[float, P]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, context: grpc.ServicerContext) -> P:
         key = _api_key(context.invocation_metadata())
         if key is None:
             raise MissingApiKey()
-        now = time.monotonic()
+        try:
+            principal = self._resolve(key)
+        except Exception:
+            with self._lock:
+                self._seen.pop(key, None)
+            raise
+        until = time.monotonic() + self._remember_s
         with self._lock:
-            hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        principal = self._resolve(key)
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (now + self._ttl, principal)
+            if len(self._seen) >= self._MAX_REMEMBERED and key not in self._seen:
+                self._seen.clear()
+            self._seen[key] = (until, principal)
         return principal
 
     def known(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> P | None:
         """The principal of a key resolved recently, or None: never calls ``resolve``.
 
-        For decisions that must not wait on the key store (refusing early under overload);
-        an unknown or expired key is left to :meth:`__call__`.
+        Only for decisions that refuse (shedding load before the upload arrives): the answer
+        may be stale, a key revoked since is still reported here until the next call resolves
+        it, and that call is refused by :meth:`__call__`.
         """
         key = _api_key(metadata or ())
         if key is None:
             return None
         with self._lock:
-            hit = self._cache.get(key)
+            hit = self._seen.get(key)
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
 
