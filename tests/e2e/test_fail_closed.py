@@ -1,10 +1,12 @@
 """The platform fails closed, checked on real processes: a revoked API key is refused by every
 service process on its very next call, a rotated key lives its grace period and no longer, and a
 quota service started without a payment provider named refuses to start instead of selling
-quota for nothing."""
+quota for nothing; and everything the platform keeps under its home is its user's alone."""
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,12 +14,30 @@ from pathlib import Path
 import pytest
 
 from meterai_quota.api_keys import key_id_of
+from tests.support.corpus import CORPUS
 from tests.support.launch import METERAI, DistributedPlatform, EmbeddedPlatform, _Platform
+
+
+def _loose_leftovers(home: Path) -> None:
+    """What an older version left in a home: readable by everyone."""
+    old = os.umask(0o022)
+    try:
+        (home / "documents" / "stamped").mkdir(parents=True)
+        (home / "documents" / "stamped" / "old.pdf").write_bytes(b"%PDF-1.7")
+        (home / "documents").chmod(0o755)
+        (home / "notes.txt").write_text("left by hand")
+        home.chmod(0o755)
+    finally:
+        os.umask(old)
+
+
+DOCUMENT = CORPUS / "minimal-document.pdf"
 
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPlatform]:
     platform = EmbeddedPlatform(tmp_path_factory.mktemp("embedded"))
+    _loose_leftovers(platform.home)
     platform.start()
     yield platform
     platform.stop()
@@ -28,7 +48,9 @@ def distributed(
     tmp_path_factory: pytest.TempPathFactory, postgres_url: str, amqp_url: str
 ) -> Iterator[DistributedPlatform]:
     platform = DistributedPlatform(tmp_path_factory.mktemp("distributed"))
-    platform.start(postgres_url, amqp_url, workers=0)
+    _loose_leftovers(platform.home)
+    platform.start(postgres_url, amqp_url, workers=1, extra_env={"METERAI_STAMPING_FINISHERS": "0"})
+    platform.add_finisher("finisher-1")
     yield platform
     platform.stop()
 
@@ -154,3 +176,59 @@ def test_start_up_logs_name_the_payment_provider_in_force(
     assert "payment provider 'gateway' in force" in distributed.log("quota")
     assert "payment provider 'dev' in force" in embedded.log("up")
     assert "no money is collected" in embedded.log("up")
+
+
+# -- private home ---------------------------------------------------------------------------
+def _readable_by_others(home: Path) -> list[str]:
+    loose = []
+    for root, dirs, files in os.walk(home):
+        for name in (*dirs, *files):
+            path = Path(root, name)
+            mode = stat.S_IMODE(path.lstat().st_mode)
+            wanted = 0o700 if path.is_dir() else 0o600
+            if mode != wanted:
+                loose.append(f"{path.relative_to(home)} {mode:o}")
+    mode = stat.S_IMODE(home.stat().st_mode)
+    return loose + ([f". {mode:o}"] if mode != 0o700 else [])
+
+
+@pytest.mark.parametrize("kind", ["embedded", "distributed"])
+def test_every_file_under_the_home_is_0600_in_0700_folders(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    platform: _Platform = request.getfixturevalue(kind)
+    operator_key = _operator(platform)
+    _, api_key = _reseller(platform, operator_key)
+    bought = platform.cli("quota", "buy", "1", "--json", api_key=api_key)
+    assert bought.code == 0, bought.stderr
+    if bought.json()["state"] != "ORDER_STATE_PAID":
+        order_id = str(bought.json()["order_id"])
+        confirmed = platform.cli(
+            "quota",
+            "confirm",
+            order_id,
+            "--reference",
+            f"pay-{order_id}",
+            "--amount",
+            "10000",
+            api_key=operator_key,
+        )
+        assert confirmed.code == 0, confirmed.stderr
+    stamped = platform.cli(
+        "stamp",
+        str(DOCUMENT),
+        "--rect",
+        "380,60,520,200",
+        "--out",
+        str(tmp_path),
+        api_key=api_key,
+    )
+    assert stamped.code == 0, stamped.stderr
+    home = platform.home
+    written = {path.name for path in home.rglob("*")}
+    expected = {"pki", "documents", "notes.txt", "old.pdf"} | (
+        {"meterai.db", "credentials.json", "platform.json"} if kind == "embedded" else set()
+    )
+    assert expected <= written, written
+    assert any(path.suffix == ".pdf" and path.name != "old.pdf" for path in home.rglob("*"))
+    assert _readable_by_others(home) == []

@@ -526,7 +526,7 @@ def admin_migrate() -> None:
     """Create or upgrade the database schema."""
     from meterai_common.db import create_engine, migrate
 
-    settings = _settings()
+    settings = _private_settings()
     migrate(create_engine(settings.database_url))
     click.echo("database is at the latest schema")
 
@@ -561,7 +561,7 @@ def admin_create_reseller(name: str, parent: str | None, operator: bool, as_json
     from meterai_common.db import create_engine, migrate, transaction
     from meterai_quota.bootstrap import create_principal
 
-    settings = _settings()
+    settings = _private_settings()
     db = create_engine(settings.database_url)
     migrate(db)
     with transaction(db) as conn:
@@ -581,7 +581,7 @@ def admin_init_pki(key_type: str) -> None:
     production sets METERAI_SIGNING_KEY / METERAI_SIGNING_CHAIN / METERAI_TRUST_ROOTS)."""
     from meterai_signing.pki import ensure_test_pki
 
-    pki = ensure_test_pki(_settings().pki_dir, key_type=key_type)  # type: ignore[arg-type]
+    pki = ensure_test_pki(_private_settings().pki_dir, key_type=key_type)  # type: ignore[arg-type]
     click.echo(f"test PKI in {pki.directory} (root {pki.root_cert.name})")
 
 
@@ -664,7 +664,7 @@ def admin_dead_letters(redrive_job: str | None, limit: int, after: int, as_json:
     from meterai_common.db import create_engine
     from meterai_stamping.bootstrap import offline_stamping
 
-    settings = _settings()
+    settings = _private_settings()
     stamping = offline_stamping(settings, create_engine(settings.database_url))
     if redrive_job:
         try:
@@ -718,6 +718,16 @@ def _settings() -> Settings:
         return Settings.from_env(home=home.home if home else None)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
+
+
+def _private_settings() -> Settings:
+    """Settings for a command that writes under $METERAI_HOME: the home is made private first
+    (umask 077, existing entries tightened)."""
+    from meterai_common.private_home import make_home_private
+
+    settings = _settings()
+    make_home_private(settings.home)
+    return settings
 
 
 def _logging(verbose: bool) -> None:

@@ -14,6 +14,7 @@ from meterai_common.bus import InProcessBus
 from meterai_common.config import Ports, Settings
 from meterai_common.db import create_engine, migrate
 from meterai_common.grpc_server import wait_for_termination_signal
+from meterai_common.private_home import make_home_private
 from meterai_common.runtime import BrokerTransport, InProcessTransport, Transport
 from meterai_quota.adapters.payments import choose_payment_provider
 from meterai_quota.bootstrap import ensure_demo_reseller, start_quota
@@ -40,7 +41,7 @@ def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
     """Run every service in this process on SQLite and an in-process bus until Ctrl-C."""
     keep_large_buffers()
     payments = choose_payment_provider(settings.payment_provider, default="dev")
-    settings.home.mkdir(parents=True, exist_ok=True)
+    make_home_private(settings.home)
     db = create_engine(settings.database_url)
     migrate(db)
     ensure_demo_reseller(db, settings.home)
@@ -89,6 +90,7 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
         if name == "quota"
         else None
     )
+    make_home_private(settings.home)
     bus: InProcessBus | None = None
     transport: Transport
     if settings.amqp_url is None:
@@ -145,6 +147,7 @@ def run_finishing_worker(settings: Settings, ready: Callable[[], None]) -> None:
             "finishes in-process"
         )
     keep_large_buffers()
+    make_home_private(settings.home)
     transport = BrokerTransport(settings.amqp_url)
     db = create_engine(settings.database_url, pool_size=max(4, settings.finishers + 2))
     try:

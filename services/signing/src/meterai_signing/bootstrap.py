@@ -12,6 +12,7 @@ from meterai_common.bus import InProcessBus
 from meterai_common.config import Settings
 from meterai_common.grpc_server import RunningServer, create_server
 from meterai_common.messaging import PikaPublisher
+from meterai_common.private_home import make_home_private
 from meterai_common.tasks import SIGN_DIGEST_TASK, make_celery
 from meterai_signing.grpc_api import SigningServicer
 from meterai_signing.signer import Signer, load_signer_identity
@@ -65,6 +66,7 @@ def run_signing_worker(settings: Settings, concurrency: int, loglevel: str = "IN
             "meterai worker signing needs AMQP_URL (RabbitMQ); the embedded platform signs "
             "in-process"
         )
+    make_home_private(settings.home)
     url = settings.amqp_url
     app = make_celery(url)
     signer = Signer(_identity(settings), events=lambda: PikaPublisher(url))
