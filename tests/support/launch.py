@@ -64,7 +64,10 @@ class _Platform:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.home / f"{name}.log").open("ab")
+        # Private like everything else under the home (the platform's processes make it so
+        # on start, this just avoids a window).
+        fd = os.open(self.home / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        log = os.fdopen(fd, "ab")
         process = subprocess.Popen(
             [METERAI, *args],
             env=self.env,

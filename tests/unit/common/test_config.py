@@ -14,7 +14,7 @@ def test_defaults_are_the_embedded_platform(tmp_path: Path) -> None:
     assert settings.embedded
     assert settings.database_url == f"sqlite:///{tmp_path / 'meterai.db'}"
     assert settings.documents == str(tmp_path / "documents")
-    assert settings.payment_provider == "dev"
+    assert settings.payment_provider is None  # named by the operator; `meterai up` picks dev
     assert settings.address("stamping") == "127.0.0.1:50052"
 
 

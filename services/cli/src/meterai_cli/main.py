@@ -13,7 +13,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 import grpc
@@ -21,14 +21,12 @@ import grpc
 from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
 from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
 from meterai_cli.client import Platform
-from meterai_cli.output import emit, message_dict
+from meterai_cli.keys import keys
+from meterai_cli.output import EXIT_REFUSED, EXIT_UNREACHABLE, emit, fail_rpc, message_dict
 from meterai_common.config import ConfigError, Ports, Settings
 from meterai_common.tls import TlsNotConfigured
 
 __all__ = ["main"]
-
-EXIT_REFUSED = 1
-EXIT_UNREACHABLE = 3
 
 
 class Context:
@@ -77,31 +75,6 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context)
-
-
-_HANDSHAKE_SIGNS = ("handshake", "ssl", "certificate", "tls", "socket closed")
-
-
-def fail_rpc(error: grpc.RpcError, what: str) -> NoReturn:
-    code = error.code()
-    details = error.details() or code.name
-    if code is grpc.StatusCode.UNAVAILABLE and any(
-        sign in details.lower() for sign in _HANDSHAKE_SIGNS
-    ):
-        click.echo(f"error: {what}: the TLS handshake failed ({details}).", err=True)
-        click.echo(
-            "Check that --ca (default $METERAI_HOME/tls/ca.crt) is the CA of this platform, "
-            "that a client certificate (--client-cert) is the platform's and not expired, and "
-            "that the server does not run plaintext (then use --insecure).",
-            err=True,
-        )
-        sys.exit(EXIT_UNREACHABLE)
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        click.echo(f"error: {what}: the platform did not answer ({details}).", err=True)
-        click.echo("Is it running? Start it with 'make run' (or 'meterai up').", err=True)
-        sys.exit(EXIT_UNREACHABLE)
-    click.echo(f"error: {what}: {code.name}: {details}", err=True)
-    sys.exit(EXIT_REFUSED)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -202,6 +175,7 @@ def up(verbose: bool) -> None:
             click.echo("WARNING: plaintext gRPC (--insecure): for this machine only.", err=True)
         else:
             click.echo(f"TLS on every port; clients trust {settings.tls_files.ca_certificate}")
+        click.echo(f"payment provider: {settings.payment_provider or 'dev'}")
         click.echo("Try next, in another terminal:")
         click.echo("  meterai quota buy 3")
         click.echo("  meterai stamp YOUR.pdf --page 1 --rect 400,50,520,170 --out stamped/")
@@ -227,7 +201,7 @@ def serve(service: str, verbose: bool) -> None:
     settings = _settings()
     try:
         run_service(service, settings, lambda port: click.echo(f"{service} serving on port {port}"))
-    except TlsNotConfigured as error:
+    except (ConfigError, TlsNotConfigured) as error:
         raise click.ClickException(str(error)) from None
 
 
@@ -618,7 +592,11 @@ def jobs_list(ctx: Context, page_size: int, page_token: str, as_json: bool) -> N
 # -- administration -------------------------------------------------------------------------
 @cli.group()
 def admin() -> None:
-    """Operator commands that work on the database directly (DATABASE_URL)."""
+    """Operator commands: most work on the database directly (DATABASE_URL); ``keys`` calls
+    the running quota service."""
+
+
+admin.add_command(keys)
 
 
 @admin.command("migrate")
@@ -626,7 +604,7 @@ def admin_migrate() -> None:
     """Create or upgrade the database schema."""
     from meterai_common.db import create_engine, migrate
 
-    settings = _settings()
+    settings = _private_settings()
     migrate(create_engine(settings.database_url))
     click.echo("database is at the latest schema")
 
@@ -661,7 +639,7 @@ def admin_create_reseller(name: str, parent: str | None, operator: bool, as_json
     from meterai_common.db import create_engine, migrate, transaction
     from meterai_quota.bootstrap import create_principal
 
-    settings = _settings()
+    settings = _private_settings()
     db = create_engine(settings.database_url)
     migrate(db)
     with transaction(db) as conn:
@@ -691,7 +669,7 @@ def admin_init_pki(key_type: str) -> None:
     from meterai_common.tls import ensure_platform_tls
     from meterai_signing.pki import ensure_test_pki
 
-    settings = _settings()
+    settings = _private_settings()
     files = ensure_platform_tls(settings.tls_dir, settings.tls_hosts)
     click.echo(f"platform TLS CA and certificates in {files.directory} (CA {files.ca_certificate})")
     pki = ensure_test_pki(settings.pki_dir, key_type=key_type)  # type: ignore[arg-type]
@@ -858,7 +836,7 @@ def admin_dead_letters(redrive_job: str | None, limit: int, after: int, as_json:
     from meterai_common.db import create_engine
     from meterai_stamping.bootstrap import offline_stamping
 
-    settings = _settings()
+    settings = _private_settings()
     stamping = offline_stamping(settings, create_engine(settings.database_url))
     if redrive_job:
         try:
@@ -916,6 +894,16 @@ def _settings() -> Settings:
         raise click.ClickException(str(error)) from None
     if context is not None and context.insecure:
         settings = replace(settings, insecure=True)
+    return settings
+
+
+def _private_settings() -> Settings:
+    """Settings for a command that writes under $METERAI_HOME: the home is made private first
+    (umask 077, existing entries tightened)."""
+    from meterai_common.private_home import make_home_private
+
+    settings = _settings()
+    make_home_private(settings.home)
     return settings
 
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 import click
+import grpc
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-__all__ = ["emit", "message_dict"]
+__all__ = ["EXIT_REFUSED", "EXIT_UNREACHABLE", "emit", "fail_rpc", "message_dict"]
+
+EXIT_REFUSED = 1
+EXIT_UNREACHABLE = 3
 
 _INT64 = {
     FieldDescriptor.TYPE_INT64,
@@ -51,3 +56,29 @@ def emit(data: dict[str, Any], as_json: bool) -> None:
     else:
         for key, value in data.items():
             click.echo(f"{key}: {value}")
+
+
+_HANDSHAKE_SIGNS = ("handshake", "ssl", "certificate", "tls", "socket closed")
+
+
+def fail_rpc(error: grpc.RpcError, what: str) -> NoReturn:
+    """Report a failed call on stderr and exit: 3 if the platform did not answer, else 1."""
+    code = error.code()
+    details = error.details() or code.name
+    if code is grpc.StatusCode.UNAVAILABLE and any(
+        sign in details.lower() for sign in _HANDSHAKE_SIGNS
+    ):
+        click.echo(f"error: {what}: the TLS handshake failed ({details}).", err=True)
+        click.echo(
+            "Check that --ca (default $METERAI_HOME/tls/ca.crt) is the CA of this platform, "
+            "that a client certificate (--client-cert) is the platform's and not expired, and "
+            "that the server does not run plaintext (then use --insecure).",
+            err=True,
+        )
+        sys.exit(EXIT_UNREACHABLE)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        click.echo(f"error: {what}: the platform did not answer ({details}).", err=True)
+        click.echo("Is it running? Start it with 'make run' (or 'meterai up').", err=True)
+        sys.exit(EXIT_UNREACHABLE)
+    click.echo(f"error: {what}: {code.name}: {details}", err=True)
+    sys.exit(EXIT_REFUSED)

@@ -15,8 +15,10 @@ from meterai_common.bus import InProcessBus
 from meterai_common.config import Ports, Settings
 from meterai_common.db import create_engine, migrate
 from meterai_common.grpc_server import wait_for_termination_signal
+from meterai_common.private_home import make_home_private
 from meterai_common.runtime import BrokerTransport, InProcessTransport, Transport
 from meterai_common.tls import ensure_platform_tls
+from meterai_quota.adapters.payments import choose_payment_provider
 from meterai_quota.bootstrap import ensure_demo_reseller, start_quota
 from meterai_signing.bootstrap import start_signing
 from meterai_stamping.bootstrap import start_finishing, start_stamping
@@ -40,7 +42,8 @@ STAMPING_SWITCH_INTERVAL_S = 0.001
 def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
     """Run every service in this process on SQLite and an in-process bus until Ctrl-C."""
     keep_large_buffers()
-    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    payments = choose_payment_provider(settings.payment_provider, default="dev")
+    make_home_private(settings.home)
     if not settings.insecure:
         ensure_platform_tls(settings.tls_dir, settings.tls_hosts)
     db = create_engine(settings.database_url)
@@ -54,7 +57,7 @@ def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
         signing = start_signing(settings, bus, db)
         started.append(signing)
         settings = settings.with_ports(replace(settings.ports, signing=signing.server.port))
-        quota = start_quota(settings, db, transport)
+        quota = start_quota(settings, db, transport, payments)
         started.append(quota)
         stamping = start_stamping(settings, db, transport)
         started.append(stamping)
@@ -85,6 +88,13 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
     keep_large_buffers()
     if name not in SERVICES:
         raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
+    # Decided before anything starts: a quota service without a provider named must not run.
+    payments = (
+        choose_payment_provider(settings.payment_provider, default=None)
+        if name == "quota"
+        else None
+    )
+    make_home_private(settings.home)
     bus: InProcessBus | None = None
     transport: Transport
     if settings.amqp_url is None:
@@ -104,7 +114,8 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
         else:
             migrate(db)
             if name == "quota":
-                runtime = start_quota(settings, db, transport)
+                assert payments is not None
+                runtime = start_quota(settings, db, transport, payments)
                 port = runtime.server.port
             elif name == "stamping":
                 # Short GIL turns: a refusal or a health check needs the interpreter for
@@ -140,6 +151,7 @@ def run_finishing_worker(settings: Settings, ready: Callable[[], None]) -> None:
             "finishes in-process"
         )
     keep_large_buffers()
+    make_home_private(settings.home)
     transport = BrokerTransport(settings.amqp_url)
     db = create_engine(settings.database_url, pool_size=max(4, settings.finishers + 2))
     try:

@@ -1,10 +1,15 @@
-"""Caller authentication shared by the reseller-facing servicers.
+"""API-key authentication shared by the reseller-facing servicers.
 
 Resellers send their key in the ``x-api-key`` metadata entry, or connect to a service's
-client-certificate port with a certificate the platform issued them (mTLS); the reseller is
-always derived from the key or the certificate, never from a request field. Resolved keys are
-cached briefly so a surge of calls does not turn into a surge of key lookups; a revoked key
-stops working within the cache TTL. Certificates are looked up on every call.
+client-certificate port with a certificate the platform issued them (mTLS). The reseller is
+always derived from the key or the certificate, never from a request field. Every call resolves
+its key or certificate afresh (one primary-key read), so a credential revoked in any process is
+refused by every process on its very next call: no decision to admit a call is ever taken from
+memory.
+
+What is kept in memory is only the principal of keys seen recently, for :meth:`Authenticator.known`:
+the overload shedding in front of the stamping service uses it to refuse a busy reseller before
+its upload arrives. That memory may be stale; it is only ever used to refuse, never to admit.
 """
 
 from __future__ import annotations
@@ -42,24 +47,31 @@ class MissingApiKey(Exception):
 
 
 class Authenticator(Generic[P]):
-    """Turns the caller's API key into a principal via ``resolve`` (which raises if unknown)."""
+    """Turns the caller's API key into a principal via ``resolve`` (which raises if the key is
+    unknown, revoked or expired), on every call.
+
+    :param remember_s: how long :meth:`known` remembers a key's principal after it was last
+        resolved.
+    """
+
+    _MAX_REMEMBERED = 10_000
 
     def __init__(
         self,
         resolve: Callable[[str], P],
         *,
-        ttl_s: float = 30.0,
+        remember_s: float = 30.0,
         resolve_certificate: Callable[[str, bytes], P] | None = None,
     ) -> None:
         """
         :param resolve_certificate: turns a reseller id (from a verified client certificate)
             and the certificate's DER into a principal, raising if the certificate is not
-            registered to that reseller or was revoked; called on every call, never cached.
+            registered to that reseller or was revoked; called on every call, like keys.
         """
         self._resolve = resolve
         self._resolve_certificate = resolve_certificate
-        self._ttl = ttl_s
-        self._cache: dict[str, tuple[float, P]] = {}
+        self._remember_s = remember_s
+        self._seen: dict[str, tuple[float, P]] = {}
         self._lock = threading.Lock()
 
     def __call__(self, context: grpc.ServicerContext) -> P:
@@ -73,29 +85,31 @@ class Authenticator(Generic[P]):
         key = _api_key(metadata)
         if key is None:
             raise MissingApiKey(_misplaced_key(metadata))
-        now = time.monotonic()
+        try:
+            principal = self._resolve(key)
+        except Exception:
+            with self._lock:
+                self._seen.pop(key, None)
+            raise
+        until = time.monotonic() + self._remember_s
         with self._lock:
-            hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        principal = self._resolve(key)
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (now + self._ttl, principal)
+            if len(self._seen) >= self._MAX_REMEMBERED and key not in self._seen:
+                self._seen.clear()
+            self._seen[key] = (until, principal)
         return principal
 
     def known(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> P | None:
         """The principal of a key resolved recently, or None: never calls ``resolve``.
 
-        For decisions that must not wait on the key store (refusing early under overload);
-        an unknown or expired key is left to :meth:`__call__`.
+        Only for decisions that refuse (shedding load before the upload arrives): the answer
+        may be stale, a key revoked since is still reported here until the next call resolves
+        it, and that call is refused by :meth:`__call__`.
         """
         key = _api_key(metadata or ())
         if key is None:
             return None
         with self._lock:
-            hit = self._cache.get(key)
+            hit = self._seen.get(key)
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
 

@@ -73,8 +73,10 @@ class Settings:
     """PEM file of root certificates the verification service trusts."""
     verify_base_url: str = "https://verify.meterai.local/v"
     """The QR on every seal encodes ``<verify_base_url>/<serial>``."""
-    payment_provider: str = "dev"
-    """``dev`` confirms orders at once; ``gateway`` waits for ConfirmPayment from an operator."""
+    payment_provider: str | None = None
+    """``gateway`` waits for ConfirmPayment from the payment gateway or an operator; ``dev``
+    confirms orders at once. Unset: ``meterai up`` uses ``dev``, and a quota service run on its
+    own refuses to start."""
     max_document_bytes: int = 20 * 1024 * 1024
     max_document_pages: int = 2000
     signing_workers: int = 2
@@ -167,8 +169,8 @@ class Settings:
         insecure = env.get("METERAI_INSECURE", "")
         if insecure not in ("", "0", "1"):
             raise ConfigError(f"METERAI_INSECURE must be 1 (plaintext) or 0, not {insecure!r}")
-        provider = env.get("METERAI_PAYMENT_PROVIDER", "dev")
-        if provider not in ("dev", "gateway"):
+        provider = env.get("METERAI_PAYMENT_PROVIDER") or None
+        if provider not in (None, "dev", "gateway"):
             raise ConfigError(
                 f"METERAI_PAYMENT_PROVIDER must be 'dev' or 'gateway', not {provider!r}"
             )

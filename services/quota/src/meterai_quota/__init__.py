@@ -9,9 +9,28 @@ derive from :class:`QuotaError` and carry the gRPC status ``code`` they map to.
 
 from __future__ import annotations
 
+from .api_keys import (
+    authenticate,
+    create_api_key,
+    get_api_key,
+    issue_api_key,
+    key_id_of,
+    list_api_keys,
+    revoke_api_key,
+    revoke_key,
+    rotate_api_key,
+)
+from .client_certificates import (
+    authenticate_certificate,
+    certificate_fingerprint,
+    register_certificate,
+    revoke_certificate,
+)
 from .domain.errors import (
     AlreadyCommitted,
     AmountMismatch,
+    ApiKeyInactive,
+    ApiKeyNotFound,
     HoldNotFound,
     HoldReleased,
     IdempotencyConflict,
@@ -33,6 +52,7 @@ from .domain.errors import (
     UnbalancedTransaction,
 )
 from .domain.model import (
+    ApiKey,
     Balance,
     LedgerEntry,
     Order,
@@ -50,24 +70,16 @@ from .holds import commit, hold, reap_expired_holds, release
 from .ledger import available, balance, list_entries
 from .orders import cancel_order, confirm_payment, expire_orders, get_order, list_orders, purchase
 from .reconcile import ReconcileReport, reconcile
-from .resellers import (
-    authenticate,
-    authenticate_certificate,
-    certificate_fingerprint,
-    create_reseller,
-    get_reseller,
-    issue_api_key,
-    quota_owner_of,
-    register_certificate,
-    revoke_api_key,
-    revoke_certificate,
-)
+from .resellers import create_reseller, get_reseller, quota_owner_of
 from .verification import verify_serial
 
 __all__ = [
     "UNIT_PRICE_IDR",
     "AlreadyCommitted",
     "AmountMismatch",
+    "ApiKey",
+    "ApiKeyInactive",
+    "ApiKeyNotFound",
     "Balance",
     "HoldNotFound",
     "HoldReleased",
@@ -106,14 +118,18 @@ __all__ = [
     "certificate_fingerprint",
     "commit",
     "confirm_payment",
+    "create_api_key",
     "create_reseller",
     "expire_orders",
     "generate_serial",
+    "get_api_key",
     "get_order",
     "get_reseller",
     "hold",
     "is_well_formed",
     "issue_api_key",
+    "key_id_of",
+    "list_api_keys",
     "list_entries",
     "list_orders",
     "purchase",
@@ -124,5 +140,7 @@ __all__ = [
     "release",
     "revoke_api_key",
     "revoke_certificate",
+    "revoke_key",
+    "rotate_api_key",
     "verify_serial",
 ]

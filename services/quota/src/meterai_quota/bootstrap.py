@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,13 +20,18 @@ from meterai_common.grpc_server import RunningServer, create_server
 from meterai_common.outbox import OutboxRelay
 from meterai_common.runtime import Periodic, Transport
 
+from .api_keys import authenticate, issue_api_key
+from .client_certificates import authenticate_certificate
 from .domain.model import Principal, Role
+from .domain.payments import PaymentProvider
 from .grpc_api import QuotaServicer
 from .holds import reap_expired_holds
 from .orders import expire_orders
-from .resellers import authenticate, authenticate_certificate, create_reseller, issue_api_key
+from .resellers import create_reseller
 
 __all__ = ["QuotaRuntime", "create_principal", "ensure_demo_reseller", "start_quota"]
+
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = quota_pb2.DESCRIPTOR.services_by_name["QuotaService"].full_name
 HOLD_TTL = timedelta(hours=6)
@@ -73,7 +79,13 @@ def ensure_demo_reseller(db: Engine, home: Path) -> None:
         json.dump(credentials, handle, indent=2)
 
 
-def start_quota(settings: Settings, db: Engine, transport: Transport) -> QuotaRuntime:
+def start_quota(
+    settings: Settings, db: Engine, transport: Transport, payments: PaymentProvider
+) -> QuotaRuntime:
+    """Start the quota service; ``payments`` comes from
+    :func:`meterai_quota.adapters.payments.choose_payment_provider`, and is logged."""
+    log.warning("quota: payment provider %r in force: %s", payments.name, payments.description)
+
     def resolve(key: str) -> Principal:
         with reading(db) as conn:
             return authenticate(conn, key)
@@ -87,7 +99,7 @@ def start_quota(settings: Settings, db: Engine, transport: Transport) -> QuotaRu
     servicer = QuotaServicer(
         db,
         Authenticator(resolve, resolve_certificate=resolve_certificate),
-        confirm_at_once=settings.payment_provider == "dev",
+        payments=payments,
         committed=relay.notify,
     )
     server = create_server(

@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
-import uuid
+import logging
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 from sqlalchemy import Engine
 
-from meterai.events.v1 import events_pb2
 from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
 from meterai_common.db import reading, run_in_transaction
+from meterai_common.deadlines import ensure_call_alive
 from meterai_common.grpc_errors import RequestError, status_from_errors
-from meterai_common.outbox import enqueue_event
 from meterai_common.proto_time import timestamp
 
+from . import api_keys
 from . import orders as order_book
 from .domain.errors import PermissionDenied
-from .domain.model import Order, OrderState, Principal, Role
+from .domain.model import ApiKey, Order, OrderState, Principal, Role
+from .domain.payments import PaymentProvider
+from .handlers import confirm_and_announce, purchase_quota
 from .ledger import balance, list_entries
 
 __all__ = ["QuotaServicer"]
 
+log = logging.getLogger(__name__)
+
 _STATES = {state: getattr(quota_pb2, f"ORDER_STATE_{state.value}") for state in OrderState}
+_ROLES = {
+    Role.RESELLER: quota_pb2.API_KEY_ROLE_RESELLER,
+    Role.OPERATOR: quota_pb2.API_KEY_ROLE_OPERATOR,
+}
+_ROLE_OF = {proto: role for role, proto in _ROLES.items()}
 
 
 def order_to_proto(order: Order) -> quota_pb2.Order:
@@ -40,39 +50,44 @@ def order_to_proto(order: Order) -> quota_pb2.Order:
     )
 
 
-def confirm_and_announce(conn: Any, order_id: str, reference: str, amount_idr: int) -> Order:
-    """Confirm a payment and, the one time it credits quota, queue ``QuotaCredited`` in the
-    same transaction (a redelivered confirmation announces nothing)."""
-    before = order_book.get_order(conn, order_id, for_update=True)
-    order = order_book.confirm_payment(conn, order_id, reference, amount_idr)
-    if before.state is not OrderState.PAID and order.state is OrderState.PAID:
-        event = events_pb2.QuotaCredited(
-            order_id=order.id,
-            reseller_id=order.reseller_id,
-            quantity=order.quantity,
-            payment_reference=reference,
-        )
-        enqueue_event(
-            conn, "QuotaCredited", event.SerializeToString(), order.paid_at or order.created_at
-        )
-    return order
+def api_key_to_proto(key: ApiKey, now: datetime) -> quota_pb2.ApiKey:
+    return quota_pb2.ApiKey(
+        key_id=key.key_id,
+        prefix=key.prefix or "",
+        role=_ROLES[key.role],
+        reseller_id=key.reseller_id or "",
+        created_at=timestamp(key.created_at),
+        expires_at=timestamp(key.expires_at),
+        revoked_at=timestamp(key.revoked_at),
+        active=key.active_at(now),
+    )
 
 
 class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
-    """:param confirm_at_once: the dev payment provider: an order is paid as soon as placed."""
+    """:param payments: decides when a placed order is paid.
+    :param before_commit: called right before a purchase's deadline check (tests slow a call
+        down with it to prove the check)."""
 
     def __init__(
         self,
         engine: Engine,
         authenticate: Callable[[grpc.ServicerContext], Principal],
         *,
-        confirm_at_once: bool,
+        payments: PaymentProvider,
         committed: Callable[[], None] = lambda: None,
+        before_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = engine
         self._auth = authenticate
-        self._confirm_at_once = confirm_at_once
+        self._payments = payments
         self._committed = committed
+        self._before_commit = before_commit
+
+    def _operator(self, context: grpc.ServicerContext, what: str) -> Principal:
+        principal = self._auth(context)
+        if principal.role is not Role.OPERATOR:
+            raise PermissionDenied(f"{what} needs an operator API key")
+        return principal
 
     def _reseller(self, context: grpc.ServicerContext) -> Principal:
         principal = self._auth(context)
@@ -89,15 +104,19 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             assert principal.reseller_id is not None
             reseller_id = principal.reseller_id
 
+            def before_commit() -> None:
+                self._before_commit()
+                ensure_call_alive(context)
+
             def work(conn: Any) -> Order:
-                order = order_book.purchase(
-                    conn, reseller_id, request.quantity, request.idempotency_key
+                return purchase_quota(
+                    conn,
+                    self._payments,
+                    reseller_id,
+                    request.quantity,
+                    request.idempotency_key,
+                    before_commit=before_commit,
                 )
-                if self._confirm_at_once and order.state is OrderState.AWAITING_PAYMENT:
-                    order = confirm_and_announce(
-                        conn, order.id, f"dev-{uuid.uuid4().hex}", order.total_idr
-                    )
-                return order
 
             order = run_in_transaction(self._db, work)
             self._committed()
@@ -105,9 +124,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
 
     def ConfirmPayment(self, request: Any, context: grpc.ServicerContext) -> Any:
         with status_from_errors(context):
-            principal = self._auth(context)
-            if principal.role is not Role.OPERATOR:
-                raise PermissionDenied("confirming payments needs an operator API key")
+            self._operator(context, "confirming payments")
             order = run_in_transaction(
                 self._db,
                 lambda conn: confirm_and_announce(
@@ -195,4 +212,65 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
                     for entry in page.items
                 ],
                 next_page_token=page.next_page_token or "",
+            )
+
+    def ListApiKeys(self, request: Any, context: grpc.ServicerContext) -> Any:
+        with status_from_errors(context):
+            self._operator(context, "listing API keys")
+            now = datetime.now(UTC)
+            with self._read() as conn:
+                page = api_keys.list_api_keys(
+                    conn,
+                    reseller_id=request.reseller_id or None,
+                    include_inactive=request.include_inactive,
+                    page_size=request.page_size or None,
+                    page_token=request.page_token or None,
+                    now=now,
+                )
+            return quota_pb2.ListApiKeysResponse(
+                keys=[api_key_to_proto(key, now) for key in page.items],
+                next_page_token=page.next_page_token or "",
+            )
+
+    def CreateApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
+        with status_from_errors(context):
+            self._operator(context, "creating API keys")
+            role = _ROLE_OF.get(request.role or quota_pb2.API_KEY_ROLE_RESELLER)
+            if role is None:
+                raise RequestError("INVALID_ARGUMENT", f"unknown role {request.role}")
+            key, plaintext = run_in_transaction(
+                self._db,
+                lambda conn: api_keys.create_api_key(conn, request.reseller_id or None, role),
+            )
+            log.info("API key %s created (%s %s)", key.key_id, key.role, key.reseller_id or "")
+            return quota_pb2.CreatedApiKey(
+                key=api_key_to_proto(key, datetime.now(UTC)), api_key=plaintext
+            )
+
+    def RevokeApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
+        with status_from_errors(context):
+            self._operator(context, "revoking API keys")
+            key = run_in_transaction(
+                self._db, lambda conn: api_keys.revoke_key(conn, request.key_id)
+            )
+            log.info("API key %s revoked", key.key_id)
+            return api_key_to_proto(key, datetime.now(UTC))
+
+    def RotateApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
+        with status_from_errors(context):
+            self._operator(context, "rotating API keys")
+            if request.grace_period_seconds < 0:
+                raise RequestError("INVALID_ARGUMENT", "grace_period_seconds must not be negative")
+            grace = timedelta(seconds=min(request.grace_period_seconds, 10**9))
+            old, new, plaintext = run_in_transaction(
+                self._db, lambda conn: api_keys.rotate_api_key(conn, request.key_id, grace)
+            )
+            log.info(
+                "API key %s rotated to %s, old key ends %s", old.key_id, new.key_id, old.expires_at
+            )
+            now = datetime.now(UTC)
+            return quota_pb2.RotatedApiKey(
+                retiring=api_key_to_proto(old, now),
+                key=api_key_to_proto(new, now),
+                api_key=plaintext,
             )

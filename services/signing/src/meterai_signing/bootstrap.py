@@ -17,6 +17,7 @@ from meterai_common.db import create_engine
 from meterai_common.grpc_server import RunningServer, create_server
 from meterai_common.messaging import PikaPublisher
 from meterai_common.peer_auth import RequirePlatformPeer
+from meterai_common.private_home import make_home_private
 from meterai_common.tasks import SIGN_DIGEST_TASK, make_celery
 from meterai_signing.grpc_api import SigningServicer
 from meterai_signing.job_check import DatabaseJobs
@@ -88,6 +89,7 @@ def run_signing_worker(settings: Settings, concurrency: int, loglevel: str = "IN
             "meterai worker signing needs AMQP_URL (RabbitMQ); the embedded platform signs "
             "in-process"
         )
+    make_home_private(settings.home)
     url = settings.amqp_url
     app = make_celery(url)
     signer = Signer(

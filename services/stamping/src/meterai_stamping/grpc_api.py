@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
+from meterai_common.deadlines import ensure_call_alive
 from meterai_common.grpc_errors import RequestError, status_from_errors
 from meterai_common.proto_time import timestamp
 from meterai_stamping.admission import Admission, Overloaded
@@ -51,6 +52,9 @@ def job_to_proto(job: Job, base_url: str, position: tuple[int, int] = (0, 0)) ->
 
 
 class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
+    """:param before_commit: called right before a submission's deadline check, inside its
+    transaction (tests slow a call down with it to prove the check)."""
+
     def __init__(
         self,
         stamping: Stamping,
@@ -59,7 +63,9 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
         verify_base_url: str,
         *,
         watch_poll_s: float = 0.1,
+        before_commit: Callable[[], None] = lambda: None,
     ) -> None:
+        self._before_commit = before_commit
         self._stamping = stamping
         self._auth = authenticate
         self._admission = admission
@@ -80,7 +86,14 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
                 self._admission.admit(principal.reseller_id, platform_cleared=cleared_at_edge())
             except Overloaded as refused:
                 refuse(context, refused)
-            job = self._stamping.submit(command)
+            # A caller that is gone gets no PDF work; one that goes during it, no charge.
+            ensure_call_alive(context)
+
+            def before_commit() -> None:
+                self._before_commit()
+                ensure_call_alive(context)
+
+            job = self._stamping.submit(command, before_commit=before_commit)
             if job.state is JobState.PREPARED and job.created_at >= started:
                 # A new job is at the back of the queue: the sampled backlog is its position,
                 # no count query on the hot path.

@@ -114,11 +114,17 @@ class Stamping:
         self._rate_sample: tuple[float, float] = (float("-inf"), 0.0)
 
     # -- commands -------------------------------------------------------------------------
-    def submit(self, command: SubmitDocument) -> Job:
+    def submit(
+        self, command: SubmitDocument, *, before_commit: Callable[[], None] = lambda: None
+    ) -> Job:
         """Accept a document: all or nothing, and at most once per idempotency key.
 
         A replay is recognised by the UNIQUE (reseller, key) constraint at commit rather than
         by a lookup first: replays are rare, a lookup on every submit is not.
+
+        :param before_commit: called inside the transaction right before it commits; raising
+            there (the caller's deadline passed, or it cancelled) leaves nothing written and
+            nothing charged.
         """
         validate_submission(command)
         fingerprint = submission_fingerprint(command)
@@ -193,6 +199,7 @@ class Stamping:
                     {"job_id": job_id, "serial": serial, "digest": prepared.digest.hex()},
                     now,
                 )
+                before_commit()
         except IntegrityError:
             # The key was used before (a replay, or a concurrent duplicate that won): answer
             # as that submit did.

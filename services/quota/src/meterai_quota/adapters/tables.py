@@ -1,4 +1,4 @@
-"""SQLAlchemy Core description of the quota tables, as created by migration ``0001_ledger``.
+"""SQLAlchemy Core description of the quota tables, as created by the migrations.
 
 The migration is the source of truth for DDL (migrations must not import service code); this
 module mirrors it for queries, and ``tests/integration/quota`` checks that the two agree.
@@ -87,12 +87,16 @@ api_keys = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("revoked_at", UtcDateTime()),
+    sa.Column("prefix", sa.String(12)),
+    sa.Column("expires_at", UtcDateTime()),
     sa.CheckConstraint("role IN ('reseller', 'operator')", name="ck_api_key_role"),
     sa.CheckConstraint(
         "(role = 'operator' AND reseller_id IS NULL)"
         " OR (role = 'reseller' AND reseller_id IS NOT NULL)",
         name="ck_api_key_reseller_role",
     ),
+    sa.Index("ix_api_key_created", "created_at", "key_hash"),
+    sa.Index("ix_api_key_reseller_created", "reseller_id", "created_at", "key_hash"),
 )
 
 accounts = sa.Table(

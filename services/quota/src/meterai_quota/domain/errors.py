@@ -10,6 +10,8 @@ from __future__ import annotations
 __all__ = [
     "AlreadyCommitted",
     "AmountMismatch",
+    "ApiKeyInactive",
+    "ApiKeyNotFound",
     "HoldNotFound",
     "HoldReleased",
     "IdempotencyConflict",
@@ -67,6 +69,16 @@ class PermissionDenied(QuotaError):
     """The principal may not act on this reseller's data."""
 
     code = "PERMISSION_DENIED"
+
+
+class ApiKeyNotFound(QuotaError):
+    code = "NOT_FOUND"
+
+
+class ApiKeyInactive(QuotaError):
+    """The key is revoked or past its grace period: it cannot be rotated."""
+
+    code = "FAILED_PRECONDITION"
 
 
 class ResellerNotFound(QuotaError):

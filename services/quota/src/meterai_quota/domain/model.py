@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 from .errors import PermissionDenied
 
 __all__ = [
+    "ApiKey",
     "Balance",
     "LedgerEntry",
     "Order",
@@ -83,6 +84,28 @@ class Principal:
         if self.role is Role.OPERATOR or self.reseller_id == reseller_id:
             return
         raise PermissionDenied("this API key may not act for that reseller")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """What the platform knows of an API key: everything but the key itself."""
+
+    key_id: str
+    """Public handle of the key (the first 16 hex digits of its SHA-256): safe to show, log
+    and pass to revoke or rotate; its holder can compute it from the key."""
+    prefix: str | None
+    """The key's first characters, so its holder recognises it; ``None`` for keys created
+    before prefixes were kept."""
+    role: Role
+    reseller_id: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    """Set by a rotation: the key works until then. ``None``: no end."""
+    revoked_at: datetime | None
+
+    def active_at(self, now: datetime) -> bool:
+        """Whether the key authenticates at ``now``."""
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
 @dataclass(frozen=True, slots=True)

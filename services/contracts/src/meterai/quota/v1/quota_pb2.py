@@ -25,39 +25,57 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmeterai/quota/v1/quota.proto\x12\x10meterai.quota.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"A\n\x14PurchaseQuotaRequest\x12\x10\n\x08quantity\x18\x01 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"X\n\x15\x43onfirmPaymentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x19\n\x11payment_reference\x18\x02 \x01(\t\x12\x12\n\namount_idr\x18\x03 \x01(\x03\"&\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"\xab\x02\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\x16\n\x0eunit_price_idr\x18\x03 \x01(\x03\x12\x11\n\ttotal_idr\x18\x04 \x01(\x03\x12+\n\x05state\x18\x05 \x01(\x0e\x32\x1c.meterai.quota.v1.OrderState\x12\x19\n\x11payment_reference\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07paid_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x13\n\x11GetBalanceRequest\"a\n\x07\x42\x61lance\x12\x11\n\tavailable\x18\x01 \x01(\x03\x12\x0c\n\x04held\x18\x02 \x01(\x03\x12\x10\n\x08\x63onsumed\x18\x03 \x01(\x03\x12\x11\n\tpurchased\x18\x04 \x01(\x03\x12\x10\n\x08refunded\x18\x05 \x01(\x03\":\n\x11ListOrdersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x12ListOrdersResponse\x12\'\n\x06orders\x18\x01 \x03(\x0b\x32\x17.meterai.quota.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"A\n\x18ListLedgerEntriesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\xa9\x01\n\x0bLedgerEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x16\n\x0etransaction_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x03\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x11\n\treference\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x19ListLedgerEntriesResponse\x12.\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1d.meterai.quota.v1.LedgerEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x95\x01\n\nOrderState\x12\x1b\n\x17ORDER_STATE_UNSPECIFIED\x10\x00\x12 \n\x1cORDER_STATE_AWAITING_PAYMENT\x10\x01\x12\x14\n\x10ORDER_STATE_PAID\x10\x02\x12\x17\n\x13ORDER_STATE_EXPIRED\x10\x03\x12\x19\n\x15ORDER_STATE_CANCELLED\x10\x04\x32\xdf\x04\n\x0cQuotaService\x12P\n\rPurchaseQuota\x12&.meterai.quota.v1.PurchaseQuotaRequest\x1a\x17.meterai.quota.v1.Order\x12R\n\x0e\x43onfirmPayment\x12\'.meterai.quota.v1.ConfirmPaymentRequest\x1a\x17.meterai.quota.v1.Order\x12L\n\x0b\x43\x61ncelOrder\x12$.meterai.quota.v1.CancelOrderRequest\x1a\x17.meterai.quota.v1.Order\x12\x46\n\x08GetOrder\x12!.meterai.quota.v1.GetOrderRequest\x1a\x17.meterai.quota.v1.Order\x12L\n\nGetBalance\x12#.meterai.quota.v1.GetBalanceRequest\x1a\x19.meterai.quota.v1.Balance\x12W\n\nListOrders\x12#.meterai.quota.v1.ListOrdersRequest\x1a$.meterai.quota.v1.ListOrdersResponse\x12l\n\x11ListLedgerEntries\x12*.meterai.quota.v1.ListLedgerEntriesRequest\x1a+.meterai.quota.v1.ListLedgerEntriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmeterai/quota/v1/quota.proto\x12\x10meterai.quota.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x02\n\x06\x41piKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12*\n\x04role\x18\x03 \x01(\x0e\x32\x1c.meterai.quota.v1.ApiKeyRole\x12\x13\n\x0breseller_id\x18\x04 \x01(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61\x63tive\x18\x08 \x01(\x08\"j\n\x12ListApiKeysRequest\x12\x13\n\x0breseller_id\x18\x01 \x01(\t\x12\x18\n\x10include_inactive\x18\x02 \x01(\x08\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"V\n\x13ListApiKeysResponse\x12&\n\x04keys\x18\x01 \x03(\x0b\x32\x18.meterai.quota.v1.ApiKey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"V\n\x13\x43reateApiKeyRequest\x12\x13\n\x0breseller_id\x18\x01 \x01(\t\x12*\n\x04role\x18\x02 \x01(\x0e\x32\x1c.meterai.quota.v1.ApiKeyRole\"G\n\rCreatedApiKey\x12%\n\x03key\x18\x01 \x01(\x0b\x32\x18.meterai.quota.v1.ApiKey\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"C\n\x13RotateApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x1c\n\x14grace_period_seconds\x18\x02 \x01(\x03\"s\n\rRotatedApiKey\x12*\n\x08retiring\x18\x01 \x01(\x0b\x32\x18.meterai.quota.v1.ApiKey\x12%\n\x03key\x18\x02 \x01(\x0b\x32\x18.meterai.quota.v1.ApiKey\x12\x0f\n\x07\x61pi_key\x18\x03 \x01(\t\"A\n\x14PurchaseQuotaRequest\x12\x10\n\x08quantity\x18\x01 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\"X\n\x15\x43onfirmPaymentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x19\n\x11payment_reference\x18\x02 \x01(\t\x12\x12\n\namount_idr\x18\x03 \x01(\x03\"&\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"\xab\x02\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\x16\n\x0eunit_price_idr\x18\x03 \x01(\x03\x12\x11\n\ttotal_idr\x18\x04 \x01(\x03\x12+\n\x05state\x18\x05 \x01(\x0e\x32\x1c.meterai.quota.v1.OrderState\x12\x19\n\x11payment_reference\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07paid_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x13\n\x11GetBalanceRequest\"a\n\x07\x42\x61lance\x12\x11\n\tavailable\x18\x01 \x01(\x03\x12\x0c\n\x04held\x18\x02 \x01(\x03\x12\x10\n\x08\x63onsumed\x18\x03 \x01(\x03\x12\x11\n\tpurchased\x18\x04 \x01(\x03\x12\x10\n\x08refunded\x18\x05 \x01(\x03\":\n\x11ListOrdersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"V\n\x12ListOrdersResponse\x12\'\n\x06orders\x18\x01 \x03(\x0b\x32\x17.meterai.quota.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"A\n\x18ListLedgerEntriesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"\xa9\x01\n\x0bLedgerEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12\x16\n\x0etransaction_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x63\x63ount\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x03\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x11\n\treference\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x19ListLedgerEntriesResponse\x12.\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1d.meterai.quota.v1.LedgerEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*`\n\nApiKeyRole\x12\x1c\n\x18\x41PI_KEY_ROLE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41PI_KEY_ROLE_RESELLER\x10\x01\x12\x19\n\x15\x41PI_KEY_ROLE_OPERATOR\x10\x02*\x95\x01\n\nOrderState\x12\x1b\n\x17ORDER_STATE_UNSPECIFIED\x10\x00\x12 \n\x1cORDER_STATE_AWAITING_PAYMENT\x10\x01\x12\x14\n\x10ORDER_STATE_PAID\x10\x02\x12\x17\n\x13ORDER_STATE_EXPIRED\x10\x03\x12\x19\n\x15ORDER_STATE_CANCELLED\x10\x04\x32\xbc\x07\n\x0cQuotaService\x12P\n\rPurchaseQuota\x12&.meterai.quota.v1.PurchaseQuotaRequest\x1a\x17.meterai.quota.v1.Order\x12R\n\x0e\x43onfirmPayment\x12\'.meterai.quota.v1.ConfirmPaymentRequest\x1a\x17.meterai.quota.v1.Order\x12L\n\x0b\x43\x61ncelOrder\x12$.meterai.quota.v1.CancelOrderRequest\x1a\x17.meterai.quota.v1.Order\x12\x46\n\x08GetOrder\x12!.meterai.quota.v1.GetOrderRequest\x1a\x17.meterai.quota.v1.Order\x12L\n\nGetBalance\x12#.meterai.quota.v1.GetBalanceRequest\x1a\x19.meterai.quota.v1.Balance\x12W\n\nListOrders\x12#.meterai.quota.v1.ListOrdersRequest\x1a$.meterai.quota.v1.ListOrdersResponse\x12l\n\x11ListLedgerEntries\x12*.meterai.quota.v1.ListLedgerEntriesRequest\x1a+.meterai.quota.v1.ListLedgerEntriesResponse\x12Z\n\x0bListApiKeys\x12$.meterai.quota.v1.ListApiKeysRequest\x1a%.meterai.quota.v1.ListApiKeysResponse\x12V\n\x0c\x43reateApiKey\x12%.meterai.quota.v1.CreateApiKeyRequest\x1a\x1f.meterai.quota.v1.CreatedApiKey\x12O\n\x0cRevokeApiKey\x12%.meterai.quota.v1.RevokeApiKeyRequest\x1a\x18.meterai.quota.v1.ApiKey\x12V\n\x0cRotateApiKey\x12%.meterai.quota.v1.RotateApiKeyRequest\x1a\x1f.meterai.quota.v1.RotatedApiKeyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meterai.quota.v1.quota_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORDERSTATE']._serialized_start=1229
-  _globals['_ORDERSTATE']._serialized_end=1378
-  _globals['_PURCHASEQUOTAREQUEST']._serialized_start=83
-  _globals['_PURCHASEQUOTAREQUEST']._serialized_end=148
-  _globals['_CONFIRMPAYMENTREQUEST']._serialized_start=150
-  _globals['_CONFIRMPAYMENTREQUEST']._serialized_end=238
-  _globals['_CANCELORDERREQUEST']._serialized_start=240
-  _globals['_CANCELORDERREQUEST']._serialized_end=278
-  _globals['_GETORDERREQUEST']._serialized_start=280
-  _globals['_GETORDERREQUEST']._serialized_end=315
-  _globals['_ORDER']._serialized_start=318
-  _globals['_ORDER']._serialized_end=617
-  _globals['_GETBALANCEREQUEST']._serialized_start=619
-  _globals['_GETBALANCEREQUEST']._serialized_end=638
-  _globals['_BALANCE']._serialized_start=640
-  _globals['_BALANCE']._serialized_end=737
-  _globals['_LISTORDERSREQUEST']._serialized_start=739
-  _globals['_LISTORDERSREQUEST']._serialized_end=797
-  _globals['_LISTORDERSRESPONSE']._serialized_start=799
-  _globals['_LISTORDERSRESPONSE']._serialized_end=885
-  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_start=887
-  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_end=952
-  _globals['_LEDGERENTRY']._serialized_start=955
-  _globals['_LEDGERENTRY']._serialized_end=1124
-  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_start=1126
-  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_end=1226
-  _globals['_QUOTASERVICE']._serialized_start=1381
-  _globals['_QUOTASERVICE']._serialized_end=1988
+  _globals['_APIKEYROLE']._serialized_start=2078
+  _globals['_APIKEYROLE']._serialized_end=2174
+  _globals['_ORDERSTATE']._serialized_start=2177
+  _globals['_ORDERSTATE']._serialized_end=2326
+  _globals['_APIKEY']._serialized_start=84
+  _globals['_APIKEY']._serialized_end=349
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=351
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=457
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=459
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=545
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=547
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=633
+  _globals['_CREATEDAPIKEY']._serialized_start=635
+  _globals['_CREATEDAPIKEY']._serialized_end=706
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=708
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=745
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_start=747
+  _globals['_ROTATEAPIKEYREQUEST']._serialized_end=814
+  _globals['_ROTATEDAPIKEY']._serialized_start=816
+  _globals['_ROTATEDAPIKEY']._serialized_end=931
+  _globals['_PURCHASEQUOTAREQUEST']._serialized_start=933
+  _globals['_PURCHASEQUOTAREQUEST']._serialized_end=998
+  _globals['_CONFIRMPAYMENTREQUEST']._serialized_start=1000
+  _globals['_CONFIRMPAYMENTREQUEST']._serialized_end=1088
+  _globals['_CANCELORDERREQUEST']._serialized_start=1090
+  _globals['_CANCELORDERREQUEST']._serialized_end=1128
+  _globals['_GETORDERREQUEST']._serialized_start=1130
+  _globals['_GETORDERREQUEST']._serialized_end=1165
+  _globals['_ORDER']._serialized_start=1168
+  _globals['_ORDER']._serialized_end=1467
+  _globals['_GETBALANCEREQUEST']._serialized_start=1469
+  _globals['_GETBALANCEREQUEST']._serialized_end=1488
+  _globals['_BALANCE']._serialized_start=1490
+  _globals['_BALANCE']._serialized_end=1587
+  _globals['_LISTORDERSREQUEST']._serialized_start=1589
+  _globals['_LISTORDERSREQUEST']._serialized_end=1647
+  _globals['_LISTORDERSRESPONSE']._serialized_start=1649
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1735
+  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_start=1737
+  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_end=1802
+  _globals['_LEDGERENTRY']._serialized_start=1805
+  _globals['_LEDGERENTRY']._serialized_end=1974
+  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_start=1976
+  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_end=2076
+  _globals['_QUOTASERVICE']._serialized_start=2329
+  _globals['_QUOTASERVICE']._serialized_end=3285
 # @@protoc_insertion_point(module_scope)

@@ -10,6 +10,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ApiKeyRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    API_KEY_ROLE_UNSPECIFIED: _ClassVar[ApiKeyRole]
+    API_KEY_ROLE_RESELLER: _ClassVar[ApiKeyRole]
+    API_KEY_ROLE_OPERATOR: _ClassVar[ApiKeyRole]
+
 class OrderState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ORDER_STATE_UNSPECIFIED: _ClassVar[OrderState]
@@ -17,11 +23,94 @@ class OrderState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDER_STATE_PAID: _ClassVar[OrderState]
     ORDER_STATE_EXPIRED: _ClassVar[OrderState]
     ORDER_STATE_CANCELLED: _ClassVar[OrderState]
+API_KEY_ROLE_UNSPECIFIED: ApiKeyRole
+API_KEY_ROLE_RESELLER: ApiKeyRole
+API_KEY_ROLE_OPERATOR: ApiKeyRole
 ORDER_STATE_UNSPECIFIED: OrderState
 ORDER_STATE_AWAITING_PAYMENT: OrderState
 ORDER_STATE_PAID: OrderState
 ORDER_STATE_EXPIRED: OrderState
 ORDER_STATE_CANCELLED: OrderState
+
+class ApiKey(_message.Message):
+    __slots__ = ("key_id", "prefix", "role", "reseller_id", "created_at", "expires_at", "revoked_at", "active")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    prefix: str
+    role: ApiKeyRole
+    reseller_id: str
+    created_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    revoked_at: _timestamp_pb2.Timestamp
+    active: bool
+    def __init__(self, key_id: _Optional[str] = ..., prefix: _Optional[str] = ..., role: _Optional[_Union[ApiKeyRole, str]] = ..., reseller_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., active: _Optional[bool] = ...) -> None: ...
+
+class ListApiKeysRequest(_message.Message):
+    __slots__ = ("reseller_id", "include_inactive", "page_size", "page_token")
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_INACTIVE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    reseller_id: str
+    include_inactive: bool
+    page_size: int
+    page_token: str
+    def __init__(self, reseller_id: _Optional[str] = ..., include_inactive: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListApiKeysResponse(_message.Message):
+    __slots__ = ("keys", "next_page_token")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[ApiKey]
+    next_page_token: str
+    def __init__(self, keys: _Optional[_Iterable[_Union[ApiKey, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreateApiKeyRequest(_message.Message):
+    __slots__ = ("reseller_id", "role")
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    reseller_id: str
+    role: ApiKeyRole
+    def __init__(self, reseller_id: _Optional[str] = ..., role: _Optional[_Union[ApiKeyRole, str]] = ...) -> None: ...
+
+class CreatedApiKey(_message.Message):
+    __slots__ = ("key", "api_key")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    key: ApiKey
+    api_key: str
+    def __init__(self, key: _Optional[_Union[ApiKey, _Mapping]] = ..., api_key: _Optional[str] = ...) -> None: ...
+
+class RevokeApiKeyRequest(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
+class RotateApiKeyRequest(_message.Message):
+    __slots__ = ("key_id", "grace_period_seconds")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    grace_period_seconds: int
+    def __init__(self, key_id: _Optional[str] = ..., grace_period_seconds: _Optional[int] = ...) -> None: ...
+
+class RotatedApiKey(_message.Message):
+    __slots__ = ("retiring", "key", "api_key")
+    RETIRING_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    retiring: ApiKey
+    key: ApiKey
+    api_key: str
+    def __init__(self, retiring: _Optional[_Union[ApiKey, _Mapping]] = ..., key: _Optional[_Union[ApiKey, _Mapping]] = ..., api_key: _Optional[str] = ...) -> None: ...
 
 class PurchaseQuotaRequest(_message.Message):
     __slots__ = ("quantity", "idempotency_key")

@@ -69,6 +69,26 @@ class QuotaServiceStub:
                 request_serializer=meterai_dot_quota_dot_v1_dot_quota__pb2.ListLedgerEntriesRequest.SerializeToString,
                 response_deserializer=meterai_dot_quota_dot_v1_dot_quota__pb2.ListLedgerEntriesResponse.FromString,
                 _registered_method=True)
+        self.ListApiKeys = channel.unary_unary(
+                '/meterai.quota.v1.QuotaService/ListApiKeys',
+                request_serializer=meterai_dot_quota_dot_v1_dot_quota__pb2.ListApiKeysRequest.SerializeToString,
+                response_deserializer=meterai_dot_quota_dot_v1_dot_quota__pb2.ListApiKeysResponse.FromString,
+                _registered_method=True)
+        self.CreateApiKey = channel.unary_unary(
+                '/meterai.quota.v1.QuotaService/CreateApiKey',
+                request_serializer=meterai_dot_quota_dot_v1_dot_quota__pb2.CreateApiKeyRequest.SerializeToString,
+                response_deserializer=meterai_dot_quota_dot_v1_dot_quota__pb2.CreatedApiKey.FromString,
+                _registered_method=True)
+        self.RevokeApiKey = channel.unary_unary(
+                '/meterai.quota.v1.QuotaService/RevokeApiKey',
+                request_serializer=meterai_dot_quota_dot_v1_dot_quota__pb2.RevokeApiKeyRequest.SerializeToString,
+                response_deserializer=meterai_dot_quota_dot_v1_dot_quota__pb2.ApiKey.FromString,
+                _registered_method=True)
+        self.RotateApiKey = channel.unary_unary(
+                '/meterai.quota.v1.QuotaService/RotateApiKey',
+                request_serializer=meterai_dot_quota_dot_v1_dot_quota__pb2.RotateApiKeyRequest.SerializeToString,
+                response_deserializer=meterai_dot_quota_dot_v1_dot_quota__pb2.RotatedApiKey.FromString,
+                _registered_method=True)
 
 
 class QuotaServiceServicer:
@@ -120,6 +140,36 @@ class QuotaServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListApiKeys(self, request, context):
+        """API keys, newest first, `page_size` at most 100 (default 20). Operator key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateApiKey(self, request, context):
+        """Issues a key; its plaintext is in this answer only. Operator key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeApiKey(self, request, context):
+        """Refuses the key from the next call on, in every process. Revoking twice changes nothing.
+        Operator key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateApiKey(self, request, context):
+        """Issues a new key for the same reseller and role; the old one keeps working for
+        `grace_period_seconds` (0: ends at once, at most 30 days). Operator key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QuotaServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +207,26 @@ def add_QuotaServiceServicer_to_server(servicer, server):
                     servicer.ListLedgerEntries,
                     request_deserializer=meterai_dot_quota_dot_v1_dot_quota__pb2.ListLedgerEntriesRequest.FromString,
                     response_serializer=meterai_dot_quota_dot_v1_dot_quota__pb2.ListLedgerEntriesResponse.SerializeToString,
+            ),
+            'ListApiKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApiKeys,
+                    request_deserializer=meterai_dot_quota_dot_v1_dot_quota__pb2.ListApiKeysRequest.FromString,
+                    response_serializer=meterai_dot_quota_dot_v1_dot_quota__pb2.ListApiKeysResponse.SerializeToString,
+            ),
+            'CreateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateApiKey,
+                    request_deserializer=meterai_dot_quota_dot_v1_dot_quota__pb2.CreateApiKeyRequest.FromString,
+                    response_serializer=meterai_dot_quota_dot_v1_dot_quota__pb2.CreatedApiKey.SerializeToString,
+            ),
+            'RevokeApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeApiKey,
+                    request_deserializer=meterai_dot_quota_dot_v1_dot_quota__pb2.RevokeApiKeyRequest.FromString,
+                    response_serializer=meterai_dot_quota_dot_v1_dot_quota__pb2.ApiKey.SerializeToString,
+            ),
+            'RotateApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateApiKey,
+                    request_deserializer=meterai_dot_quota_dot_v1_dot_quota__pb2.RotateApiKeyRequest.FromString,
+                    response_serializer=meterai_dot_quota_dot_v1_dot_quota__pb2.RotatedApiKey.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -348,6 +418,114 @@ class QuotaService:
             '/meterai.quota.v1.QuotaService/ListLedgerEntries',
             meterai_dot_quota_dot_v1_dot_quota__pb2.ListLedgerEntriesRequest.SerializeToString,
             meterai_dot_quota_dot_v1_dot_quota__pb2.ListLedgerEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApiKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meterai.quota.v1.QuotaService/ListApiKeys',
+            meterai_dot_quota_dot_v1_dot_quota__pb2.ListApiKeysRequest.SerializeToString,
+            meterai_dot_quota_dot_v1_dot_quota__pb2.ListApiKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meterai.quota.v1.QuotaService/CreateApiKey',
+            meterai_dot_quota_dot_v1_dot_quota__pb2.CreateApiKeyRequest.SerializeToString,
+            meterai_dot_quota_dot_v1_dot_quota__pb2.CreatedApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meterai.quota.v1.QuotaService/RevokeApiKey',
+            meterai_dot_quota_dot_v1_dot_quota__pb2.RevokeApiKeyRequest.SerializeToString,
+            meterai_dot_quota_dot_v1_dot_quota__pb2.ApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meterai.quota.v1.QuotaService/RotateApiKey',
+            meterai_dot_quota_dot_v1_dot_quota__pb2.RotateApiKeyRequest.SerializeToString,
+            meterai_dot_quota_dot_v1_dot_quota__pb2.RotatedApiKey.FromString,
             options,
             channel_credentials,
             insecure,
