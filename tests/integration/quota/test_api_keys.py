@@ -25,6 +25,7 @@ from meterai_common.bus import InProcessBus
 from meterai_common.config import Ports, Settings
 from meterai_common.db import create_engine, run_in_transaction
 from meterai_common.runtime import InProcessTransport
+from meterai_common.tls import TlsFiles
 from meterai_quota.adapters.payments import GatewayPaymentProvider
 from meterai_quota.adapters.tables import api_keys
 from meterai_quota.bootstrap import QuotaRuntime, create_principal, start_quota
@@ -37,9 +38,15 @@ class World:
     operator_key: str
     reseller_id: str
     reseller_key: str
+    tls: TlsFiles
 
     def stub(self, server: int = 0) -> quota_pb2_grpc.QuotaServiceStub:
-        platform = Platform("127.0.0.1", Ports(quota=self.servers[server].server.port), None)
+        platform = Platform(
+            "127.0.0.1",
+            Ports(quota=self.servers[server].server.port),
+            None,
+            tls=self.tls.client(),
+        )
         return quota_pb2_grpc.QuotaServiceStub(platform.channel("quota"))
 
     def call(self, method: str, request: Any, key: str, server: int = 0) -> Any:
@@ -52,10 +59,16 @@ class World:
 
 
 @pytest.fixture
-def world(database_url: str, tmp_path: Path) -> Iterator[World]:
+def world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterator[World]:
     db = create_engine(database_url)
     settings = Settings.from_env(
-        {"METERAI_HOME": str(tmp_path), "DATABASE_URL": database_url, "QUOTA_PORT": "0"}
+        {
+            "METERAI_HOME": str(tmp_path),
+            "METERAI_TLS_DIR": str(tls_files.directory),
+            "DATABASE_URL": database_url,
+            "QUOTA_PORT": "0",
+            "QUOTA_MTLS_PORT": "0",
+        }
     )
     bus = InProcessBus()
     servers = [
@@ -71,7 +84,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
 
     operator_key, reseller_id, reseller_key = run_in_transaction(db, principals)
     try:
-        yield World(db, servers, operator_key, reseller_id, reseller_key)
+        yield World(db, servers, operator_key, reseller_id, reseller_key, tls_files)
     finally:
         for server in servers:
             server.stop(0)

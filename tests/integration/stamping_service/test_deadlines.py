@@ -31,6 +31,7 @@ from meterai_common.config import Ports
 from meterai_common.db import create_engine, reading, run_in_transaction
 from meterai_common.documents import DirectoryStore
 from meterai_common.grpc_server import RunningServer, create_server
+from meterai_common.tls import TlsFiles
 from meterai_quota.adapters.payments import DevPaymentProvider
 from meterai_quota.adapters.tables import orders
 from meterai_quota.grpc_api import QuotaServicer
@@ -112,7 +113,7 @@ class World:
         time.sleep(0.3)
 
 
-def _servers(db: Engine, tmp_path: Path, hold: Hold) -> list[RunningServer]:
+def _servers(db: Engine, tmp_path: Path, hold: Hold, tls: TlsFiles) -> list[RunningServer]:
     pki = generate_test_pki(tmp_path / "pki")
     identity = load_identity(pki.signer_key, pki.chain)
 
@@ -127,6 +128,7 @@ def _servers(db: Engine, tmp_path: Path, hold: Hold) -> list[RunningServer]:
             verify_base_url="https://verify.example/v",
             limits=pdf_engine.Limits(),
             signature_size=lambda: signature_size(identity),
+            signer_certificate=lambda: identity.certificates[0].dump(),
         ),
     )
     admission = Admission(lambda: 0, lambda reseller: 0, AdmissionLimits())
@@ -143,6 +145,7 @@ def _servers(db: Engine, tmp_path: Path, hold: Hold) -> list[RunningServer]:
             0,
             [(stamping_pb2_grpc.add_StampingServiceServicer_to_server, stamping_servicer)],
             [],
+            tls=tls.server("stamping"),
         ),
         create_server(
             "quota-test",
@@ -150,15 +153,16 @@ def _servers(db: Engine, tmp_path: Path, hold: Hold) -> list[RunningServer]:
             0,
             [(quota_pb2_grpc.add_QuotaServiceServicer_to_server, quota_servicer)],
             [],
+            tls=tls.server("quota"),
         ),
     ]
 
 
 @pytest.fixture
-def world(database_url: str, tmp_path: Path) -> Iterator[World]:
+def world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterator[World]:
     db = create_engine(database_url)
     hold = Hold()
-    stamping_server, quota_server = _servers(db, tmp_path, hold)
+    stamping_server, quota_server = _servers(db, tmp_path, hold, tls_files)
 
     def funded(conn: Any) -> tuple[str, str]:
         reseller = quota.create_reseller(conn, "deadline test")
@@ -167,7 +171,12 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
         return reseller.id, quota.issue_api_key(conn, reseller.id)
 
     reseller_id, api_key = run_in_transaction(db, funded)
-    client = Platform("127.0.0.1", Ports(quota_server.port, stamping_server.port), api_key)
+    client = Platform(
+        "127.0.0.1",
+        Ports(quota_server.port, stamping_server.port),
+        api_key,
+        tls=tls_files.client(),
+    )
     try:
         yield World(
             db,
