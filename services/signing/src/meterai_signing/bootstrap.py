@@ -14,7 +14,8 @@ from meterai_common.grpc_server import RunningServer, create_server
 from meterai_common.messaging import PikaPublisher
 from meterai_common.tasks import SIGN_DIGEST_TASK, make_celery
 from meterai_signing.grpc_api import SigningServicer
-from meterai_signing.signer import Signer, load_signer_identity
+from meterai_signing.platform_key import platform_identity, platform_timestamper
+from meterai_signing.signer import Signer
 from meterai_signing.tasks import register_tasks
 
 __all__ = ["SigningRuntime", "run_signing_worker", "start_signing"]
@@ -31,19 +32,27 @@ class SigningRuntime:
         self.server.stop(grace, drain_delay)
 
 
-def _identity(settings: Settings) -> Any:
-    return load_signer_identity(settings.signing_key, settings.signing_chain, settings.pki_dir)
+def _signer(settings: Settings, events: Any) -> Signer:
+    from meterai_signing.audit_hook import audit_recorder
+
+    identity = platform_identity(settings)
+    return Signer(
+        identity,
+        events=events,
+        timestamper=platform_timestamper(settings),
+        signed=audit_recorder(settings, identity),
+    )
 
 
 def start_signing(settings: Settings, bus: InProcessBus | None) -> SigningRuntime:
     """Serve SigningService; with ``bus`` (embedded platform) also sign queued jobs in-process."""
     if bus is not None:
-        signer = Signer(_identity(settings), events=lambda: bus)
+        signer = _signer(settings, lambda: bus)
         bus.register_task(SIGN_DIGEST_TASK, signer.sign_and_announce)
     else:
         url = settings.amqp_url
         assert url is not None
-        signer = Signer(_identity(settings), events=lambda: PikaPublisher(url))
+        signer = _signer(settings, lambda: PikaPublisher(url))
     server = create_server(
         "signing",
         settings.bind_host,
@@ -67,7 +76,7 @@ def run_signing_worker(settings: Settings, concurrency: int, loglevel: str = "IN
         )
     url = settings.amqp_url
     app = make_celery(url)
-    signer = Signer(_identity(settings), events=lambda: PikaPublisher(url))
+    signer = _signer(settings, lambda: PikaPublisher(url))
     register_tasks(app, lambda: signer)
     app.worker_main(
         [
