@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from meterai.events.v1 import events_pb2
 from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
+from meterai_common import audit
 from meterai_common.db import reading, run_in_transaction
 from meterai_common.grpc_errors import RequestError, status_from_errors
 from meterai_common.outbox import enqueue_event
@@ -54,6 +55,20 @@ def confirm_and_announce(conn: Any, order_id: str, reference: str, amount_idr: i
         )
         enqueue_event(
             conn, "QuotaCredited", event.SerializeToString(), order.paid_at or order.created_at
+        )
+        audit.record(
+            conn,
+            audit.AuditEvent(
+                kind=audit.EventKind.PAYMENT_CONFIRMED,
+                subject=order.id,
+                details={
+                    "order_id": order.id,
+                    "reseller_id": order.reseller_id,
+                    "quantity": order.quantity,
+                    "amount_idr": amount_idr,
+                    "payment_reference": reference,
+                },
+            ),
         )
     return order
 
