@@ -63,6 +63,12 @@ class TsaProcess:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(10)
 
+    def restart(self) -> TsaProcess:
+        """Start again on the same port (so its URL stays valid)."""
+        self.stop()
+        self._log_path.write_text("")
+        return self.start()
+
 
 class TsaFaults:
     """An HTTP relay to ``upstream`` whose ``mode`` tests switch: ``relay``, ``slow``,

@@ -76,6 +76,13 @@ def load_signer_identity(key: Path | None, chain: Path | None, pki_dir: Path) ->
     return load_identity(key, chain)
 
 
+def _one_line(text: str, limit: int = 180) -> str:
+    """A failure reason the ledger accepts: printable, one line, short (errors from parsers
+    quote the bytes they choked on)."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return (flat[: limit - 1] + "…") if len(flat) > limit else flat or "signing failed"
+
+
 class Signer:
     def __init__(
         self,
@@ -160,7 +167,7 @@ class Signer:
             # that stay unanswered until their deadline, then refunds them.
             raise
         except (ValueError, InvalidSignRequest, SigningError) as error:
-            failed = events_pb2.SigningFailed(job_id=job_id, reason=str(error))
+            failed = events_pb2.SigningFailed(job_id=job_id, reason=_one_line(str(error)))
             self._publish("SigningFailed", failed.SerializeToString(), f"failed-{job_id}")
             return
         signed = events_pb2.DigestSigned(job_id=job_id, serial=serial, cms=cms)
