@@ -108,6 +108,33 @@ class TestTimestampedSignature:
             sign_digest(identity, bytes(32), tight)
 
 
+class TestVerificationReportsTheLevel:
+    def test_a_timestamped_signature_is_b_t_with_its_proven_time(
+        self, bt_pdf: bytes, tsa_pki: TestPki
+    ) -> None:
+        from asn1crypto import pem
+
+        from meterai_verify.pdf_check import check_pdf
+
+        _, _, root = pem.unarmor(tsa_pki.root_cert.read_bytes())
+        (seal,) = check_pdf(bt_pdf, [root]).signatures
+        assert seal.ok and seal.level == "B-T"
+        assert seal.timestamp_time is not None and seal.signing_time is not None
+        assert abs((seal.timestamp_time - seal.signing_time).total_seconds()) < 120
+
+    def test_a_signature_without_timestamp_is_b_b(
+        self, identity: SigningIdentity, tsa_pki: TestPki
+    ) -> None:
+        from asn1crypto import pem
+
+        from meterai_verify.pdf_check import check_pdf
+
+        _, _, root = pem.unarmor(tsa_pki.root_cert.read_bytes())
+        bb = sign_pdf(blank_pdf(), identity, field_name=f"e-meterai-{SERIAL}", reason=SERIAL)
+        (seal,) = check_pdf(bb, [root]).signatures
+        assert seal.ok and seal.level == "B-B" and seal.timestamp_time is None
+
+
 class TestUnavailableOrBrokenAuthority:
     def test_garbage_is_a_final_error(self, identity: SigningIdentity, faults: TsaFaults) -> None:
         faults.mode = "garbage"

@@ -482,7 +482,10 @@ def _print_document(path: Path, answer: Any) -> None:
         click.echo(
             f"  seal {seal.serial}: signature {'valid' if seal.signature_valid else 'INVALID'}, "
             f"{'trusted' if seal.trusted else 'UNTRUSTED'}, serial {status}"
+            + (f", PAdES {seal.level}" if seal.level else "")
         )
+        if seal.HasField("timestamp_time"):
+            click.echo(f"    timestamped {seal.timestamp_time.ToDatetime().isoformat()}Z")
         if seal.problem:
             click.echo(f"    {seal.problem}")
 
