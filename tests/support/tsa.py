@@ -83,6 +83,8 @@ class TsaFaults:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+            wbufsize = -1
 
             def do_POST(self) -> None:
                 faults.requests += 1
