@@ -24,6 +24,7 @@ from meterai_signing.errors import SigningError, UnsupportedKeyError
 __all__ = [
     "InMemoryKey",
     "KeySigner",
+    "PublicHalf",
     "check_key_shape",
     "max_signature_length",
 ]
@@ -104,7 +105,35 @@ def max_signature_length(kind: str, bits: int) -> int:
     return 2 + body if body < 128 else 3 + body
 
 
-class InMemoryKey:
+class PublicHalf:
+    """What a :class:`KeySigner` knows from its public key alone, shared by the implementations.
+
+    Subclasses set ``_kind`` (``RSA`` or ``EC``), ``_bits`` and ``_public_key_der``.
+    """
+
+    _kind: str
+    _bits: int
+    _public_key_der: bytes
+
+    @property
+    def public_key_der(self) -> bytes:
+        return self._public_key_der
+
+    @property
+    def algorithm(self) -> str:
+        return "sha256_rsa" if self._kind == "RSA" else "sha256_ecdsa"
+
+    @property
+    def max_signature_length(self) -> int:
+        return max_signature_length(self._kind, self._bits)
+
+    @property
+    def key_type(self) -> str:
+        """``RSA-2048``, ``ECDSA-secp256r1`` ...: the type part of a key label."""
+        return f"RSA-{self._bits}" if self._kind == "RSA" else "ECDSA-secp256r1"
+
+
+class InMemoryKey(PublicHalf):
     """A :class:`KeySigner` over a private key held in this process's memory."""
 
     def __init__(self, private_key: object) -> None:
@@ -129,22 +158,8 @@ class InMemoryKey:
         return f"InMemoryKey({self.key_label})"
 
     @property
-    def public_key_der(self) -> bytes:
-        return self._public_key_der
-
-    @property
-    def algorithm(self) -> str:
-        return "sha256_rsa" if self._kind == "RSA" else "sha256_ecdsa"
-
-    @property
     def key_label(self) -> str:
-        if isinstance(self._key, rsa.RSAPrivateKey):
-            return f"memory RSA-{self._bits}"
-        return f"memory ECDSA-{self._key.curve.name}"
-
-    @property
-    def max_signature_length(self) -> int:
-        return max_signature_length(self._kind, self._bits)
+        return f"memory {self.key_type}"
 
     def sign_raw(self, data: bytes) -> bytes:
         try:

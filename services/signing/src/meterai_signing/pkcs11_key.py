@@ -52,7 +52,7 @@ from pkcs11.util.ec import (
 from pkcs11.util.rsa import encode_rsa_public_key
 
 from meterai_signing.errors import IdentityError, KeyUnavailable, SigningError
-from meterai_signing.keys import check_key_shape, max_signature_length
+from meterai_signing.keys import PublicHalf, check_key_shape
 
 __all__ = ["Pkcs11Key", "Pkcs11Settings", "generate_token_key", "open_session"]
 
@@ -116,7 +116,7 @@ def _public_key_der(public: Any) -> tuple[bytes, str, int]:
     raise IdentityError(f"the token key is {public.key_type!r}; only RSA and EC keys can sign")
 
 
-class Pkcs11Key:
+class Pkcs11Key(PublicHalf):
     """A :class:`~meterai_signing.keys.KeySigner` whose private key never leaves its token."""
 
     def __init__(self, settings: Pkcs11Settings) -> None:
@@ -146,21 +146,8 @@ class Pkcs11Key:
         return f"Pkcs11Key({self._settings.token}/{self._settings.key_label})"
 
     @property
-    def public_key_der(self) -> bytes:
-        return self._public_key_der
-
-    @property
-    def algorithm(self) -> str:
-        return "sha256_rsa" if self._kind == "RSA" else "sha256_ecdsa"
-
-    @property
     def key_label(self) -> str:
-        kind = f"RSA-{self._bits}" if self._kind == "RSA" else "ECDSA-secp256r1"
-        return f"pkcs11:{self._settings.token}/{self._settings.key_label} {kind}"
-
-    @property
-    def max_signature_length(self) -> int:
-        return max_signature_length(self._kind, self._bits)
+        return f"pkcs11:{self._settings.token}/{self._settings.key_label} {self.key_type}"
 
     def sign_raw(self, data: bytes) -> bytes:
         deadline = time.monotonic() + self._settings.retry_budget_s
