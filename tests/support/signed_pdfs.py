@@ -17,6 +17,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pypdf import PdfWriter
 
 from meterai_signing.cms import SigningIdentity, sign_digest, signature_size
+from meterai_signing.timestamps import TimestampSource
 
 __all__ = ["blank_pdf", "sign_pdf"]
 
@@ -30,8 +31,16 @@ def blank_pdf(title: str = "meterai verify test") -> bytes:
     return out.getvalue()
 
 
-def sign_pdf(pdf: bytes, identity: SigningIdentity, *, field_name: str, reason: str) -> bytes:
-    """Sign ``pdf`` as the stamping service will: pyHanko prepares, our CMS fills."""
+def sign_pdf(
+    pdf: bytes,
+    identity: SigningIdentity,
+    *,
+    field_name: str,
+    reason: str,
+    timestamper: TimestampSource | None = None,
+) -> bytes:
+    """Sign ``pdf`` as the stamping service will: pyHanko prepares, our CMS fills (timestamped
+    by ``timestamper`` when given: PAdES B-T)."""
     external = ExternalSigner(
         signing_cert=identity.signer_certificate,
         cert_registry=SimpleCertificateStore.from_certs(list(identity.certificates[1:])),
@@ -45,14 +54,15 @@ def sign_pdf(pdf: bytes, identity: SigningIdentity, *, field_name: str, reason: 
         ),
         signer=external,
     )
+    bound = 0 if timestamper is None else timestamper.token_size_bound
     output = BytesIO()
     prepared, _tbs, _ = asyncio.run(
         signer.async_digest_doc_for_signing(
             IncrementalPdfFileWriter(BytesIO(pdf)),
-            bytes_reserved=2 * signature_size(identity),  # hex-encoded in /Contents
+            bytes_reserved=2 * signature_size(identity, bound),  # hex-encoded in /Contents
             output=output,
         )
     )
-    cms = sign_digest(identity, prepared.document_digest)
+    cms = sign_digest(identity, prepared.document_digest, timestamper)
     PdfTBSDocument.finish_signing(output, prepared, cms)
     return output.getvalue()

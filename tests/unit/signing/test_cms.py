@@ -312,9 +312,7 @@ class TestIdentity:
         mine_identity = load_identity(mine.signer_key, mine.chain)
         other_identity = load_identity(other.signer_key, other.chain)
         with pytest.raises(IdentityError, match="does not belong"):
-            SigningIdentity(
-                private_key=mine_identity.private_key, certificates=other_identity.certificates
-            )
+            SigningIdentity(key=mine_identity.key, certificates=other_identity.certificates)
 
     def test_missing_files_are_an_identity_error(self, tmp_path: Path) -> None:
         with pytest.raises(IdentityError, match="cannot read"):

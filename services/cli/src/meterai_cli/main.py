@@ -551,7 +551,10 @@ def _print_document(path: Path, answer: Any) -> None:
         click.echo(
             f"  seal {seal.serial}: signature {'valid' if seal.signature_valid else 'INVALID'}, "
             f"{'trusted' if seal.trusted else 'UNTRUSTED'}, serial {status}"
+            + (f", PAdES {seal.level}" if seal.level else "")
         )
+        if seal.HasField("timestamp_time"):
+            click.echo(f"    timestamped {seal.timestamp_time.ToDatetime().isoformat()}Z")
         if seal.problem:
             click.echo(f"    {seal.problem}")
 
@@ -654,7 +657,22 @@ def admin_create_reseller(name: str, parent: str | None, operator: bool, as_json
     default="rsa2048",
     show_default=True,
 )
-def admin_init_pki(key_type: str) -> None:
+@click.option(
+    "--pkcs11",
+    "module",
+    default=None,
+    help="PKCS#11 module: generate the signing key inside a token instead of a PEM file.",
+)
+@click.option("--token", default=None, help="Label of the token (with --pkcs11).")
+@click.option(
+    "--pin-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="File holding the token's user PIN (else METERAI_PKCS11_PIN[_FILE]).",
+)
+def admin_init_pki(
+    key_type: str, module: str | None, token: str | None, pin_file: Path | None
+) -> None:
     """Create the platform's TLS CA and service certificates under $METERAI_HOME/tls, and a
     TEST signing PKI under $METERAI_HOME/pki, each only if none is there.
 
@@ -664,7 +682,8 @@ def admin_init_pki(key_type: str) -> None:
     identity's pair to the processes that run as it, and ca.crt to every client.
     METERAI_TLS_HOSTS adds the host names clients use to the certificates.
     The signing PKI is for development and tests; production sets METERAI_SIGNING_KEY /
-    METERAI_SIGNING_CHAIN / METERAI_TRUST_ROOTS.
+    METERAI_SIGNING_CHAIN / METERAI_TRUST_ROOTS. With --pkcs11 MODULE --token LABEL the signing
+    key is generated inside that token (sensitive, not extractable) and certified by the test CA.
     """
     from meterai_common.tls import ensure_platform_tls
     from meterai_signing.pki import ensure_test_pki
@@ -674,6 +693,8 @@ def admin_init_pki(key_type: str) -> None:
     click.echo(f"platform TLS CA and certificates in {files.directory} (CA {files.ca_certificate})")
     pki = ensure_test_pki(settings.pki_dir, key_type=key_type)  # type: ignore[arg-type]
     click.echo(f"test PKI in {pki.directory} (root {pki.root_cert.name})")
+    if module is not None or token is not None:
+        _init_token_key(settings, module, token, pin_file, key_type)
 
 
 @admin.group("tls")
@@ -884,6 +905,91 @@ def admin_topology() -> None:
 
 
 # -- helpers --------------------------------------------------------------------------------
+# -- signing key in a token, audit trail ----------------------------------------------------
+def _init_token_key(
+    settings: Settings, module: str | None, token: str | None, pin_file: Path | None, kind: str
+) -> None:
+    from meterai_signing.errors import IdentityError
+    from meterai_signing.pkcs11_key import Pkcs11Settings
+    from meterai_signing.token_setup import init_token_pki
+
+    if module is None or token is None:
+        raise click.UsageError("--pkcs11 MODULE and --token LABEL go together")
+    pin = pin_file.read_text().splitlines()[0].strip() if pin_file else settings.pkcs11_pin
+    if not pin:
+        raise click.UsageError("give the token's user PIN: --pin-file or METERAI_PKCS11_PIN_FILE")
+    token_settings = Pkcs11Settings(
+        module=module, token=token, pin=pin, key_label=settings.pkcs11_key_label
+    )
+    try:
+        made = init_token_pki(settings, token_settings, kind)
+    except IdentityError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{'created' if made.created else 'found'} {made.key_label}; chain in {made.chain}")
+    click.echo("Sign with it by setting, for the signing service and workers:")
+    click.echo(f"  METERAI_PKCS11_MODULE={module} METERAI_PKCS11_TOKEN={token}")
+    click.echo("  METERAI_PKCS11_PIN_FILE=<file holding the user PIN>")
+
+
+@admin.group("audit")
+def admin_audit() -> None:
+    """The tamper-evident audit trail of security events."""
+
+
+@admin_audit.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def admin_audit_verify(as_json: bool) -> None:
+    """Recompute the hash chain and every signed checkpoint; name the first broken row."""
+    from meterai_common import audit
+    from meterai_common.db import create_engine
+
+    with create_engine(_settings().database_url).connect() as conn:
+        report = audit.verify(conn)
+    data: dict[str, Any] = {
+        "ok": report.ok,
+        "events": report.events,
+        "checkpoints": report.checkpoints,
+    }
+    if not report.ok:
+        data.update(broken_at=report.broken_at, problem=report.problem)
+    if as_json:
+        emit(data, True)
+    elif report.ok:
+        click.echo(f"audit trail intact: {report.events} events, {report.checkpoints} checkpoints")
+    else:
+        click.echo(f"audit trail BROKEN at row {report.broken_at}: {report.problem}")
+    sys.exit(0 if report.ok else EXIT_REFUSED)
+
+
+@admin_audit.command("show")
+@click.option("--serial", required=True, help="The e-meterai serial (or any event subject).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def admin_audit_show(serial: str, as_json: bool) -> None:
+    """Show every audit event about one stamp, oldest first."""
+    from meterai_common import audit
+    from meterai_common.db import create_engine
+
+    with create_engine(_settings().database_url).connect() as conn:
+        rows = audit.events_about(conn, serial)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {"seq": r.seq, "at": r.at, "kind": r.kind, "details": dict(r.details)}
+                    for r in rows
+                ],
+                indent=2,
+                sort_keys=True,
+            )
+        )
+        return
+    if not rows:
+        click.echo(f"no audit events about {serial}")
+    for r in rows:
+        facts = " ".join(f"{k}={v}" for k, v in sorted(r.details.items()))
+        click.echo(f"#{r.seq} {r.at} {r.kind} {facts}")
+
+
 def _settings() -> Settings:
     from dataclasses import replace
 

@@ -69,6 +69,26 @@ class Settings:
     """PEM private key of the signer; only the signing service reads it."""
     signing_chain: Path | None = None
     """PEM bundle: signer certificate first, then its issuers."""
+    pkcs11_module: str | None = None
+    """PKCS#11 module of the token holding the platform key; ``None`` keeps the key in memory
+    (read from ``signing_key``)."""
+    pkcs11_token: str | None = None
+    """Label of that token."""
+    pkcs11_key_label: str = "meterai-signer"
+    """Label of the key pair inside the token."""
+    pkcs11_pin: str | None = field(default=None, repr=False)
+    """User PIN of the token (``METERAI_PKCS11_PIN_FILE`` keeps it out of the environment)."""
+    tsa_url: str | None = None
+    """RFC 3161 timestamp authority; set, every signature is timestamped (PAdES B-T)."""
+    tsa_username: str | None = None
+    tsa_password: str | None = field(default=None, repr=False)
+    """HTTP Basic credentials for the authority, if it wants them."""
+    tsa_timeout_ms: int = 5000
+    """Per-request bound on the authority's answer; slower counts as unavailable."""
+    tsa_token_bound: int = 0
+    """Largest timestamp token, bytes; 0 measures it from the authority at start."""
+    audit_checkpoint_every: int = 100
+    """Audit events between two checkpoints signed by the platform key."""
     trust_roots: Path | None = None
     """PEM file of root certificates the verification service trusts."""
     verify_base_url: str = "https://verify.meterai.local/v"
@@ -177,6 +197,17 @@ class Settings:
         base_url = env.get("METERAI_VERIFY_BASE_URL", cls.verify_base_url).rstrip("/")
         if not base_url.startswith(("https://", "http://")):
             raise ConfigError(f"METERAI_VERIFY_BASE_URL must be an http(s) URL, not {base_url!r}")
+        pkcs11_module = env.get("METERAI_PKCS11_MODULE") or None
+        pkcs11_token = env.get("METERAI_PKCS11_TOKEN") or None
+        pkcs11_pin = _secret(env, "METERAI_PKCS11_PIN")
+        if pkcs11_module is not None and (pkcs11_token is None or pkcs11_pin is None):
+            raise ConfigError(
+                "METERAI_PKCS11_MODULE needs METERAI_PKCS11_TOKEN and the token's user PIN "
+                "(METERAI_PKCS11_PIN_FILE or METERAI_PKCS11_PIN)"
+            )
+        tsa_url = env.get("METERAI_TSA_URL") or None
+        if tsa_url is not None and not tsa_url.startswith(("https://", "http://")):
+            raise ConfigError(f"METERAI_TSA_URL must be an http(s) URL, not {tsa_url!r}")
         return cls(
             home=home,
             database_url=database_url,
@@ -209,6 +240,18 @@ class Settings:
             tls_hosts=tuple(
                 h.strip() for h in env.get("METERAI_TLS_HOSTS", "").split(",") if h.strip()
             ),
+            pkcs11_module=pkcs11_module,
+            pkcs11_token=pkcs11_token,
+            pkcs11_key_label=env.get("METERAI_PKCS11_KEY_LABEL") or cls.pkcs11_key_label,
+            pkcs11_pin=pkcs11_pin,
+            tsa_url=tsa_url,
+            tsa_username=env.get("METERAI_TSA_USERNAME") or None,
+            tsa_password=_secret(env, "METERAI_TSA_PASSWORD"),
+            tsa_timeout_ms=_int(env, "METERAI_TSA_TIMEOUT_MS", cls.tsa_timeout_ms) or 1,
+            tsa_token_bound=_int(env, "METERAI_TSA_TOKEN_BOUND", cls.tsa_token_bound),
+            audit_checkpoint_every=max(
+                1, _int(env, "METERAI_AUDIT_CHECKPOINT_EVERY", cls.audit_checkpoint_every)
+            ),
         )
 
 
@@ -229,6 +272,17 @@ def _documents(raw: str | None, home: Path) -> str:
     if raw == "database":
         return raw
     return str(Path(raw or home / "documents").absolute())
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """``<name>_FILE`` (a file holding the secret, first line) or else ``<name>`` itself."""
+    file_name = env.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text().splitlines()[0].strip()
+        except (OSError, IndexError) as exc:
+            raise ConfigError(f"{name}_FILE={file_name!r} cannot be read: {exc}") from None
+    return env.get(name) or None
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

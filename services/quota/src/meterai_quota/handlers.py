@@ -11,6 +11,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import Connection
 
 from meterai.events.v1 import events_pb2
+from meterai_common import audit
 from meterai_common.outbox import enqueue_event
 
 from . import orders as order_book
@@ -34,6 +35,20 @@ def confirm_and_announce(conn: Connection, order_id: str, reference: str, amount
         )
         enqueue_event(
             conn, "QuotaCredited", event.SerializeToString(), order.paid_at or order.created_at
+        )
+        audit.record(
+            conn,
+            audit.AuditEvent(
+                kind=audit.EventKind.PAYMENT_CONFIRMED,
+                subject=order.id,
+                details={
+                    "order_id": order.id,
+                    "reseller_id": order.reseller_id,
+                    "quantity": order.quantity,
+                    "amount_idr": amount_idr,
+                    "payment_reference": reference,
+                },
+            ),
         )
     return order
 

@@ -20,8 +20,9 @@ from meterai_common.peer_auth import RequirePlatformPeer
 from meterai_common.private_home import make_home_private
 from meterai_common.tasks import SIGN_DIGEST_TASK, make_celery
 from meterai_signing.grpc_api import SigningServicer
-from meterai_signing.job_check import DatabaseJobs
-from meterai_signing.signer import Signer, load_signer_identity
+from meterai_signing.job_check import CommittedJobs, DatabaseJobs
+from meterai_signing.platform_key import platform_identity, platform_timestamper
+from meterai_signing.signer import Signer
 from meterai_signing.tasks import register_tasks
 
 __all__ = ["SigningRuntime", "run_signing_worker", "start_signing"]
@@ -38,8 +39,17 @@ class SigningRuntime:
         self.server.stop(grace, drain_delay)
 
 
-def _identity(settings: Settings) -> Any:
-    return load_signer_identity(settings.signing_key, settings.signing_chain, settings.pki_dir)
+def _signer(settings: Settings, jobs: CommittedJobs, events: Any) -> Signer:
+    from meterai_signing.audit_hook import audit_recorder
+
+    identity = platform_identity(settings)
+    return Signer(
+        identity,
+        jobs,
+        events=events,
+        timestamper=platform_timestamper(settings),
+        signed=audit_recorder(settings, identity),
+    )
 
 
 CALLERS = ("stamping", "finishing", "admin")
@@ -56,12 +66,12 @@ def start_signing(
     """
     jobs = DatabaseJobs((lambda: db) if db is not None else _open(settings))
     if bus is not None:
-        signer = Signer(_identity(settings), jobs, events=lambda: bus)
+        signer = _signer(settings, jobs, lambda: bus)
         bus.register_task(SIGN_DIGEST_TASK, signer.sign_and_announce)
     else:
         url = settings.amqp_url
         assert url is not None
-        signer = Signer(_identity(settings), jobs, events=lambda: PikaPublisher(url))
+        signer = _signer(settings, jobs, lambda: PikaPublisher(url))
     server = create_server(
         "signing",
         settings.bind_host,
@@ -92,9 +102,7 @@ def run_signing_worker(settings: Settings, concurrency: int, loglevel: str = "IN
     make_home_private(settings.home)
     url = settings.amqp_url
     app = make_celery(url)
-    signer = Signer(
-        _identity(settings), DatabaseJobs(_open(settings)), events=lambda: PikaPublisher(url)
-    )
+    signer = _signer(settings, DatabaseJobs(_open(settings)), lambda: PikaPublisher(url))
     register_tasks(app, lambda: signer)
     app.worker_main(
         [

@@ -31,8 +31,16 @@ from typing import TypeVar
 from asn1crypto import algos, cms, core, tsp, x509
 from cryptography import x509 as cx509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives import serialization
+
+from meterai_signing.errors import (
+    DigestLengthError,
+    IdentityError,
+    SigningError,
+    UnsupportedKeyError,
+)
+from meterai_signing.keys import InMemoryKey, KeySigner
+from meterai_signing.timestamps import TimestampSource
 
 __all__ = [
     "DIGEST_LENGTH",
@@ -41,6 +49,7 @@ __all__ = [
     "SigningError",
     "SigningIdentity",
     "UnsupportedKeyError",
+    "identity_for_key",
     "identity_from_pem",
     "load_identity",
     "sign_digest",
@@ -50,10 +59,6 @@ __all__ = [
 DIGEST_LENGTH = 32
 """Length in bytes of the SHA-256 document digest :func:`sign_digest` accepts."""
 
-_RSA_KEY_SIZES = frozenset({2048, 3072, 4096})
-_EC_CURVES = frozenset({"secp256r1"})
-
-_SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 _Value = TypeVar("_Value", bound=core.Asn1Value)
 
 
@@ -78,64 +83,6 @@ _DETACHED_DATA = _frozen(cms.ContentInfo({"content_type": "data"}))
 """Detached signature: the content type is declared, the content (the PDF) left out."""
 
 
-class SigningError(Exception):
-    """Base of every error this module raises; the worker maps it to a failed job."""
-
-
-class IdentityError(SigningError):
-    """The key or certificates cannot be used: unreadable, or the certificate is not the key's."""
-
-
-class UnsupportedKeyError(IdentityError):
-    """The key type or size is not one PAdES baseline profiles (and this module) accept."""
-
-
-class DigestLengthError(SigningError):
-    """The digest is not 32 bytes, so it is not the SHA-256 the stamper computes."""
-
-
-def _key_label(key: _SigningKey) -> str:
-    if isinstance(key, rsa.RSAPrivateKey):
-        return f"RSA-{key.key_size}"
-    return f"ECDSA-{key.curve.name}"
-
-
-def _check_key(key: object) -> _SigningKey:
-    if isinstance(key, rsa.RSAPrivateKey):
-        if key.key_size not in _RSA_KEY_SIZES:
-            raise UnsupportedKeyError(
-                f"RSA keys must be 2048, 3072 or 4096 bits, this one has {key.key_size}"
-            )
-        return key
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        if key.curve.name not in _EC_CURVES:
-            raise UnsupportedKeyError(f"ECDSA keys must be on P-256, not {key.curve.name}")
-        return key
-    raise UnsupportedKeyError(f"only RSA and ECDSA P-256 keys can sign, not {type(key).__name__}")
-
-
-def _max_signature_length(key: _SigningKey) -> int:
-    """Longest signature value ``key`` can produce, from the key size alone.
-
-    RSA PKCS#1 v1.5 signatures are always exactly the modulus length. An ECDSA
-    signature is ``SEQUENCE { INTEGER r, INTEGER s }`` whose integers drop
-    leading zero bytes and gain a 0x00 when the top bit is set, so its length
-    varies; the bound is both integers at full width plus the sign byte.
-    """
-    if isinstance(key, rsa.RSAPrivateKey):
-        return (key.key_size + 7) // 8
-    integer = (key.curve.key_size + 7) // 8 + 1
-    integer_tlv = 2 + integer  # tag, one-byte length (≤ 127 for every supported curve)
-    body = 2 * integer_tlv
-    return 2 + body if body < 128 else 3 + body
-
-
-def _public_key_der(key: _SigningKey) -> bytes:
-    return key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
 def _spki(certificate: x509.Certificate) -> bytes:
     """The certificate's public key re-encoded by ``cryptography``, to compare with a key."""
     try:
@@ -155,8 +102,8 @@ class SigningIdentity:
     keeps one for its lifetime and signs many digests with it.
     """
 
-    private_key: _SigningKey = field(repr=False)
-    """The signer's private key; only :func:`sign_digest` uses it."""
+    key: KeySigner
+    """The signer's key (in memory or in a token); only :func:`sign_digest` uses it."""
 
     certificates: tuple[x509.Certificate, ...]
     """Signer certificate first, then intermediates (and the root, if supplied); all embedded."""
@@ -170,16 +117,16 @@ class SigningIdentity:
     _max_signature_length: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        key = _check_key(self.private_key)
+        key = self.key
         if not self.certificates:
             raise IdentityError("the certificate chain is empty")
         signer = self.certificates[0]
-        if _spki(signer) != _public_key_der(key):
+        if _spki(signer) != key.public_key_der:
             raise IdentityError(
                 "the first certificate does not belong to the private key; "
                 "validators would reject every signature"
             )
-        algorithm = "sha256_rsa" if isinstance(key, rsa.RSAPrivateKey) else "sha256_ecdsa"
+        algorithm = key.algorithm
         sid = cms.SignerIdentifier(
             name="issuer_and_serial_number",
             value=cms.IssuerAndSerialNumber(
@@ -220,7 +167,7 @@ class SigningIdentity:
         set_(self, "_signing_certificate_attr", _frozen(signing_certificate))
         set_(self, "_certificate_set", _frozen(certificate_set, implicit=0))
         set_(self, "_digest_algorithms", _frozen(cms.DigestAlgorithms([_SHA256])))
-        set_(self, "_max_signature_length", _max_signature_length(key))
+        set_(self, "_max_signature_length", key.max_signature_length)
 
     @property
     def signer_certificate(self) -> x509.Certificate:
@@ -229,19 +176,14 @@ class SigningIdentity:
 
     @property
     def key_label(self) -> str:
-        """Human-readable key type, e.g. ``RSA-2048`` or ``ECDSA-secp256r1``, for logs."""
-        return _key_label(self.private_key)
+        """Where the key lives and its type, e.g. ``memory RSA-2048``, for logs and audit."""
+        return self.key.key_label
 
 
 def identity_from_pem(
     key_pem: bytes, chain_pem: bytes, password: bytes | None = None
 ) -> SigningIdentity:
-    """Build a :class:`SigningIdentity` from PEM data already in memory.
-
-    The certificate that matches the private key becomes the signer wherever it
-    sits in the bundle; the others keep their order. Matching on the key rather
-    than trusting the bundle order means a chain file written root-first still
-    produces a correct ``signing-certificate-v2`` attribute.
+    """Build a :class:`SigningIdentity` over an in-memory key from PEM data.
 
     :param key_pem: The private key, PKCS#8 or traditional PEM, optionally encrypted.
     :param chain_pem: One or more PEM certificates: signer, intermediates, optionally root.
@@ -253,7 +195,19 @@ def identity_from_pem(
         key = serialization.load_pem_private_key(key_pem, password=password)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise IdentityError(f"cannot read the signing key: {exc}") from exc
-    signing_key = _check_key(key)
+    return identity_for_key(InMemoryKey(key), chain_pem)
+
+
+def identity_for_key(key: KeySigner, chain_pem: bytes) -> SigningIdentity:
+    """Build a :class:`SigningIdentity` for ``key`` wherever it lives (memory, token).
+
+    The certificate that matches the key becomes the signer wherever it
+    sits in the bundle; the others keep their order. Matching on the key rather
+    than trusting the bundle order means a chain file written root-first still
+    produces a correct ``signing-certificate-v2`` attribute.
+
+    :raises IdentityError: If the chain cannot be read or no certificate matches the key.
+    """
     try:
         parsed = cx509.load_pem_x509_certificates(chain_pem)
     except ValueError as exc:
@@ -261,12 +215,12 @@ def identity_from_pem(
     certificates = [
         x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in parsed
     ]
-    key_der = _public_key_der(signing_key)
+    key_der = key.public_key_der
     signer_index = next((i for i, cert in enumerate(certificates) if _spki(cert) == key_der), None)
     if signer_index is None:
         raise IdentityError("no certificate in the chain matches the signing key")
     signer = certificates.pop(signer_index)
-    return SigningIdentity(private_key=signing_key, certificates=(signer, *certificates))
+    return SigningIdentity(key=key, certificates=(signer, *certificates))
 
 
 def load_identity(
@@ -305,21 +259,34 @@ def _signed_attributes(identity: SigningIdentity, digest: bytes) -> bytes:
 
 
 def _content_info(
-    identity: SigningIdentity, signed_attrs_der: bytes, signature: bytes
+    identity: SigningIdentity,
+    signed_attrs_der: bytes,
+    signature: bytes,
+    timestamp_token: bytes | None = None,
 ) -> cms.ContentInfo:
     # Each level is frozen before it is nested; see _frozen for why.
-    signer_info = _frozen(
-        cms.SignerInfo(
-            {
-                "version": "v1",
-                "sid": identity._sid,
-                "digest_algorithm": _SHA256,
-                "signed_attrs": cms.CMSAttributes.load(signed_attrs_der),
-                "signature_algorithm": identity._signature_algorithm,
-                "signature": signature,
-            }
+    fields: dict[str, object] = {
+        "version": "v1",
+        "sid": identity._sid,
+        "digest_algorithm": _SHA256,
+        "signed_attrs": cms.CMSAttributes.load(signed_attrs_der),
+        "signature_algorithm": identity._signature_algorithm,
+        "signature": signature,
+    }
+    if timestamp_token is not None:
+        # The signature timestamp of PAdES B-T: a token over the signature value, carried
+        # unsigned because it is made after the signature.
+        fields["unsigned_attrs"] = cms.CMSAttributes(
+            [
+                cms.CMSAttribute(
+                    {
+                        "type": "signature_time_stamp_token",
+                        "values": [cms.ContentInfo.load(timestamp_token)],
+                    }
+                )
+            ]
         )
-    )
+    signer_info = _frozen(cms.SignerInfo(fields))
     signed_data = _frozen(
         cms.SignedData(
             {
@@ -334,20 +301,23 @@ def _content_info(
     return cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
 
 
-def _raw_signature(key: _SigningKey, data: bytes) -> bytes:
-    if isinstance(key, rsa.RSAPrivateKey):
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    return key.sign(data, ec.ECDSA(hashes.SHA256()))
-
-
-def sign_digest(identity: SigningIdentity, digest: bytes) -> bytes:
+def sign_digest(
+    identity: SigningIdentity,
+    digest: bytes,
+    timestamper: TimestampSource | None = None,
+) -> bytes:
     """Sign a document digest and return the detached CMS ``SignedData`` as DER.
 
     :param identity: Key and chain to sign with.
     :param digest: SHA-256 of the PDF ``/ByteRange``, exactly 32 bytes.
-    :return: DER ``ContentInfo``, never longer than :func:`signature_size`.
+    :param timestamper: With one, the signature value is timestamped (PAdES B-T); without,
+        the container is B-B.
+    :return: DER ``ContentInfo``, never longer than :func:`signature_size` for the same
+        timestamper's bound.
     :raises DigestLengthError: If ``digest`` is not 32 bytes.
-    :raises SigningError: If the key operation fails.
+    :raises SigningError: If the key operation or the timestamp fails for good.
+    :raises meterai_signing.errors.SigningUnavailable: If the key's token or the timestamp
+        authority is away for now.
     """
     if not isinstance(digest, bytes | bytearray | memoryview):
         raise DigestLengthError(f"digest must be bytes, not {type(digest).__name__}")
@@ -357,15 +327,28 @@ def sign_digest(identity: SigningIdentity, digest: bytes) -> bytes:
             f"digest must be {DIGEST_LENGTH} bytes (SHA-256), got {len(digest)}"
         )
     signed_attrs = _signed_attributes(identity, digest)
-    try:
-        signature = _raw_signature(identity.private_key, signed_attrs)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise SigningError(f"{identity.key_label} signing failed: {exc}") from exc
-    der: bytes = _content_info(identity, signed_attrs, signature).dump()
+    signature = identity.key.sign_raw(signed_attrs)
+    token = None
+    if timestamper is not None:
+        token = timestamper.timestamp(hashlib.sha256(signature).digest())
+    der: bytes = _content_info(identity, signed_attrs, signature, token).dump()
     return der
 
 
-def signature_size(identity: SigningIdentity) -> int:
+def _filler_token(size: int) -> bytes:
+    """A DER ``ContentInfo`` exactly ``size`` bytes long, standing in for a timestamp token."""
+    for content_length in range(size, 0, -1):
+        der: bytes = cms.ContentInfo(
+            {"content_type": "data", "content": core.OctetString(bytes(content_length))}
+        ).dump()
+        if len(der) == size:
+            return der
+        if len(der) < size:
+            break
+    raise ValueError(f"no ContentInfo is exactly {size} bytes long")
+
+
+def signature_size(identity: SigningIdentity, timestamp_token_bound: int = 0) -> int:
     """Upper bound, in bytes, of every DER CMS :func:`sign_digest` returns for ``identity``.
 
     The PDF placeholder (``/Contents``, hex-encoded, so twice this many hex
@@ -375,8 +358,13 @@ def signature_size(identity: SigningIdentity) -> int:
     only grow with their content, so no real signature can come out longer.
     For RSA the result is exact; for ECDSA P-256 it is the exact maximum, hit
     by roughly one signature in four.
+
+    :param timestamp_token_bound: With B-T, the largest timestamp token the authority in use
+        returns (:attr:`TimestampSource.token_size_bound`); the container is then encoded
+        with a stand-in token of exactly that size.
     """
     placeholder_digest = bytes(DIGEST_LENGTH)
     signed_attrs = _signed_attributes(identity, placeholder_digest)
     longest = bytes(identity._max_signature_length)
-    return len(_content_info(identity, signed_attrs, longest).dump())
+    token = _filler_token(timestamp_token_bound) if timestamp_token_bound > 0 else None
+    return len(_content_info(identity, signed_attrs, longest, token).dump())

@@ -31,6 +31,7 @@ __all__ = [
     "TestPki",
     "ensure_test_pki",
     "generate_test_pki",
+    "issue_signer_certificate",
 ]
 
 KeyType = Literal["rsa2048", "rsa3072", "ecdsa-p256"]
@@ -43,6 +44,9 @@ _INTERMEDIATE_CERT = "intermediate-ca.pem"
 _SIGNER_CERT = "signer.pem"
 _CHAIN = "chain.pem"
 _SIGNER_KEY = "signer-key.pem"
+_INTERMEDIATE_KEY = "intermediate-ca-key.pem"
+_TSA_CERT = "tsa.pem"
+_TSA_KEY = "tsa-key.pem"
 
 _CA_VALIDITY = dt.timedelta(days=20 * 365)
 _INTERMEDIATE_VALIDITY = dt.timedelta(days=10 * 365)
@@ -75,6 +79,16 @@ class TestPki:
     signer_key: Path
     """Signer private key (unencrypted PKCS#8 PEM, file mode 0600)."""
 
+    intermediate_key: Path
+    """Intermediate CA key (0600): issues the certificate of a key generated in a token and
+    the timestamp authority's certificate. A test CA only; a real CA keeps this offline."""
+
+    tsa_cert: Path
+    """Timestamp authority certificate (PEM), issued by the intermediate for timeStamping."""
+
+    tsa_key: Path
+    """Timestamp authority private key (0600), read only by ``meterai serve tsa``."""
+
 
 def _paths(directory: Path) -> TestPki:
     return TestPki(
@@ -84,6 +98,9 @@ def _paths(directory: Path) -> TestPki:
         signer_cert=directory / _SIGNER_CERT,
         chain=directory / _CHAIN,
         signer_key=directory / _SIGNER_KEY,
+        intermediate_key=directory / _INTERMEDIATE_KEY,
+        tsa_cert=directory / _TSA_CERT,
+        tsa_key=directory / _TSA_KEY,
     )
 
 
@@ -154,8 +171,10 @@ def _certificate(
     validity: dt.timedelta,
     ca_path_length: int | None,
     is_ca: bool,
+    timestamping: bool = False,
+    public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey | None = None,
 ) -> x509.Certificate:
-    public_key = subject_key.public_key()
+    public_key = public_key or subject_key.public_key()
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -175,7 +194,12 @@ def _certificate(
             critical=False,
         )
     )
-    if not is_ca:
+    if timestamping:
+        # RFC 3161 §2.3: a TSA certificate has exactly this one purpose, marked critical.
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True
+        )
+    elif not is_ca:
         # emailProtection beside documentSigning because NSS (poppler's
         # pdfsig, Firefox) checks signer certificates for the S/MIME purpose.
         builder = builder.add_extension(
@@ -260,7 +284,31 @@ def generate_test_pki(
         is_ca=False,
     )
 
+    tsa_key = _new_key(key_type)
+    tsa = _certificate(
+        subject=_name(f"{organization} timestamp authority", organization),
+        subject_key=tsa_key,
+        issuer=intermediate_name,
+        issuer_key=intermediate_key,
+        issuer_public_key=intermediate_key.public_key(),
+        now=now,
+        validity=_SIGNER_VALIDITY,
+        ca_path_length=None,
+        is_ca=False,
+        timestamping=True,
+    )
+
     pki = _paths(directory)
+    for path, key in ((pki.intermediate_key, intermediate_key), (pki.tsa_key, tsa_key)):
+        _write_private(
+            path,
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+        )
+    pki.tsa_cert.write_bytes(_pem(tsa))
     _write_private(
         pki.signer_key,
         signer_key.private_bytes(
@@ -294,7 +342,50 @@ def ensure_test_pki(
     :return: The paths of the PKI files.
     """
     pki = _paths(directory)
-    required = (pki.root_cert, pki.intermediate_cert, pki.signer_cert, pki.chain, pki.signer_key)
+    required = (
+        pki.root_cert,
+        pki.intermediate_cert,
+        pki.signer_cert,
+        pki.chain,
+        pki.signer_key,
+        pki.intermediate_key,
+        pki.tsa_cert,
+        pki.tsa_key,
+    )
     if all(path.is_file() for path in required):
         return pki
     return generate_test_pki(directory, key_type=key_type, common_name=common_name)
+
+
+def issue_signer_certificate(
+    pki: TestPki,
+    public_key_der: bytes,
+    *,
+    common_name: str = "meterai token signer",
+    organization: str = "meterai test",
+) -> bytes:
+    """Issue a document-signer certificate for a public key (one whose private half lives in
+    a token) from the test intermediate; returns the chain PEM (signer, then intermediate).
+
+    :raises UnsupportedKeyError: the public key is not RSA or EC.
+    """
+    public_key = serialization.load_der_public_key(public_key_der)
+    if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise UnsupportedKeyError(f"cannot certify a {type(public_key).__name__}")
+    issuer_key = serialization.load_pem_private_key(pki.intermediate_key.read_bytes(), None)
+    if not isinstance(issuer_key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise UnsupportedKeyError("the intermediate CA key is neither RSA nor EC")
+    intermediate = x509.load_pem_x509_certificate(pki.intermediate_cert.read_bytes())
+    signer = _certificate(
+        subject=_name(common_name, organization),
+        subject_key=issuer_key,
+        issuer=intermediate.subject,
+        issuer_key=issuer_key,
+        issuer_public_key=issuer_key.public_key(),
+        now=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        validity=_SIGNER_VALIDITY,
+        ca_path_length=None,
+        is_ca=False,
+        public_key=public_key,
+    )
+    return _pem(signer) + _pem(intermediate)

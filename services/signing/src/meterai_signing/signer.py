@@ -20,9 +20,17 @@ from typing import Protocol
 from meterai.events.v1 import events_pb2
 from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
 from meterai_signing.job_check import CommittedJobs
+from meterai_signing.errors import SigningError, SigningUnavailable
 from meterai_signing.pki import ensure_test_pki
+from meterai_signing.timestamps import TimestampSource
 
-__all__ = ["EventSink", "InvalidSignRequest", "Signer", "load_signer_identity"]
+__all__ = [
+    "EventSink",
+    "InvalidSignRequest",
+    "SignatureMade",
+    "Signer",
+    "load_signer_identity",
+]
 
 log = logging.getLogger(__name__)
 signatures_log = logging.getLogger("meterai.signatures")
@@ -36,6 +44,19 @@ class InvalidSignRequest(Exception):
     """A request no retry can fix (bad digest, bad serial): answered by SigningFailed."""
 
     code = "INVALID_ARGUMENT"
+
+
+@dataclass(frozen=True)
+class SignatureMade:
+    """What the audit trail records of every signature the platform key makes."""
+
+    job_id: str
+    serial: str
+    digest: str
+    """Hex SHA-256 of the document's signed byte ranges."""
+    key_label: str
+    timestamped: bool
+    """Whether the signature carries an RFC 3161 timestamp (PAdES B-T)."""
 
 
 class EventSink(Protocol):
@@ -59,22 +80,39 @@ def load_signer_identity(key: Path | None, chain: Path | None, pki_dir: Path) ->
     return load_identity(key, chain)
 
 
+def _one_line(text: str, limit: int = 180) -> str:
+    """A failure reason the ledger accepts: printable, one line, short (errors from parsers
+    quote the bytes they choked on)."""
+    flat = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return (flat[: limit - 1] + "…") if len(flat) > limit else flat or "signing failed"
+
+
 class Signer:
     def __init__(
         self,
         identity: SigningIdentity,
         jobs: CommittedJobs,
         events: Callable[[], EventSink] | None = None,
+        *,
+        timestamper: TimestampSource | None = None,
+        signed: Callable[[SignatureMade], None] | None = None,
+        timestamp_attempts: int = 3,
     ) -> None:
         """
         :param jobs: where a task's job, serial and digest are checked against what the
             stamping tier committed before the key is used.
         :param events: gives the publisher for DigestSigned/SigningFailed; a factory so each
             forked worker process opens its own broker connection lazily.
+        :param timestamper: the timestamp authority (PAdES B-T); ``None`` signs B-B.
+        :param signed: told of every signature made, before it is announced (the audit trail).
+        :param timestamp_attempts: tries of an unreachable authority per delivery of a task.
         """
         self.identity = identity
         self._jobs = jobs
-        self.signature_size = signature_size(identity)
+        self.timestamper = timestamper
+        self._signature_size: int | None = None
+        self._signed = signed
+        self._timestamp_attempts = max(1, timestamp_attempts)
         self._events = events
         self._sink: EventSink | None = None
         self._sink_pid = 0
@@ -85,9 +123,41 @@ class Signer:
             raise InvalidSignRequest(f"digest must be 32 bytes of SHA-256, got {len(digest)}")
         if not _SERIAL.match(serial):
             raise InvalidSignRequest(f"serial {serial!r} is not a meterai serial")
-        cms = sign_digest(self.identity, digest)
+        cms = self._sign_with_retries(digest)
+        if self._signed is not None:
+            made = SignatureMade(
+                job_id=job_id,
+                serial=serial,
+                digest=digest.hex(),
+                key_label=self.identity.key_label,
+                timestamped=self.timestamper is not None,
+            )
+            self._signed(made)
         signatures_log.info("signed job=%s serial=%s digest=%s", job_id, serial, digest.hex())
         return cms
+
+    @property
+    def signature_size(self) -> int:
+        """Bytes the CMS may take: the key's bound plus, with B-T, the authority's token bound.
+
+        :raises SigningUnavailable: with B-T, when the bound must be measured and the timestamp
+            authority is away (the stamping service then refuses, charging nothing).
+        """
+        if self._signature_size is None:
+            bound = 0 if self.timestamper is None else self.timestamper.token_size_bound
+            self._signature_size = signature_size(self.identity, bound)
+        return self._signature_size
+
+    def _sign_with_retries(self, digest: bytes) -> bytes:
+        for attempt in range(1, self._timestamp_attempts + 1):
+            try:
+                return sign_digest(self.identity, digest, self.timestamper)
+            except SigningUnavailable:
+                if attempt == self._timestamp_attempts:
+                    raise
+                log.warning("signing unavailable (attempt %d); retrying", attempt)
+                time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
 
     def sign_and_announce(self, job_id: str, serial: str, digest: str) -> None:
         """Sign and publish the outcome, for a job the stamping tier committed only.
@@ -110,8 +180,13 @@ class Signer:
             return
         try:
             cms = self.sign(job_id, serial, bytes.fromhex(digest))
-        except (ValueError, InvalidSignRequest) as error:
-            failed = events_pb2.SigningFailed(job_id=job_id, reason=str(error))
+        except SigningUnavailable:
+            # The key's token or the timestamp authority is away: no answer, so the job keeps
+            # waiting; the task is delivered again, and the stamping service re-drives jobs
+            # that stay unanswered until their deadline, then refunds them.
+            raise
+        except (ValueError, InvalidSignRequest, SigningError) as error:
+            failed = events_pb2.SigningFailed(job_id=job_id, reason=_one_line(str(error)))
             self._publish("SigningFailed", failed.SerializeToString(), f"failed-{job_id}")
             return
         signed = events_pb2.DigestSigned(job_id=job_id, serial=serial, cms=cms)

@@ -93,4 +93,6 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
             digest_matches=digest_matches,
             signing_time=timestamp(signature.signing_time),
             problem="; ".join(problems),
+            level=signature.level,
+            timestamp_time=timestamp(signature.timestamp_time),
         )

@@ -32,6 +32,8 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
+from meterai_verify.levels import pades_level, proven_time
+
 __all__ = [
     "SERIAL_LENGTH",
     "Coverage",
@@ -109,10 +111,17 @@ class SignatureCheck:
     """Hex of the CMS ``message-digest`` attribute: the document digest the signer signed."""
 
     signing_time: datetime | None
-    """Time claimed by the signer (``/M`` for PAdES); not proven, there is no timestamp."""
+    """Time claimed by the signer (``/M`` for PAdES); not proven by itself."""
 
     error: str | None = None
     """Why the signature could not be evaluated at all, if so; every verdict is then False."""
+
+    level: str = ""
+    """PAdES baseline level reached (:func:`~meterai_verify.levels.pades_level`): ``B-B``,
+    ``B-T``; empty when the signature does not hold at all."""
+
+    timestamp_time: datetime | None = None
+    """Time proven by a valid, trusted signature timestamp (B-T), if there is one."""
 
     @property
     def coverage_ok(self) -> bool:
@@ -293,8 +302,13 @@ async def _check_signature(
     context = ValidationContext(
         trust_roots=trust_roots, allow_fetching=False, revocation_mode="soft-fail"
     )
+    timestamp_context = ValidationContext(
+        trust_roots=trust_roots, allow_fetching=False, revocation_mode="soft-fail"
+    )
     try:
-        status = await async_validate_pdf_signature(embedded, signer_validation_context=context)
+        status = await async_validate_pdf_signature(
+            embedded, signer_validation_context=context, ts_validation_context=timestamp_context
+        )
     except (SignatureValidationError, PdfError) as exc:
         return _unevaluable(embedded, reason, f"signature cannot be validated: {exc}")
     except Exception as exc:  # untrusted CMS: any decoder failure is a bad signature
@@ -312,6 +326,8 @@ async def _check_signature(
         modifications_acceptable=bool(status.docmdp_ok),
         message_digest=_message_digest(embedded),
         signing_time=status.signer_reported_dt,
+        level=pades_level(status),
+        timestamp_time=proven_time(status),
     )
 
 

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emeterai/verify/v1/verify.proto\x12\x11meterai.verify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"%\n\x13VerifySerialRequest\x12\x0e\n\x06serial\x18\x01 \x01(\t\"\xe1\x01\n\x12SerialVerification\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.meterai.verify.v1.SerialStatus\x12.\n\nstamped_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64ocument_digest\x18\x04 \x01(\t\x12\x15\n\rdocument_type\x18\x05 \x01(\t\x12\x13\n\x0breseller_id\x18\x06 \x01(\t\x12\x15\n\rreseller_name\x18\x07 \x01(\t\"$\n\x15VerifyDocumentRequest\x12\x0b\n\x03pdf\x18\x01 \x01(\x0c\"\x88\x02\n\x10SealVerification\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12\x12\n\nfield_name\x18\x02 \x01(\t\x12\x17\n\x0fsignature_valid\x18\x03 \x01(\x08\x12\x0f\n\x07trusted\x18\x04 \x01(\x08\x12\x13\n\x0b\x63overage_ok\x18\x05 \x01(\x08\x12\x36\n\rserial_status\x18\x06 \x01(\x0e\x32\x1f.meterai.verify.v1.SerialStatus\x12\x16\n\x0e\x64igest_matches\x18\x07 \x01(\x08\x12\x30\n\x0csigning_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07problem\x18\t \x01(\t\"l\n\x14\x44ocumentVerification\x12\x0f\n\x07genuine\x18\x01 \x01(\x08\x12\x32\n\x05seals\x18\x02 \x03(\x0b\x32#.meterai.verify.v1.SealVerification\x12\x0f\n\x07problem\x18\x03 \x01(\t*\x95\x01\n\x0cSerialStatus\x12\x1d\n\x19SERIAL_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14SERIAL_STATUS_ISSUED\x10\x01\x12\x16\n\x12SERIAL_STATUS_VOID\x10\x02\x12\x19\n\x15SERIAL_STATUS_PENDING\x10\x03\x12\x19\n\x15SERIAL_STATUS_UNKNOWN\x10\x04\x32\xd9\x01\n\x13VerificationService\x12]\n\x0cVerifySerial\x12&.meterai.verify.v1.VerifySerialRequest\x1a%.meterai.verify.v1.SerialVerification\x12\x63\n\x0eVerifyDocument\x12(.meterai.verify.v1.VerifyDocumentRequest\x1a\'.meterai.verify.v1.DocumentVerificationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emeterai/verify/v1/verify.proto\x12\x11meterai.verify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"%\n\x13VerifySerialRequest\x12\x0e\n\x06serial\x18\x01 \x01(\t\"\xe1\x01\n\x12SerialVerification\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.meterai.verify.v1.SerialStatus\x12.\n\nstamped_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64ocument_digest\x18\x04 \x01(\t\x12\x15\n\rdocument_type\x18\x05 \x01(\t\x12\x13\n\x0breseller_id\x18\x06 \x01(\t\x12\x15\n\rreseller_name\x18\x07 \x01(\t\"$\n\x15VerifyDocumentRequest\x12\x0b\n\x03pdf\x18\x01 \x01(\x0c\"\xcb\x02\n\x10SealVerification\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12\x12\n\nfield_name\x18\x02 \x01(\t\x12\x17\n\x0fsignature_valid\x18\x03 \x01(\x08\x12\x0f\n\x07trusted\x18\x04 \x01(\x08\x12\x13\n\x0b\x63overage_ok\x18\x05 \x01(\x08\x12\x36\n\rserial_status\x18\x06 \x01(\x0e\x32\x1f.meterai.verify.v1.SerialStatus\x12\x16\n\x0e\x64igest_matches\x18\x07 \x01(\x08\x12\x30\n\x0csigning_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07problem\x18\t \x01(\t\x12\r\n\x05level\x18\n \x01(\t\x12\x32\n\x0etimestamp_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"l\n\x14\x44ocumentVerification\x12\x0f\n\x07genuine\x18\x01 \x01(\x08\x12\x32\n\x05seals\x18\x02 \x03(\x0b\x32#.meterai.verify.v1.SealVerification\x12\x0f\n\x07problem\x18\x03 \x01(\t*\x95\x01\n\x0cSerialStatus\x12\x1d\n\x19SERIAL_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14SERIAL_STATUS_ISSUED\x10\x01\x12\x16\n\x12SERIAL_STATUS_VOID\x10\x02\x12\x19\n\x15SERIAL_STATUS_PENDING\x10\x03\x12\x19\n\x15SERIAL_STATUS_UNKNOWN\x10\x04\x32\xd9\x01\n\x13VerificationService\x12]\n\x0cVerifySerial\x12&.meterai.verify.v1.VerifySerialRequest\x1a%.meterai.verify.v1.SerialVerification\x12\x63\n\x0eVerifyDocument\x12(.meterai.verify.v1.VerifyDocumentRequest\x1a\'.meterai.verify.v1.DocumentVerificationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meterai.verify.v1.verify_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SERIALSTATUS']._serialized_start=769
-  _globals['_SERIALSTATUS']._serialized_end=918
+  _globals['_SERIALSTATUS']._serialized_start=836
+  _globals['_SERIALSTATUS']._serialized_end=985
   _globals['_VERIFYSERIALREQUEST']._serialized_start=86
   _globals['_VERIFYSERIALREQUEST']._serialized_end=123
   _globals['_SERIALVERIFICATION']._serialized_start=126
@@ -41,9 +41,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VERIFYDOCUMENTREQUEST']._serialized_start=353
   _globals['_VERIFYDOCUMENTREQUEST']._serialized_end=389
   _globals['_SEALVERIFICATION']._serialized_start=392
-  _globals['_SEALVERIFICATION']._serialized_end=656
-  _globals['_DOCUMENTVERIFICATION']._serialized_start=658
-  _globals['_DOCUMENTVERIFICATION']._serialized_end=766
-  _globals['_VERIFICATIONSERVICE']._serialized_start=921
-  _globals['_VERIFICATIONSERVICE']._serialized_end=1138
+  _globals['_SEALVERIFICATION']._serialized_end=723
+  _globals['_DOCUMENTVERIFICATION']._serialized_start=725
+  _globals['_DOCUMENTVERIFICATION']._serialized_end=833
+  _globals['_VERIFICATIONSERVICE']._serialized_start=988
+  _globals['_VERIFICATIONSERVICE']._serialized_end=1205
 # @@protoc_insertion_point(module_scope)

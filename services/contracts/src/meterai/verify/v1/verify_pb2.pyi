@@ -54,7 +54,7 @@ class VerifyDocumentRequest(_message.Message):
     def __init__(self, pdf: _Optional[bytes] = ...) -> None: ...
 
 class SealVerification(_message.Message):
-    __slots__ = ("serial", "field_name", "signature_valid", "trusted", "coverage_ok", "serial_status", "digest_matches", "signing_time", "problem")
+    __slots__ = ("serial", "field_name", "signature_valid", "trusted", "coverage_ok", "serial_status", "digest_matches", "signing_time", "problem", "level", "timestamp_time")
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     FIELD_NAME_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_VALID_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,8 @@ class SealVerification(_message.Message):
     DIGEST_MATCHES_FIELD_NUMBER: _ClassVar[int]
     SIGNING_TIME_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_TIME_FIELD_NUMBER: _ClassVar[int]
     serial: str
     field_name: str
     signature_valid: bool
@@ -73,7 +75,9 @@ class SealVerification(_message.Message):
     digest_matches: bool
     signing_time: _timestamp_pb2.Timestamp
     problem: str
-    def __init__(self, serial: _Optional[str] = ..., field_name: _Optional[str] = ..., signature_valid: _Optional[bool] = ..., trusted: _Optional[bool] = ..., coverage_ok: _Optional[bool] = ..., serial_status: _Optional[_Union[SerialStatus, str]] = ..., digest_matches: _Optional[bool] = ..., signing_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., problem: _Optional[str] = ...) -> None: ...
+    level: str
+    timestamp_time: _timestamp_pb2.Timestamp
+    def __init__(self, serial: _Optional[str] = ..., field_name: _Optional[str] = ..., signature_valid: _Optional[bool] = ..., trusted: _Optional[bool] = ..., coverage_ok: _Optional[bool] = ..., serial_status: _Optional[_Union[SerialStatus, str]] = ..., digest_matches: _Optional[bool] = ..., signing_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., problem: _Optional[str] = ..., level: _Optional[str] = ..., timestamp_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DocumentVerification(_message.Message):
     __slots__ = ("genuine", "seals", "problem")
