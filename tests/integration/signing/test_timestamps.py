@@ -196,6 +196,13 @@ class _Sink:
         self.published.append((routing_key, body))
 
 
+class _EveryJobCommitted:
+    """These tests are about the authority's answers, not about which jobs may be signed."""
+
+    def awaiting(self, job_id: str, serial: str, digest_hex: str) -> bool:
+        return True
+
+
 class TestSignerAnswers:
     def test_garbage_fails_the_job_with_no_signature(
         self, identity: SigningIdentity, faults: TsaFaults
@@ -205,6 +212,7 @@ class TestSignerAnswers:
         signed: list[object] = []
         signer = Signer(
             identity,
+            _EveryJobCommitted(),
             events=lambda: sink,
             timestamper=HttpTimeStamper(TsaSettings(url=faults.url, token_bound=8000)),
             signed=signed.append,
@@ -222,6 +230,7 @@ class TestSignerAnswers:
         sink = _Sink()
         signer = Signer(
             identity,
+            _EveryJobCommitted(),
             events=lambda: sink,
             timestamper=HttpTimeStamper(TsaSettings(url=faults.url, token_bound=8000)),
             timestamp_attempts=2,
@@ -237,6 +246,7 @@ class TestSignerAnswers:
         sink = _Sink()
         signer = Signer(
             identity,
+            _EveryJobCommitted(),
             events=lambda: sink,
             timestamper=HttpTimeStamper(TsaSettings(url=faults.url, token_bound=8000)),
             timestamp_attempts=3,

@@ -19,8 +19,8 @@ from typing import Protocol
 
 from meterai.events.v1 import events_pb2
 from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
-from meterai_signing.job_check import CommittedJobs
 from meterai_signing.errors import SigningError, SigningUnavailable
+from meterai_signing.job_check import CommittedJobs
 from meterai_signing.pki import ensure_test_pki
 from meterai_signing.timestamps import TimestampSource
 
