@@ -2,7 +2,7 @@
 
 The platform has ONE relational database (PostgreSQL in production, SQLite in embedded mode and
 fast tests). This module is the only place that knows how each backend must be configured for
-the reliability guarantees (G1, G4, G5 in ``RELIABILITY.md``):
+the reliability guarantees the README lists (durable OK, nothing lost, effect once):
 
 * SQLite runs in WAL mode with ``synchronous=FULL`` (a commit survives power loss), foreign keys
   on, and every transaction opened through SQLAlchemy starts with ``BEGIN IMMEDIATE``. A deferred
