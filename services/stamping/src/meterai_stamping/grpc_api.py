@@ -94,7 +94,7 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
                 ensure_call_alive(context)
 
             job = self._stamping.submit(command, before_commit=before_commit)
-            if job.state is JobState.PREPARED and job.created_at >= started:
+            if job.state is JobState.PREPARED and _utc(job.created_at) >= started:
                 # A new job is at the back of the queue: the sampled backlog is its position,
                 # no count query on the hot path.
                 ahead = self._admission.backlog()
@@ -140,6 +140,12 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
                 jobs=[job_to_proto(job, self._base_url) for job in jobs],
                 next_page_token=token or "",
             )
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC time: SQLite gives back the naive UTC time it was stored
+    as, PostgreSQL an aware one, and a replay compares it with the call's aware start."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _page_size(requested: int) -> int:
