@@ -139,6 +139,8 @@ class EmbeddedPlatform(_Platform):
         self.env = {
             **os.environ,
             "METERAI_HOME": str(self.home),
+            # `meterai up` records its home in the user's config: a test's, never the real one.
+            "XDG_CONFIG_HOME": str(self.home / "config"),
             "QUOTA_PORT": "0",
             "STAMPING_PORT": "0",
             "SIGNING_PORT": "0",

@@ -24,7 +24,7 @@ import grpc
 from meterai_common.config import Ports
 from meterai_common.tls import ClientTls, TlsFiles, secure_channel
 
-__all__ = ["Platform", "PlatformFiles", "credentials_path", "platform_path"]
+__all__ = ["Platform", "PlatformFiles", "RunningPlatform", "credentials_path", "platform_path"]
 
 _RETRY_POLICY = {
     "maxAttempts": 4,
@@ -67,6 +67,17 @@ class PlatformFiles:
 
     home: Path
 
+    def running(self) -> RunningPlatform | None:
+        """The platform that wrote ``platform.json``, if its process is still alive."""
+        try:
+            data = json.loads(platform_path(self.home).read_text())
+            pid = int(data["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if pid == os.getpid() or not _alive(pid):
+            return None
+        return RunningPlatform(pid, data.get("host", "127.0.0.1"), Ports(**data.get("ports", {})))
+
     def write(self, host: str, ports: Ports, *, insecure: bool = False) -> None:
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         data = {"host": host, "ports": ports.__dict__, "pid": os.getpid(), "insecure": insecure}
@@ -75,7 +86,31 @@ class PlatformFiles:
             json.dump(data, handle, indent=2)
 
     def remove(self) -> None:
-        platform_path(self.home).unlink(missing_ok=True)
+        """Delete ``platform.json`` if this process wrote it: a platform that failed to
+        start must not erase the file of one that runs."""
+        try:
+            pid = json.loads(platform_path(self.home).read_text()).get("pid")
+        except (OSError, ValueError, AttributeError):
+            return
+        if pid == os.getpid():
+            platform_path(self.home).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class RunningPlatform:
+    pid: int
+    host: str
+    ports: Ports
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass

@@ -23,6 +23,7 @@ from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
 from meterai_cli.client import Platform
 from meterai_cli.keys import keys
 from meterai_cli.output import EXIT_REFUSED, EXIT_UNREACHABLE, emit, fail_rpc, message_dict
+from meterai_cli.user_config import DEFAULT_HOME, resolve_home
 from meterai_common.config import ConfigError, Ports, Settings
 from meterai_common.tls import TlsNotConfigured
 
@@ -81,10 +82,11 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.option(
     "--home",
     envvar="METERAI_HOME",
-    default=".meterai",
-    show_default=True,
+    default=None,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Local state of the embedded platform; clients find its address and demo key here.",
+    help="Local state of the embedded platform; clients find its address, CA and demo key "
+    "here  [default: ./.meterai if present, else the one 'meterai up' recorded in "
+    "~/.config/meterai/config.json, else ./.meterai].",
 )
 @click.option(
     "--server",
@@ -120,7 +122,7 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.pass_context
 def cli(
     ctx: click.Context,
-    home: Path,
+    home: Path | None,
     server: str | None,
     api_key: str | None,
     timeout: float,
@@ -140,8 +142,10 @@ def cli(
     """
     if (client_cert is None) != (client_key is None):
         raise click.UsageError("--client-cert and --client-key go together")
+    # The platform started here is always this folder's; clients may find one started elsewhere.
+    chosen = (home or DEFAULT_HOME).absolute() if ctx.invoked_subcommand == "up" else None
     ctx.obj = Context(
-        home.absolute(),
+        chosen or resolve_home(home),
         server,
         api_key,
         timeout,
@@ -161,7 +165,7 @@ def up(verbose: bool) -> None:
     127.0.0.1, a generated TEST signing certificate, a demo reseller whose key the CLI on this
     machine finds by itself, and a dev payment provider that confirms orders at once.
     """
-    from meterai_cli.processes import run_embedded
+    from meterai_cli.processes import PlatformAlreadyRunning, run_embedded
 
     _logging(verbose)
     settings = _settings()
@@ -184,8 +188,13 @@ def up(verbose: bool) -> None:
 
     try:
         run_embedded(settings, ready)
+    except PlatformAlreadyRunning as error:
+        raise click.ClickException(str(error)) from None
     except OSError as error:
-        raise click.ClickException(f"{error}. Is another 'meterai up' running?") from None
+        raise click.ClickException(
+            f"{error}. Is another platform running on these ports? Stop it, or choose other "
+            "ports (QUOTA_PORT, STAMPING_PORT, SIGNING_PORT, VERIFY_PORT; 0 picks free ones)."
+        ) from None
     click.echo("meterai stopped.")
 
 
@@ -404,9 +413,7 @@ def quota_confirm(ctx: Context, order_id: str, reference: str, amount: int, as_j
 
 # -- stamping -------------------------------------------------------------------------------
 @cli.command()
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.argument("files", nargs=-1, required=True)
 @click.option(
     "--page", type=click.IntRange(min=1), default=1, show_default=True, help="1-based page."
 )
@@ -449,7 +456,7 @@ def quota_confirm(ctx: Context, order_id: str, reference: str, amount: int, as_j
 @pass_ctx
 def stamp(
     ctx: Context,
-    files: tuple[Path, ...],
+    files: tuple[str, ...],
     page: int,
     rect: str,
     out_dir: Path,
@@ -463,10 +470,17 @@ def stamp(
 ) -> None:
     """Stamp each FILE with one e-meterai; waits for each and writes OUT/<file name>.
 
-    Prints the serial per file; exits non-zero if any file failed, with the reason per file.
+    A FILE may be a directory (every PDF below it, kept in its sub-folders under OUT) or a
+    quoted glob pattern ('scans/**/*.pdf'). Prints the serial per file; a document stamped
+    before with the same request is reported "already stamped" and not charged again. Exits
+    non-zero if any file failed, with the reason per file.
     """
-    from meterai_cli.stamp import StampRequest, stamp_files
+    from meterai_cli.stamp import StampRequest, expand_inputs, stamp_files
 
+    try:
+        inputs = expand_inputs(list(files))
+    except FileNotFoundError as error:
+        raise click.BadParameter(str(error), param_hint="FILES") from None
     try:
         x0, y0, x1, y1 = (float(v) for v in rect.split(","))
     except ValueError:
@@ -482,16 +496,21 @@ def stamp(
         wait_s,
     )
     results = stamp_files(
-        ctx.platform, list(files), out_dir, request, progress=not as_json and len(files) > 1
+        ctx.platform, inputs, out_dir, request, progress=not as_json and len(inputs) > 1
     )
     if as_json:
         emit({"results": [r.as_dict() for r in results]}, True)
     else:
         for result in results:
-            if result.ok:
-                click.echo(f"{result.source.name}: {result.serial} -> {result.output}")
+            if result.ok and result.replayed:
+                click.echo(
+                    f"{result.source}: already stamped: {result.serial} (not charged again) "
+                    f"-> {result.output}"
+                )
+            elif result.ok:
+                click.echo(f"{result.source}: {result.serial} -> {result.output}")
             else:
-                click.echo(f"{result.source.name}: FAILED: {result.error}", err=True)
+                click.echo(f"{result.source}: FAILED: {result.error}", err=True)
     if any(r.unreachable for r in results):
         sys.exit(EXIT_UNREACHABLE)
     if not all(r.ok for r in results):

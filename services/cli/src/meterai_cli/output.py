@@ -81,4 +81,18 @@ def fail_rpc(error: grpc.RpcError, what: str) -> NoReturn:
         click.echo("Is it running? Start it with 'make run' (or 'meterai up').", err=True)
         sys.exit(EXIT_UNREACHABLE)
     click.echo(f"error: {what}: {code.name}: {details}", err=True)
+    if code is grpc.StatusCode.UNAUTHENTICATED and "missing API key" in details:
+        context = click.get_current_context(silent=True)
+        click.echo(_key_hint(getattr(context and context.find_root().obj, "home", None)), err=True)
     sys.exit(EXIT_REFUSED)
+
+
+def _key_hint(home: object) -> str:
+    """Where the CLI looked for a key, and how to point it at one."""
+    looked = f"{home}/credentials.json" if home is not None else "$METERAI_HOME/credentials.json"
+    return (
+        f"No API key was found (looked in --api-key, METERAI_API_KEY and {looked}). Pass "
+        "--api-key or set METERAI_API_KEY, or --home with the folder of the platform's state "
+        "(the demo key of 'meterai up' / 'make run' is in its .meterai/credentials.json; "
+        "'meterai up' also records that folder in ~/.config/meterai/config.json)."
+    )

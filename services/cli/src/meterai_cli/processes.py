@@ -10,13 +10,14 @@ from dataclasses import replace
 from typing import Any
 
 from meterai_cli.client import PlatformFiles
+from meterai_cli.user_config import remember_home
 from meterai_common.allocator import keep_large_buffers, settle_garbage_collector
 from meterai_common.bus import InProcessBus
 from meterai_common.config import Ports, Settings
 from meterai_common.db import create_engine, migrate
 from meterai_common.grpc_server import wait_for_termination_signal
 from meterai_common.private_home import make_home_private
-from meterai_common.runtime import BrokerTransport, InProcessTransport, Transport
+from meterai_common.runtime import BrokerTransport, InProcessTransport, Transport, stop_all
 from meterai_common.tls import ensure_platform_tls
 from meterai_quota.adapters.payments import choose_payment_provider
 from meterai_quota.bootstrap import ensure_demo_reseller, start_quota
@@ -24,7 +25,7 @@ from meterai_signing.bootstrap import start_signing
 from meterai_stamping.bootstrap import start_finishing, start_stamping
 from meterai_verify.bootstrap import start_verify
 
-__all__ = ["SERVICES", "run_embedded", "run_service"]
+__all__ = ["SERVICES", "PlatformAlreadyRunning", "run_embedded", "run_service"]
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,25 @@ STAMPING_SWITCH_INTERVAL_S = 0.001
 """The stamping process's GIL turn (Python's default is 5 ms), see :func:`run_service`."""
 
 
+class PlatformAlreadyRunning(Exception):
+    """``meterai up`` found a live platform using the same ``METERAI_HOME``."""
+
+
 def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
-    """Run every service in this process on SQLite and an in-process bus until Ctrl-C."""
+    """Run every service in this process on SQLite and an in-process bus until Ctrl-C.
+
+    Refuses, before touching anything, when a live platform already uses this home: its
+    ``platform.json``, database and credentials stay as they are.
+    """
+    files = PlatformFiles(settings.home)
+    running = files.running()
+    if running is not None:
+        raise PlatformAlreadyRunning(
+            f"meterai is already running for {settings.home} (process {running.pid}, quota "
+            f"on {running.host}:{running.ports.quota}); it was left as it is. Use it, stop it "
+            "first (Ctrl-C in its terminal), or start another with a different --home and "
+            "other ports."
+        )
     keep_large_buffers()
     payments = choose_payment_provider(settings.payment_provider, default="dev")
     make_home_private(settings.home)
@@ -52,7 +70,6 @@ def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
     bus = InProcessBus(task_threads=max(1, settings.signing_workers))
     transport = InProcessTransport(bus)
     started: list[Any] = []
-    files = PlatformFiles(settings.home)
     try:
         signing = start_signing(settings, bus, db)
         started.append(signing)
@@ -72,13 +89,16 @@ def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
             stamping.server.mtls_port or 0,
         )
         files.write(settings.server_host, ports, insecure=settings.insecure)
+        try:
+            remember_home(settings.home)
+        except OSError as error:
+            log.warning("could not record %s in the user's config: %s", settings.home, error)
         settle_garbage_collector()
         ready(ports)
         wait_for_termination_signal()
     finally:
-        files.remove()
-        for runtime in reversed(started):
-            runtime.stop(5.0)
+        files.remove()  # only if this process wrote it
+        stop_all(started, 5.0)
         bus.stop()
         db.dispose()
 

@@ -6,6 +6,7 @@ the same command again after a network failure does not stamp (or charge) a docu
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -19,7 +20,7 @@ from tqdm import tqdm
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai_cli.client import Platform
 
-__all__ = ["StampRequest", "StampResult", "stamp_files"]
+__all__ = ["InputFile", "StampRequest", "StampResult", "expand_inputs", "stamp_files"]
 
 _TERMINAL = {
     stamping_pb2.JOB_STATE_DONE,
@@ -41,6 +42,73 @@ class StampRequest:
     """How long to follow each job before giving up waiting (the job itself goes on)."""
 
 
+@dataclass(frozen=True)
+class InputFile:
+    """A document to stamp and where its result goes, relative to the output folder."""
+
+    path: Path
+    relative: Path
+
+
+_MAGIC = set("*?[")
+
+
+def expand_inputs(arguments: list[str]) -> list[InputFile]:
+    """Files, directories (every ``*.pdf`` below, recursively) and glob patterns (``**``
+    included), in the order given, each document once.
+
+    A document found under a directory or a pattern keeps its path below that directory (or
+    below the pattern's fixed part), so ``a/x.pdf`` and ``b/x.pdf`` do not overwrite each
+    other in the output folder.
+
+    :raises FileNotFoundError: an argument that names nothing, or a pattern or directory
+        that matches no PDF.
+    """
+    found: list[InputFile] = []
+    seen: set[Path] = set()
+
+    def add(path: Path, relative: Path) -> None:
+        resolved = path.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            found.append(InputFile(path, relative))
+
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            matches = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() == ".pdf"
+            )
+            if not matches:
+                raise FileNotFoundError(f"no PDF files under {argument}")
+            for match in matches:
+                add(match, match.relative_to(path))
+        elif path.is_file():
+            add(path, Path(path.name))
+        elif _MAGIC & set(argument):
+            base = _fixed_part(argument)
+            matches = sorted(
+                Path(p) for p in glob.glob(argument, recursive=True) if Path(p).is_file()
+            )
+            if not matches:
+                raise FileNotFoundError(f"no files match {argument}")
+            for match in matches:
+                add(match, match.relative_to(base) if match.is_relative_to(base) else match)
+        else:
+            raise FileNotFoundError(f"no such file or directory: {argument}")
+    return found
+
+
+def _fixed_part(pattern: str) -> Path:
+    """The leading folders of a glob pattern that contain no wildcard."""
+    parts: list[str] = []
+    for part in Path(pattern).parts[:-1]:
+        if _MAGIC & set(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path()
+
+
 @dataclass
 class StampResult:
     source: Path
@@ -50,6 +118,9 @@ class StampResult:
     job_id: str = ""
     error: str = ""
     unreachable: bool = False
+    replayed: bool = False
+    """The platform had stamped this document with this request before: the earlier stamp
+    was returned and nothing was charged again."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +130,7 @@ class StampResult:
             "output": str(self.output) if self.output else None,
             "job_id": self.job_id,
             "error": self.error or None,
+            "already_stamped": self.replayed,
         }
 
 
@@ -120,7 +192,12 @@ def _wait_until_terminal(
 
 
 def stamp_files(
-    platform: Platform, files: list[Path], out_dir: Path, request: StampRequest, *, progress: bool
+    platform: Platform,
+    files: list[InputFile],
+    out_dir: Path,
+    request: StampRequest,
+    *,
+    progress: bool,
 ) -> list[StampResult]:
     """Stamp every file, several at a time; results come back in the order of ``files``."""
     stub = stamping_pb2_grpc.StampingServiceStub(platform.channel("stamping"))
@@ -131,8 +208,8 @@ def stamp_files(
         ThreadPoolExecutor(max_workers=min(PARALLEL_FILES, len(files))) as pool,
     ):
         futures = {
-            pool.submit(_stamp_one, stub, platform, path, out_dir, request): index
-            for index, path in enumerate(files)
+            pool.submit(_stamp_one, stub, platform, item, out_dir, request): index
+            for index, item in enumerate(files)
         }
         for future in as_completed(futures):
             results[futures[future]] = future.result()
@@ -141,8 +218,9 @@ def stamp_files(
 
 
 def _stamp_one(
-    stub: Any, platform: Platform, path: Path, out_dir: Path, request: StampRequest
+    stub: Any, platform: Platform, item: InputFile, out_dir: Path, request: StampRequest
 ) -> StampResult:
+    path = item.path
     data = path.read_bytes()
     x0, y0, x1, y1 = request.rect
     metadata = platform.metadata()
@@ -166,6 +244,7 @@ def _stamp_one(
             metadata=metadata,
             timeout=platform.timeout_s,
         )
+        replayed = job.replayed
         job = _wait_until_terminal(stub, job, metadata, platform.timeout_s, request.wait_s)
         if job.state != stamping_pb2.JOB_STATE_DONE:
             if job.state not in _TERMINAL:
@@ -177,8 +256,9 @@ def _stamp_one(
             else:
                 refund = " (quota refunded)" if job.refunded else ""
                 reason = f"{job.failure_code}: {job.failure_reason}{refund}"
-            return StampResult(path, False, job.serial, None, job.job_id, reason)
-        output = out_dir / path.name
+            return StampResult(path, False, job.serial, None, job.job_id, reason, replayed=replayed)
+        output = out_dir / item.relative
+        output.parent.mkdir(parents=True, exist_ok=True)
         tmp = output.with_name(f".{output.name}.part")
         with tmp.open("wb") as handle:
             for chunk in stub.GetStampedDocument(
@@ -188,7 +268,7 @@ def _stamp_one(
             ):
                 handle.write(chunk.data)
         tmp.replace(output)
-        return StampResult(path, True, job.serial, output, job.job_id)
+        return StampResult(path, True, job.serial, output, job.job_id, replayed=replayed)
     except grpc.RpcError as error:
         code = error.code()
         return StampResult(

@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -147,18 +147,21 @@ def create_server(
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if tls is None:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        bound = _bind(name, host, port, lambda: server.add_insecure_port(f"{host}:{port}"))
     else:
-        bound = server.add_secure_port(f"{host}:{port}", tls.credentials())
-    if bound == 0:
-        raise OSError(f"{name}: cannot bind {host}:{port} (in use?)")
+        bound = _bind(
+            name, host, port, lambda: server.add_secure_port(f"{host}:{port}", tls.credentials())
+        )
     bound_mtls: int | None = None
     if mtls_port is not None and tls is not None:
-        bound_mtls = server.add_secure_port(
-            f"{host}:{mtls_port}", tls.credentials(require_client_certificate=True)
+        bound_mtls = _bind(
+            name,
+            host,
+            mtls_port,
+            lambda: server.add_secure_port(
+                f"{host}:{mtls_port}", tls.credentials(require_client_certificate=True)
+            ),
         )
-        if bound_mtls == 0:
-            raise OSError(f"{name}: cannot bind {host}:{mtls_port} (in use?)")
     server.start()
     running = RunningServer(name, server, bound, health_servicer, tuple(service_names), bound_mtls)
     running.set_serving(True)
@@ -175,6 +178,18 @@ def create_server(
         extra = f", mTLS for resellers on :{bound_mtls}" if bound_mtls else ""
         log.info("%s serving on %s:%d (%s%s)", name, host, bound, mode, extra)
     return running
+
+
+def _bind(name: str, host: str, port: int, add: Callable[[], int]) -> int:
+    """Bind one port; a port in use is an :class:`OSError` naming it (grpc reports it as 0 or
+    as a bare RuntimeError depending on the version)."""
+    try:
+        bound = add()
+    except RuntimeError:
+        bound = 0
+    if bound == 0:
+        raise OSError(f"{name}: cannot bind {host}:{port} (in use?)")
+    return bound
 
 
 def wait_for_termination_signal() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,7 +18,14 @@ from meterai_common.outages import is_database_outage
 from meterai_common.outbox import OutboxMessage
 from meterai_common.tasks import CeleryTaskSender, make_celery
 
-__all__ = ["BrokerTransport", "InProcessTransport", "Periodic", "Transport"]
+__all__ = [
+    "BrokerTransport",
+    "InProcessTransport",
+    "Periodic",
+    "Stoppable",
+    "Transport",
+    "stop_all",
+]
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +124,32 @@ class Periodic:
                     chore()
                 except Exception:
                     log.exception("%s: chore %r failed", self.name, chore)
+
+
+class Stoppable(Protocol):
+    def stop(self, grace: float = ..., drain_delay: float = ...) -> None: ...
+
+
+def stop_all(runtimes: Sequence[Stoppable], grace: float, drain_delay: float = 0.0) -> None:
+    """Stop every runtime at once, each draining in parallel with the others.
+
+    Each drain waits up to ``grace`` for its calls (open watch and health streams last until
+    the end of it); one after the other, a process with four services took four drain periods
+    to stop. Together they take one. A runtime that fails to stop is logged; the others still
+    stop.
+    """
+
+    def stop(runtime: Stoppable) -> None:
+        try:
+            runtime.stop(grace, drain_delay)
+        except Exception:
+            log.exception("stopping %r failed", runtime)
+
+    threads = [
+        threading.Thread(target=stop, args=(runtime,), name=f"stop-{index}", daemon=True)
+        for index, runtime in enumerate(runtimes)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

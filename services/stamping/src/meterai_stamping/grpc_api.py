@@ -94,12 +94,15 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
                 ensure_call_alive(context)
 
             job = self._stamping.submit(command, before_commit=before_commit)
-            if job.state is JobState.PREPARED and _utc(job.created_at) >= started:
-                # A new job is at the back of the queue: the sampled backlog is its position,
-                # no count query on the hot path.
-                ahead = self._admission.backlog()
-                return job_to_proto(job, self._base_url, self._stamping.wait_for(ahead))
-            return self._proto(job)
+            if _utc(job.created_at) < started:
+                # Made by an earlier call with this key: say so, the client was not charged.
+                answer = self._proto(job)
+                answer.replayed = True
+                return answer
+            # A new job is at the back of the queue: the sampled backlog is its position,
+            # no count query on the hot path.
+            ahead = self._admission.backlog()
+            return job_to_proto(job, self._base_url, self._stamping.wait_for(ahead))
 
     def GetJob(self, request: Any, context: grpc.ServicerContext) -> Any:
         with status_from_errors(context):

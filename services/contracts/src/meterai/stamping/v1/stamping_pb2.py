@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"meterai/stamping/v1/stamping.proto\x12\x13meterai.stamping.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n\x04Rect\x12\n\n\x02x0\x18\x01 \x01(\x01\x12\n\n\x02y0\x18\x02 \x01(\x01\x12\n\n\x02x1\x18\x03 \x01(\x01\x12\n\n\x02y1\x18\x04 \x01(\x01\"B\n\tPlacement\x12\x0c\n\x04page\x18\x01 \x01(\x05\x12\'\n\x04rect\x18\x02 \x01(\x0b\x32\x19.meterai.stamping.v1.Rect\"u\n\x10\x44ocumentMetadata\x12\x15\n\rdocument_type\x18\x01 \x01(\t\x12\x17\n\x0f\x64ocument_number\x18\x02 \x01(\t\x12\x15\n\rdocument_date\x18\x03 \x01(\t\x12\x1a\n\x12\x64ocument_value_idr\x18\x04 \x01(\x03\"\xcd\x01\n\x15SubmitDocumentRequest\x12\x0b\n\x03pdf\x18\x01 \x01(\x0c\x12\x31\n\tplacement\x18\x02 \x01(\x0b\x32\x1e.meterai.stamping.v1.Placement\x12\x37\n\x08metadata\x18\x03 \x01(\x0b\x32%.meterai.stamping.v1.DocumentMetadata\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x10\n\x08\x66ilename\x18\x05 \x01(\t\x12\x10\n\x08password\x18\x06 \x01(\t\"\xfa\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.meterai.stamping.v1.JobState\x12\x0e\n\x06serial\x18\x03 \x01(\t\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t\x12\x14\n\x0c\x66\x61ilure_code\x18\x05 \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\x06 \x01(\t\x12\x10\n\x08refunded\x18\x07 \x01(\x08\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0equeue_position\x18\n \x01(\x03\x12\x18\n\x10\x65xpected_wait_ms\x18\x0b \x01(\x03\x12\x17\n\x0f\x64ocument_digest\x18\x0c \x01(\t\x12\x14\n\x0cstamped_size\x18\r \x01(\x03\x12\x12\n\nverify_url\x18\x0e \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"+\n\x19GetStampedDocumentRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x1d\n\rDocumentChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"8\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"S\n\x10ListJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.meterai.stamping.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xc6\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATE_ACCEPTED\x10\x01\x12\x12\n\x0eJOB_STATE_HELD\x10\x02\x12\x16\n\x12JOB_STATE_PREPARED\x10\x03\x12\x14\n\x10JOB_STATE_SIGNED\x10\x04\x12\x12\n\x0eJOB_STATE_DONE\x10\x05\x12\x14\n\x10JOB_STATE_FAILED\x10\x06\x12\x1b\n\x17JOB_STATE_DEAD_LETTERED\x10\x07\x32\xc4\x03\n\x0fStampingService\x12V\n\x0eSubmitDocument\x12*.meterai.stamping.v1.SubmitDocumentRequest\x1a\x18.meterai.stamping.v1.Job\x12\x46\n\x06GetJob\x12\".meterai.stamping.v1.GetJobRequest\x1a\x18.meterai.stamping.v1.Job\x12L\n\x08WatchJob\x12$.meterai.stamping.v1.WatchJobRequest\x1a\x18.meterai.stamping.v1.Job0\x01\x12j\n\x12GetStampedDocument\x12..meterai.stamping.v1.GetStampedDocumentRequest\x1a\".meterai.stamping.v1.DocumentChunk0\x01\x12W\n\x08ListJobs\x12$.meterai.stamping.v1.ListJobsRequest\x1a%.meterai.stamping.v1.ListJobsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"meterai/stamping/v1/stamping.proto\x12\x13meterai.stamping.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n\x04Rect\x12\n\n\x02x0\x18\x01 \x01(\x01\x12\n\n\x02y0\x18\x02 \x01(\x01\x12\n\n\x02x1\x18\x03 \x01(\x01\x12\n\n\x02y1\x18\x04 \x01(\x01\"B\n\tPlacement\x12\x0c\n\x04page\x18\x01 \x01(\x05\x12\'\n\x04rect\x18\x02 \x01(\x0b\x32\x19.meterai.stamping.v1.Rect\"u\n\x10\x44ocumentMetadata\x12\x15\n\rdocument_type\x18\x01 \x01(\t\x12\x17\n\x0f\x64ocument_number\x18\x02 \x01(\t\x12\x15\n\rdocument_date\x18\x03 \x01(\t\x12\x1a\n\x12\x64ocument_value_idr\x18\x04 \x01(\x03\"\xcd\x01\n\x15SubmitDocumentRequest\x12\x0b\n\x03pdf\x18\x01 \x01(\x0c\x12\x31\n\tplacement\x18\x02 \x01(\x0b\x32\x1e.meterai.stamping.v1.Placement\x12\x37\n\x08metadata\x18\x03 \x01(\x0b\x32%.meterai.stamping.v1.DocumentMetadata\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x10\n\x08\x66ilename\x18\x05 \x01(\t\x12\x10\n\x08password\x18\x06 \x01(\t\"\x8c\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12,\n\x05state\x18\x02 \x01(\x0e\x32\x1d.meterai.stamping.v1.JobState\x12\x0e\n\x06serial\x18\x03 \x01(\t\x12\x10\n\x08\x66ilename\x18\x04 \x01(\t\x12\x14\n\x0c\x66\x61ilure_code\x18\x05 \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\x06 \x01(\t\x12\x10\n\x08refunded\x18\x07 \x01(\x08\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0equeue_position\x18\n \x01(\x03\x12\x18\n\x10\x65xpected_wait_ms\x18\x0b \x01(\x03\x12\x17\n\x0f\x64ocument_digest\x18\x0c \x01(\t\x12\x14\n\x0cstamped_size\x18\r \x01(\x03\x12\x12\n\nverify_url\x18\x0e \x01(\t\x12\x10\n\x08replayed\x18\x0f \x01(\x08\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"+\n\x19GetStampedDocumentRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x1d\n\rDocumentChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"8\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"S\n\x10ListJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.meterai.stamping.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t*\xc6\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12JOB_STATE_ACCEPTED\x10\x01\x12\x12\n\x0eJOB_STATE_HELD\x10\x02\x12\x16\n\x12JOB_STATE_PREPARED\x10\x03\x12\x14\n\x10JOB_STATE_SIGNED\x10\x04\x12\x12\n\x0eJOB_STATE_DONE\x10\x05\x12\x14\n\x10JOB_STATE_FAILED\x10\x06\x12\x1b\n\x17JOB_STATE_DEAD_LETTERED\x10\x07\x32\x92\x04\n\x0fStampingService\x12V\n\x0eSubmitDocument\x12*.meterai.stamping.v1.SubmitDocumentRequest\x1a\x18.meterai.stamping.v1.Job\x12\x46\n\x06GetJob\x12\".meterai.stamping.v1.GetJobRequest\x1a\x18.meterai.stamping.v1.Job\x12L\n\x08WatchJob\x12$.meterai.stamping.v1.WatchJobRequest\x1a\x18.meterai.stamping.v1.Job0\x01\x12j\n\x12GetStampedDocument\x12..meterai.stamping.v1.GetStampedDocumentRequest\x1a\".meterai.stamping.v1.DocumentChunk0\x01\x12W\n\x08ListJobs\x12$.meterai.stamping.v1.ListJobsRequest\x1a%.meterai.stamping.v1.ListJobsResponse\x12L\n\tCancelJob\x12%.meterai.stamping.v1.CancelJobRequest\x1a\x18.meterai.stamping.v1.Jobb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meterai.stamping.v1.stamping_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=1212
-  _globals['_JOBSTATE']._serialized_end=1410
+  _globals['_JOBSTATE']._serialized_start=1266
+  _globals['_JOBSTATE']._serialized_end=1464
   _globals['_RECT']._serialized_start=92
   _globals['_RECT']._serialized_end=146
   _globals['_PLACEMENT']._serialized_start=148
@@ -43,19 +43,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITDOCUMENTREQUEST']._serialized_start=336
   _globals['_SUBMITDOCUMENTREQUEST']._serialized_end=541
   _globals['_JOB']._serialized_start=544
-  _globals['_JOB']._serialized_end=922
-  _globals['_GETJOBREQUEST']._serialized_start=924
-  _globals['_GETJOBREQUEST']._serialized_end=955
-  _globals['_WATCHJOBREQUEST']._serialized_start=957
-  _globals['_WATCHJOBREQUEST']._serialized_end=990
-  _globals['_GETSTAMPEDDOCUMENTREQUEST']._serialized_start=992
-  _globals['_GETSTAMPEDDOCUMENTREQUEST']._serialized_end=1035
-  _globals['_DOCUMENTCHUNK']._serialized_start=1037
-  _globals['_DOCUMENTCHUNK']._serialized_end=1066
-  _globals['_LISTJOBSREQUEST']._serialized_start=1068
-  _globals['_LISTJOBSREQUEST']._serialized_end=1124
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1126
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1209
-  _globals['_STAMPINGSERVICE']._serialized_start=1413
-  _globals['_STAMPINGSERVICE']._serialized_end=1865
+  _globals['_JOB']._serialized_end=940
+  _globals['_GETJOBREQUEST']._serialized_start=942
+  _globals['_GETJOBREQUEST']._serialized_end=973
+  _globals['_WATCHJOBREQUEST']._serialized_start=975
+  _globals['_WATCHJOBREQUEST']._serialized_end=1008
+  _globals['_GETSTAMPEDDOCUMENTREQUEST']._serialized_start=1010
+  _globals['_GETSTAMPEDDOCUMENTREQUEST']._serialized_end=1053
+  _globals['_DOCUMENTCHUNK']._serialized_start=1055
+  _globals['_DOCUMENTCHUNK']._serialized_end=1084
+  _globals['_LISTJOBSREQUEST']._serialized_start=1086
+  _globals['_LISTJOBSREQUEST']._serialized_end=1142
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1144
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1227
+  _globals['_CANCELJOBREQUEST']._serialized_start=1229
+  _globals['_CANCELJOBREQUEST']._serialized_end=1263
+  _globals['_STAMPINGSERVICE']._serialized_start=1467
+  _globals['_STAMPINGSERVICE']._serialized_end=1997
 # @@protoc_insertion_point(module_scope)

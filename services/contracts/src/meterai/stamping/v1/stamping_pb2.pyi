@@ -78,7 +78,7 @@ class SubmitDocumentRequest(_message.Message):
     def __init__(self, pdf: _Optional[bytes] = ..., placement: _Optional[_Union[Placement, _Mapping]] = ..., metadata: _Optional[_Union[DocumentMetadata, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., filename: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "state", "serial", "filename", "failure_code", "failure_reason", "refunded", "created_at", "updated_at", "queue_position", "expected_wait_ms", "document_digest", "stamped_size", "verify_url")
+    __slots__ = ("job_id", "state", "serial", "filename", "failure_code", "failure_reason", "refunded", "created_at", "updated_at", "queue_position", "expected_wait_ms", "document_digest", "stamped_size", "verify_url", "replayed")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     SERIAL_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,7 @@ class Job(_message.Message):
     DOCUMENT_DIGEST_FIELD_NUMBER: _ClassVar[int]
     STAMPED_SIZE_FIELD_NUMBER: _ClassVar[int]
     VERIFY_URL_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     state: JobState
     serial: str
@@ -107,7 +108,8 @@ class Job(_message.Message):
     document_digest: str
     stamped_size: int
     verify_url: str
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., serial: _Optional[str] = ..., filename: _Optional[str] = ..., failure_code: _Optional[str] = ..., failure_reason: _Optional[str] = ..., refunded: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_position: _Optional[int] = ..., expected_wait_ms: _Optional[int] = ..., document_digest: _Optional[str] = ..., stamped_size: _Optional[int] = ..., verify_url: _Optional[str] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., serial: _Optional[str] = ..., filename: _Optional[str] = ..., failure_code: _Optional[str] = ..., failure_reason: _Optional[str] = ..., refunded: _Optional[bool] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_position: _Optional[int] = ..., expected_wait_ms: _Optional[int] = ..., document_digest: _Optional[str] = ..., stamped_size: _Optional[int] = ..., verify_url: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)
@@ -148,3 +150,9 @@ class ListJobsResponse(_message.Message):
     jobs: _containers.RepeatedCompositeFieldContainer[Job]
     next_page_token: str
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...

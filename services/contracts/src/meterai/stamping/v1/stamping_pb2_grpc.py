@@ -59,6 +59,11 @@ class StampingServiceStub:
                 request_serializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.CancelJob = channel.unary_unary(
+                '/meterai.stamping.v1.StampingService/CancelJob',
+                request_serializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.Job.FromString,
+                _registered_method=True)
 
 
 class StampingServiceServicer:
@@ -101,6 +106,15 @@ class StampingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CancelJob(self, request, context):
+        """Ends a job not signed yet: FAILED with failure_code CANCELLED and its quota unit
+        refunded. A job already signed (DONE) cannot be cancelled: FAILED_PRECONDITION
+        (reason JOB_ALREADY_SIGNED). Cancelling a cancelled or failed job answers it unchanged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StampingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +142,11 @@ def add_StampingServiceServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.ListJobsRequest.FromString,
                     response_serializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.CancelJobRequest.FromString,
+                    response_serializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.Job.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -265,6 +284,33 @@ class StampingService:
             '/meterai.stamping.v1.StampingService/ListJobs',
             meterai_dot_stamping_dot_v1_dot_stamping__pb2.ListJobsRequest.SerializeToString,
             meterai_dot_stamping_dot_v1_dot_stamping__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meterai.stamping.v1.StampingService/CancelJob',
+            meterai_dot_stamping_dot_v1_dot_stamping__pb2.CancelJobRequest.SerializeToString,
+            meterai_dot_stamping_dot_v1_dot_stamping__pb2.Job.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,169 @@
+"""An integrator's first day on the embedded platform (``meterai up`` as its own process): the
+CLI finds the platform from any folder, stamps whole folders and glob patterns, says when a
+document was stamped before, and a second ``meterai up`` leaves the running one alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.channels import platform_channel
+from tests.support.launch import METERAI, CliResult, EmbeddedPlatform
+from tests.unit.stamping.samples import PageSpec, build_pdf
+
+RECT = "300,60,440,200"
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPlatform]:
+    platform = EmbeddedPlatform(tmp_path_factory.mktemp("integrator"))
+    platform.start()
+    assert platform.cli("quota", "buy", "20").code == 0
+    yield platform
+    platform.stop()
+
+
+def _run(
+    platform: EmbeddedPlatform, *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> CliResult:
+    """The CLI as a user runs it from ``cwd``, without METERAI_HOME."""
+    environment = {k: v for k, v in (env or platform.env).items() if k != "METERAI_HOME"}
+    result = subprocess.run(
+        [METERAI, *args], env=environment, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    return CliResult(result.returncode, result.stdout, result.stderr)
+
+
+def test_a_second_meterai_up_says_so_and_leaves_the_running_platform_alone(
+    embedded: EmbeddedPlatform,
+) -> None:
+    recorded = (embedded.home / "platform.json").read_text()
+    second = embedded.cli("up", timeout=60)
+    assert second.code != 0
+    assert "already running" in second.stderr, second.stderr
+    assert "Traceback" not in second.stdout + second.stderr
+    assert (embedded.home / "platform.json").read_text() == recorded
+    assert embedded.cli("status").code == 0
+
+
+def test_a_second_platform_on_ports_in_use_is_told_so_without_a_traceback(
+    embedded: EmbeddedPlatform, tmp_path: Path
+) -> None:
+    ports = json.loads((embedded.home / "platform.json").read_text())["ports"]
+    env = {
+        **embedded.env,
+        "METERAI_HOME": str(tmp_path / "other"),
+        "QUOTA_PORT": str(ports["quota"]),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    result = subprocess.run(
+        [METERAI, "up"], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode != 0
+    assert "cannot bind" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert embedded.cli("status").code == 0
+
+
+def test_meterai_up_records_its_home_for_the_cli_of_any_folder(
+    embedded: EmbeddedPlatform, tmp_path: Path
+) -> None:
+    config = json.loads((embedded.home / "config" / "meterai" / "config.json").read_text())
+    assert Path(config["home"]) == embedded.home
+    balance = _run(embedded, "quota", "balance", "--json", cwd=tmp_path)
+    assert balance.code == 0, balance.stderr
+    assert "available" in balance.json()
+
+
+def test_without_a_key_the_cli_says_where_it_looked_and_how_to_point_it(
+    embedded: EmbeddedPlatform, tmp_path: Path
+) -> None:
+    env = {**embedded.env, "XDG_CONFIG_HOME": str(tmp_path / "nothing-recorded")}
+    ports = json.loads((embedded.home / "platform.json").read_text())["ports"]
+    result = _run(
+        embedded,
+        "--server",
+        f"127.0.0.1:{ports['quota']}",
+        "--ca",
+        str(embedded.home / "tls" / "ca.crt"),
+        "quota",
+        "balance",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.code == 1
+    assert "missing API key" in result.stderr
+    assert "--home" in result.stderr and "credentials.json" in result.stderr, result.stderr
+
+
+def test_a_folder_and_a_glob_are_stamped_recursively_and_a_repeat_is_not_charged(
+    embedded: EmbeddedPlatform, tmp_path: Path
+) -> None:
+    scans = tmp_path / "scans"
+    (scans / "2024" / "09").mkdir(parents=True)
+    for index, folder in enumerate([scans, scans / "2024", scans / "2024" / "09"]):
+        (folder / f"letter-{index}.pdf").write_bytes(build_pdf([PageSpec(text=f"Surat {index}")]))
+    (scans / "notes.txt").write_text("not a document")
+    out = tmp_path / "stamped"
+    first = embedded.cli("stamp", f"{scans}/", "--rect", RECT, "--out", str(out))
+    assert first.code == 0, first.stdout + first.stderr
+    stamped = sorted(str(p.relative_to(out)) for p in out.rglob("*.pdf"))
+    assert stamped == ["2024/09/letter-2.pdf", "2024/letter-1.pdf", "letter-0.pdf"]
+    assert "stamping" in first.stderr  # the progress bar
+    before = embedded.cli("quota", "balance", "--json").json()
+    again = embedded.cli(
+        "stamp", f"{scans}/**/letter-*.pdf", "--rect", RECT, "--out", str(tmp_path / "again")
+    )
+    assert again.code == 0, again.stdout + again.stderr
+    lines = again.stdout.splitlines()
+    assert len(lines) == 3
+    for line in lines:
+        assert "already stamped: " in line and "(not charged again)" in line, line
+    assert embedded.cli("quota", "balance", "--json").json() == before
+
+
+def test_a_pattern_that_matches_nothing_is_a_usage_error(
+    embedded: EmbeddedPlatform, tmp_path: Path
+) -> None:
+    result = embedded.cli("stamp", f"{tmp_path}/*.pdf", "--rect", RECT, "--out", str(tmp_path))
+    assert result.code == 2 and "no files match" in result.stderr, result.stderr
+
+
+def test_sigterm_stops_every_service_within_one_drain_period(tmp_path: Path) -> None:
+    """Open health watches hold each server's drain to its end: four services draining one
+    after the other took four drain periods (20 s); together they take one (5 s)."""
+    platform = EmbeddedPlatform(tmp_path)
+    platform.start()
+    process = platform.processes["up"]
+    ports = json.loads((platform.home / "platform.json").read_text())["ports"]
+    channels = [
+        platform_channel(platform.home, ports[name], identity=identity)
+        for name, identity in (
+            ("quota", None),
+            ("stamping", None),
+            ("signing", "stamping"),  # mTLS: platform services only
+            ("verify", None),
+        )
+    ]
+    watches = [
+        health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=60)
+        for channel in channels
+    ]
+    try:
+        for watch in watches:
+            next(watch)  # SERVING: the stream is open
+        started = time.monotonic()
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(40)
+        assert time.monotonic() - started < 8.0
+    finally:
+        for channel in channels:
+            channel.close()
+        platform.stop()
