@@ -16,15 +16,18 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import Engine
 
 import meterai_quota as quota
 from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
+from meterai.verify.v1 import verify_pb2_grpc
 from meterai_common.auth import Authenticator
 from meterai_common.db import create_engine, reading, run_in_transaction
 from meterai_common.documents import DirectoryStore
-from meterai_common.grpc_server import RunningServer, create_server
+from meterai_common.grpc_server import RunningServer, TimedThreadPool, create_server
 from meterai_common.tls import TlsFiles
 from meterai_quota.adapters.payments import DevPaymentProvider
 from meterai_quota.bootstrap import SERVICE_NAME as QUOTA_SERVICE
@@ -34,9 +37,18 @@ from meterai_signing.pki import generate_test_pki
 from meterai_stamping import engine as pdf_engine
 from meterai_stamping.adapters.jobs_table import JobRepository
 from meterai_stamping.admission import Admission, AdmissionLimits
+from meterai_stamping.bootstrap import (
+    GRPC_THREADS,
+    MAX_CONCURRENT_CALLS,
+    QUEUE_WAIT_TARGET_S,
+    SUBMIT_METHOD,
+)
 from meterai_stamping.bootstrap import SERVICE_NAME as STAMPING_SERVICE
+from meterai_stamping.early_refusal import EarlyRefusal
 from meterai_stamping.grpc_api import StampingServicer
 from meterai_stamping.handlers import Stamping, StampingConfig
+from meterai_verify.bootstrap import SERVICE_NAME as VERIFY_SERVICE
+from meterai_verify.grpc_api import VerificationServicer
 from tests.support.channels import platform_channel
 from tests.unit.stamping.samples import build_pdf
 
@@ -76,6 +88,23 @@ class ApiWorld:
 
     def quota_stub(self) -> quota_pb2_grpc.QuotaServiceStub:
         return quota_pb2_grpc.QuotaServiceStub(self.channel("quota"))
+
+    def verify_stub(self) -> verify_pb2_grpc.VerificationServiceStub:
+        return verify_pb2_grpc.VerificationServiceStub(self.channel("verify"))
+
+    def stamped(self) -> bytes:
+        """A document submitted, signed and downloaded: a genuine stamp."""
+        stub = self.stamping_stub()
+        job = stub.SubmitDocument(self.submit_request(), metadata=self.reseller.auth, timeout=60)
+        self.sign(job.job_id)
+        return b"".join(
+            chunk.data
+            for chunk in stub.GetStampedDocument(
+                stamping_pb2.GetStampedDocumentRequest(job_id=job.job_id),
+                metadata=self.reseller.auth,
+                timeout=60,
+            )
+        )
 
     def submit_request(self, key: str | None = None) -> stamping_pb2.SubmitDocumentRequest:
         return stamping_pb2.SubmitDocumentRequest(
@@ -128,10 +157,29 @@ def api_world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterato
         ),
     )
     admission = Admission(stamping.backlog, stamping.inflight, AdmissionLimits())
-    servicer = StampingServicer(
-        stamping, Authenticator(resolve), admission, "https://verify.example/v"
-    )
+    authenticator: Authenticator[quota.Principal] = Authenticator(resolve)
+    servicer = StampingServicer(stamping, authenticator, admission, "https://verify.example/v")
+    pool = TimedThreadPool(GRPC_THREADS)
+    roots = [
+        certificate.public_bytes(Encoding.DER)
+        for certificate in x509.load_pem_x509_certificates(pki.root_cert.read_bytes())
+    ]
     servers = {
+        "verify": create_server(
+            "verify-test",
+            "127.0.0.1",
+            0,
+            [
+                (
+                    verify_pb2_grpc.add_VerificationServiceServicer_to_server,
+                    VerificationServicer(db, lambda: roots),
+                )
+            ],
+            [VERIFY_SERVICE],
+            tls=tls_files.server("verify"),
+        ),
+        # Composed as the stamping service composes itself: its threads, its early refusal,
+        # its call limit.
         "stamping": create_server(
             "stamping-test",
             "127.0.0.1",
@@ -139,6 +187,20 @@ def api_world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterato
             [(stamping_pb2_grpc.add_StampingServiceServicer_to_server, servicer)],
             [STAMPING_SERVICE],
             tls=tls_files.server("stamping"),
+            pool=pool,
+            max_concurrent_rpcs=MAX_CONCURRENT_CALLS,
+            interceptors=[
+                EarlyRefusal(
+                    SUBMIT_METHOD,
+                    admission,
+                    authenticator,
+                    lambda principal: principal.reseller_id,
+                    queue_wait=pool.oldest_wait,
+                    queued=pool.queued,
+                    min_queued=GRPC_THREADS,
+                    wait_target_s=QUEUE_WAIT_TARGET_S,
+                )
+            ],
         ),
         "quota": create_server(
             "quota-test",
@@ -161,7 +223,7 @@ def api_world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterato
             stamping,
             servicer,
             servers,
-            _funded(db, "Toko Integrasi", 50),
+            _funded(db, "Toko Integrasi", 1200),
             _funded(db, "Toko Lain", 5),
             tls_files,
             identity,

@@ -1,6 +1,7 @@
 """API-key authentication shared by the reseller-facing servicers.
 
-Resellers send their key in the ``x-api-key`` metadata entry, or connect to a service's
+Resellers send their key in the ``x-api-key`` metadata entry or as ``authorization: Bearer
+KEY`` (what most HTTP-minded gRPC clients, grpcurl and Postman send), or connect to a service's
 client-certificate port with a certificate the platform issued them (mTLS). The reseller is
 always derived from the key or the certificate, never from a request field. Every call resolves
 its key or certificate afresh (one primary-key read), so a credential revoked in any process is
@@ -23,15 +24,18 @@ import grpc
 
 from meterai_common.tls import RESELLER_URI_PREFIX, peer_certificate_der, peer_identity
 
-__all__ = ["API_KEY_HEADER", "Authenticator", "MissingApiKey"]
+__all__ = ["API_KEY_HEADER", "AUTHORIZATION_HEADER", "Authenticator", "MissingApiKey"]
 
 API_KEY_HEADER = "x-api-key"
+AUTHORIZATION_HEADER = "authorization"
+_BEARER = "bearer "
 
 P = TypeVar("P")
 
 
 class MissingApiKey(Exception):
     code = "UNAUTHENTICATED"
+    reason = "MISSING_API_KEY"
 
     def __init__(self, misplaced_in: str | None = None) -> None:
         if misplaced_in is not None:
@@ -41,8 +45,9 @@ class MissingApiKey(Exception):
             )
         else:
             super().__init__(
-                f"missing API key: send it in the '{API_KEY_HEADER}' metadata entry, or "
-                "connect to the client-certificate port with a certificate the platform issued"
+                f"missing API key: send it in the '{API_KEY_HEADER}' metadata entry (or as "
+                "'authorization: Bearer KEY'), or connect to the client-certificate port with "
+                "a certificate the platform issued"
             )
 
 
@@ -116,11 +121,20 @@ class Authenticator(Generic[P]):
 def _misplaced_key(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
     """The header that carries what looks like a meterai key, when it is not ``x-api-key``."""
     for name, value in metadata:
-        if name != API_KEY_HEADER and isinstance(value, str) and "mtk_" in value:
+        meterai_key = isinstance(value, str) and "mtk_" in value
+        if meterai_key and name not in (API_KEY_HEADER, AUTHORIZATION_HEADER):
             return name
     return None
 
 
 def _api_key(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
-    key = next((value for name, value in metadata if name == API_KEY_HEADER), None)
-    return key if key and isinstance(key, str) else None
+    """The key from ``x-api-key``, else from ``authorization: Bearer KEY``."""
+    bearer = None
+    for name, value in metadata:
+        if not isinstance(value, str) or not value:
+            continue
+        if name == API_KEY_HEADER:
+            return value
+        if name == AUTHORIZATION_HEADER and value[: len(_BEARER)].lower() == _BEARER:
+            bearer = value[len(_BEARER) :].strip() or None
+    return bearer

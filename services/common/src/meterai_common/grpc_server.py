@@ -1,7 +1,9 @@
 """gRPC server construction, health reporting and graceful shutdown shared by every service.
 
 Settings keep the guarantees the README lists: a bounded number of concurrent RPCs so overload is
-refused fast (RESOURCE_EXHAUSTED) rather than queued without limit, a receive limit that admits
+refused fast (RESOURCE_EXHAUSTED with retry advice, :class:`CallLimit`, instead of gRPC's own
+limit that gives none) rather than queued without limit; server reflection on every service;
+a receive limit that admits
 the largest accepted document, no SO_REUSEPORT (two servers silently sharing a port would split
 traffic), keepalive settings that tolerate client pings.
 """
@@ -19,7 +21,9 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
+from meterai_common.call_limit import CallLimit
 from meterai_common.tls import ServerTls
 
 __all__ = [
@@ -49,17 +53,28 @@ class TimedThreadPool(futures.ThreadPoolExecutor):
         super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
         self._queued: collections.deque[float] = collections.deque()
         self._queue_lock = threading.Lock()
+        self._outstanding = 0
 
     def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
         with self._queue_lock:
             self._queued.append(time.monotonic())
+            self._outstanding += 1
         return super().submit(self._started, fn, *args, **kwargs)
 
     def _started(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
         with self._queue_lock:
             if self._queued:
                 self._queued.popleft()
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            with self._queue_lock:
+                self._outstanding -= 1
+
+    def outstanding(self) -> int:
+        """Calls submitted and not finished: queued or being served (a stream until it ends)."""
+        with self._queue_lock:
+            return self._outstanding
 
     def queued(self) -> int:
         """Calls submitted and not started yet."""
@@ -123,17 +138,26 @@ def create_server(
     :param register: pairs of ``(add_XServicer_to_server, servicer)``.
     :param service_names: full proto service names reported by the health service.
     :param port: 0 binds a free port; the bound port is returned.
-    :param interceptors: run on the server's network thread for every new call, in order.
-    :param pool: the workers that serve calls, instead of ``max_workers`` new threads.
+    :param max_concurrent_rpcs: calls queued or served at once beyond which new calls are
+        refused with retry advice; None: no bound.
+    :param interceptors: run on the server's network thread for every new call, in order
+        (after the call limit).
+    :param pool: the workers that serve calls, instead of ``max_workers`` new threads (a
+        :class:`TimedThreadPool` when there is a call limit).
     :param tls: the server's certificate; ``None`` serves plaintext, which only an explicit
         ``--insecure`` / ``METERAI_INSECURE=1`` asks for (and is announced loudly).
     :param mtls_port: also listen here, requiring a client certificate from the platform CA
         (resellers who authenticate with a certificate instead of a key); 0 picks a free one.
     """
+    workers = pool or TimedThreadPool(max_workers, thread_name_prefix=f"grpc-{name}")
+    limit: list[grpc.ServerInterceptor] = []
+    if max_concurrent_rpcs is not None:
+        if not isinstance(workers, TimedThreadPool):
+            raise TypeError("a call limit needs a TimedThreadPool, which counts its calls")
+        limit.append(CallLimit(max_concurrent_rpcs, workers.outstanding))
     server = grpc.server(
-        pool or futures.ThreadPoolExecutor(max_workers, thread_name_prefix=f"grpc-{name}"),
-        maximum_concurrent_rpcs=max_concurrent_rpcs,
-        interceptors=tuple(interceptors),
+        workers,
+        interceptors=(*limit, *interceptors),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -146,6 +170,10 @@ def create_server(
         add(servicer, server)  # type: ignore[operator]
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    # grpcurl, Postman and Evans discover the API from the server itself.
+    reflection.enable_server_reflection(
+        (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
     if tls is None:
         bound = _bind(name, host, port, lambda: server.add_insecure_port(f"{host}:{port}"))
     else:

@@ -15,10 +15,11 @@ from meterai_common.db import reading, run_in_transaction
 from meterai_common.deadlines import ensure_call_alive
 from meterai_common.grpc_errors import RequestError, status_from_errors
 from meterai_common.proto_time import timestamp
+from meterai_common.request_ids import require_uuid
 
 from . import api_keys
 from . import orders as order_book
-from .domain.errors import PermissionDenied
+from .domain.errors import OrderNotFound, PermissionDenied
 from .domain.model import ApiKey, Order, OrderState, Principal, Role
 from .domain.payments import PaymentProvider
 from .handlers import confirm_and_announce, purchase_quota
@@ -63,6 +64,15 @@ def api_key_to_proto(key: ApiKey, now: datetime) -> quota_pb2.ApiKey:
     )
 
 
+def _require_own(principal: Principal, order: Order) -> None:
+    """Another reseller's order is not found, in the same words as one that does not exist:
+    a refusal that differs would tell a caller which order ids exist."""
+    try:
+        principal.require_access(order.reseller_id)
+    except PermissionDenied:
+        raise OrderNotFound(f"order {order.id} does not exist") from None
+
+
 class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
     """:param payments: decides when a placed order is paid.
     :param before_commit: called right before a purchase's deadline check (tests slow a call
@@ -99,7 +109,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
         return reading(self._db)
 
     def PurchaseQuota(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             principal = self._reseller(context)
             assert principal.reseller_id is not None
             reseller_id = principal.reseller_id
@@ -123,8 +133,9 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             return order_to_proto(order)
 
     def ConfirmPayment(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             self._operator(context, "confirming payments")
+            require_uuid(request.order_id, "order_id")
             order = run_in_transaction(
                 self._db,
                 lambda conn: confirm_and_announce(
@@ -135,26 +146,28 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             return order_to_proto(order)
 
     def CancelOrder(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             principal = self._reseller(context)
+            require_uuid(request.order_id, "order_id")
 
             def work(conn: Any) -> Order:
                 order = order_book.get_order(conn, request.order_id, for_update=True)
-                principal.require_access(order.reseller_id)
+                _require_own(principal, order)
                 return order_book.cancel_order(conn, request.order_id)
 
             return order_to_proto(run_in_transaction(self._db, work))
 
     def GetOrder(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             principal = self._auth(context)
+            require_uuid(request.order_id, "order_id")
             with self._read() as conn:
                 order = order_book.get_order(conn, request.order_id)
-            principal.require_access(order.reseller_id)
+            _require_own(principal, order)
             return order_to_proto(order)
 
     def GetBalance(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             principal = self._reseller(context)
             assert principal.quota_owner_id is not None
             with self._read() as conn:
@@ -168,7 +181,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             )
 
     def ListOrders(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             principal = self._reseller(context)
             assert principal.reseller_id is not None
             if request.page_size < 0:
@@ -186,7 +199,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             )
 
     def ListLedgerEntries(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             principal = self._reseller(context)
             assert principal.quota_owner_id is not None
             if request.page_size < 0:
@@ -215,7 +228,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             )
 
     def ListApiKeys(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             self._operator(context, "listing API keys")
             now = datetime.now(UTC)
             with self._read() as conn:
@@ -233,7 +246,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             )
 
     def CreateApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             self._operator(context, "creating API keys")
             role = _ROLE_OF.get(request.role or quota_pb2.API_KEY_ROLE_RESELLER)
             if role is None:
@@ -248,7 +261,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             )
 
     def RevokeApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             self._operator(context, "revoking API keys")
             key = run_in_transaction(
                 self._db, lambda conn: api_keys.revoke_key(conn, request.key_id)
@@ -257,7 +270,7 @@ class QuotaServicer(quota_pb2_grpc.QuotaServiceServicer):
             return api_key_to_proto(key, datetime.now(UTC))
 
     def RotateApiKey(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             self._operator(context, "rotating API keys")
             if request.grace_period_seconds < 0:
                 raise RequestError("INVALID_ARGUMENT", "grace_period_seconds must not be negative")

@@ -125,7 +125,7 @@ def hold(
         if existing is not None:
             return _replayed_hold(existing, owner_id)
         if conn.scalar(sa.select(accounts.c.owner_id).where(accounts.c.owner_id == owner_id)):
-            raise InsufficientQuota("no stamp quota available; purchase more")
+            raise InsufficientQuota()
         raise ResellerNotFound(f"{owner_id} is not a quota owner")
     if not allocated:
         # The job id or serial was taken by a transaction that committed after this one began.

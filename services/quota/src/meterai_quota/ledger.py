@@ -142,7 +142,7 @@ def _refuse(conn: Connection, owner_id: str, account: AccountKind) -> None:
     if exists is None:
         raise ResellerNotFound(f"{owner_id} is not a quota owner")
     if account is AccountKind.AVAILABLE:
-        raise InsufficientQuota("no stamp quota available; purchase more")
+        raise InsufficientQuota()
     raise LedgerInvariantViolated(f"{account.value} balance of {owner_id} would go below zero")
 
 

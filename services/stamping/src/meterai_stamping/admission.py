@@ -30,19 +30,36 @@ __all__ = ["Admission", "AdmissionLimits", "Arrival", "BrokerUnavailable", "Over
 
 
 class Overloaded(Exception):
-    """Refused for now; ``pushback_ms`` says when to come back."""
+    """Refused for now; ``pushback_ms`` says when to come back.
+
+    :param reason: the stable reason code clients see (``ErrorInfo.reason``).
+    :param quota_subject: set when a limit of the caller's own ran out (its rate, its
+        documents in flight): reported as a ``QuotaFailure`` violation of that subject.
+    """
 
     code = "RESOURCE_EXHAUSTED"
 
-    def __init__(self, message: str, pushback_ms: int) -> None:
+    def __init__(
+        self,
+        message: str,
+        pushback_ms: int,
+        *,
+        reason: str = "PLATFORM_BUSY",
+        quota_subject: str | None = None,
+    ) -> None:
         super().__init__(f"{message}; nothing was charged, retry in {pushback_ms / 1000:g} s")
         self.pushback_ms = pushback_ms
+        self.reason = reason
+        self.quota_subject = quota_subject
 
 
 class BrokerUnavailable(Overloaded):
     """The signing queue cannot take messages (broker down or in a resource alarm)."""
 
     code = "UNAVAILABLE"
+
+    def __init__(self, message: str, pushback_ms: int) -> None:
+        super().__init__(message, pushback_ms, reason="SIGNING_QUEUE_UNAVAILABLE")
 
 
 @dataclass(frozen=True)
@@ -232,6 +249,8 @@ class Admission:
                 f"you have {inflight} documents waiting to be signed (limit "
                 f"{limit}); they are being processed",
                 1000,
+                reason="RESELLER_INFLIGHT_LIMIT",
+                quota_subject="reseller:documents_in_flight",
             )
 
     def _refilled(self, bucket: _Bucket, now: float) -> float:
@@ -244,7 +263,12 @@ class Admission:
     def _rate_limited(self, tokens: float) -> Overloaded:
         rate = self._limits.reseller_rate_per_s
         wait_ms = int((1.0 - tokens) / rate * 1000) + 1
-        return Overloaded(f"rate limit of {rate:g} documents per second reached", wait_ms)
+        return Overloaded(
+            f"rate limit of {rate:g} documents per second reached",
+            wait_ms,
+            reason="RESELLER_RATE_LIMIT",
+            quota_subject="reseller:submissions_per_second",
+        )
 
     def _take_token(self, reseller_id: str) -> None:
         now = self._clock()

@@ -32,12 +32,11 @@ from typing import Any, NoReturn
 import grpc
 
 from meterai_common.auth import Authenticator
+from meterai_common.grpc_errors import PUSHBACK_HEADER, abort_with, details_of
 from meterai_stamping.admission import Admission, Overloaded
 
 __all__ = ["PUSHBACK_HEADER", "EarlyRefusal", "cleared_at_edge", "refuse"]
 
-PUSHBACK_HEADER = "grpc-retry-pushback-ms"
-"""The trailer gRPC clients' retry policies read to know when to come back (gRFC A6)."""
 QUEUE_PUSHBACK_MS = 1000
 """When the server's own workers are the bottleneck: their queue turns over in well under this."""
 
@@ -52,10 +51,9 @@ def cleared_at_edge() -> bool:
 
 
 def refuse(context: grpc.ServicerContext, refused: Overloaded) -> NoReturn:
-    """End the call with the refusal's status, message and pushback trailer."""
-    context.set_trailing_metadata(((PUSHBACK_HEADER, str(refused.pushback_ms)),))
-    context.abort(getattr(grpc.StatusCode, refused.code), str(refused))
-    raise AssertionError("grpc's abort returned")  # pragma: no cover
+    """End the call with the refusal's status, message, retry advice (``RetryInfo`` and the
+    pushback trailer) and reason."""
+    abort_with(context, refused.code, str(refused), details_of(refused))
 
 
 class _Inline(futures.ThreadPoolExecutor):
@@ -165,6 +163,7 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
             f"the stamping service is busy: submissions have waited {waited * 1000:.0f} ms "
             "for a free worker",
             QUEUE_PUSHBACK_MS,
+            reason="WORKERS_BUSY",
         )
 
 

@@ -13,7 +13,9 @@ from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai_common.deadlines import ensure_call_alive
 from meterai_common.grpc_errors import RequestError, status_from_errors
 from meterai_common.proto_time import timestamp
+from meterai_common.request_ids import require_uuid
 from meterai_stamping.admission import Admission, Overloaded
+from meterai_stamping.cancellation import cancel_job
 from meterai_stamping.domain.jobs import (
     DocumentFacts,
     Job,
@@ -28,6 +30,14 @@ from meterai_stamping.handlers import Stamping
 __all__ = ["StampingServicer", "job_to_proto"]
 
 _STATES = {state: getattr(stamping_pb2, f"JOB_STATE_{state.value}") for state in JobState}
+SUBMIT_FIELDS = {
+    "NOT_A_PDF": "pdf",
+    "MALFORMED_PDF": "pdf",
+    "PAGE_OUT_OF_RANGE": "placement.page",
+    "RECT_OUTSIDE_PAGE": "placement.rect",
+    "RECT_TOO_SMALL": "placement.rect",
+}
+"""The request field each PDF-engine refusal is about (its messages speak of the document)."""
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 
@@ -78,7 +88,7 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
         return job_to_proto(job, self._base_url, self._stamping.queue_position(job))
 
     def SubmitDocument(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
+        with status_from_errors(context, request, fields=SUBMIT_FIELDS):
             started = datetime.now(UTC)
             principal = self._auth(context)
             command = _command(request, principal)
@@ -105,13 +115,15 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
             return job_to_proto(job, self._base_url, self._stamping.wait_for(ahead))
 
     def GetJob(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             principal = self._auth(context)
+            require_uuid(request.job_id, "job_id")
             return self._proto(self._stamping.get(principal.reseller_id, request.job_id))
 
     def WatchJob(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             principal = self._auth(context)
+            require_uuid(request.job_id, "job_id")
             last: tuple[Any, ...] | None = None
             while context.is_active():
                 job = self._stamping.get(principal.reseller_id, request.job_id)
@@ -124,13 +136,20 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
                     return
 
     def GetStampedDocument(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             principal = self._auth(context)
+            require_uuid(request.job_id, "job_id")
             for piece in self._stamping.stamped_document(principal.reseller_id, request.job_id):
                 yield stamping_pb2.DocumentChunk(data=piece)
 
+    def CancelJob(self, request: Any, context: grpc.ServicerContext) -> Any:
+        with status_from_errors(context, request):
+            principal = self._auth(context)
+            require_uuid(request.job_id, "job_id")
+            return self._proto(cancel_job(self._stamping, principal.reseller_id, request.job_id))
+
     def ListJobs(self, request: Any, context: grpc.ServicerContext) -> Any:
-        with status_from_errors(context):
+        with status_from_errors(context, request):
             principal = self._auth(context)
             size = _page_size(request.page_size)
             try:

@@ -548,9 +548,7 @@ class Stamping:
             self._quota_hints.clear()
         self._quota_hints[owner_id] = (now, available)
         if available < 1:
-            raise ledger.InsufficientQuota(
-                "no quota available: buy quota first (meterai quota buy N)"
-            )
+            raise ledger.InsufficientQuota()
 
     def _get_any(self, job_id: str) -> Job | None:
         with self._read() as conn:

@@ -75,7 +75,7 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
         problems = []
         if not (signature.intact and signature.valid):
             problems.append("the signature does not match the document (altered or corrupt)")
-        if not signature.trusted:
+        if signature.intact and signature.valid and not signature.trusted:
             problems.append("the signer is not the e-meterai issuer")
         if not signature.coverage_ok:
             problems.append("the document was changed after stamping in a way not permitted")

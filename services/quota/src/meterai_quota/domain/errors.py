@@ -113,10 +113,23 @@ class SerialCollision(QuotaError):
     code = "ALREADY_EXISTS"
 
 
+NO_QUOTA_MESSAGE = (
+    "no stamp quota available: buy quota first (PurchaseQuota, or 'meterai quota buy N'); "
+    "nothing was charged"
+)
+"""The one wording of this refusal, whichever check finds it (the submit's early check or
+the hold in its transaction): a client matching on it, or a person reading it, sees one text."""
+
+
 class InsufficientQuota(QuotaError):
     """No available unit to hold: buy more quota or wait for in-flight stamps to finish."""
 
     code = "FAILED_PRECONDITION"
+    quota_subject = "reseller:stamp_quota"
+    """Reported as a ``QuotaFailure`` violation: the reseller's available units ran out."""
+
+    def __init__(self, message: str = NO_QUOTA_MESSAGE) -> None:
+        super().__init__(message)
 
 
 class OrderExpired(QuotaError):
