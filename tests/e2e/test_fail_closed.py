@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,7 +64,9 @@ def _operator(platform: _Platform) -> str:
 
 def _reseller(platform: _Platform, operator_key: str) -> tuple[str, str]:
     """A new reseller, and a key made for it with ``meterai admin keys create``."""
-    reseller = platform.cli("admin", "create-reseller", "Toko Kunci", "--json")
+    reseller = platform.cli(
+        "admin", "create-reseller", f"Toko Kunci {uuid.uuid4().hex[:8]}", "--json"
+    )
     assert reseller.code == 0, reseller.stderr
     reseller_id = str(reseller.json()["reseller_id"])
     created = platform.cli(

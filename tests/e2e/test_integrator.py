@@ -167,3 +167,12 @@ def test_sigterm_stops_every_service_within_one_drain_period(tmp_path: Path) -> 
         for channel in channels:
             channel.close()
         platform.stop()
+
+
+def test_a_reseller_name_in_use_is_refused(embedded: EmbeddedPlatform) -> None:
+    first = embedded.cli("admin", "create-reseller", "Toko Sama", "--json")
+    assert first.code == 0, first.stderr
+    for again in ("Toko Sama", " toko SAMA "):
+        second = embedded.cli("admin", "create-reseller", again, "--json")
+        assert second.code == 1 and "exists already" in second.stderr, second.stderr
+    assert embedded.cli("admin", "create-reseller", "Toko Sama Baru").code == 0

@@ -7,6 +7,7 @@ validator and ``qpdf --check``.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -229,7 +230,9 @@ class TestEmbeddedPlatform:
 @pytest.fixture(scope="module")
 def keys(distributed: DistributedPlatform) -> tuple[str, str]:
     """(reseller key, operator key), created with the operator's admin command."""
-    reseller = distributed.cli("admin", "create-reseller", "E2E Reseller", "--json")
+    reseller = distributed.cli(
+        "admin", "create-reseller", f"E2E Reseller {uuid.uuid4().hex[:8]}", "--json"
+    )
     operator = distributed.cli("admin", "create-reseller", "ops", "--operator", "--json")
     assert reseller.code == 0 and operator.code == 0, reseller.stderr + operator.stderr
     return str(reseller.json()["api_key"]), str(operator.json()["api_key"])
@@ -249,7 +252,9 @@ class TestDistributedPlatform:
         _bad_requests_charge_nothing(distributed, keys[0])
 
     def test_no_quota_is_a_failed_precondition(self, distributed: DistributedPlatform) -> None:
-        broke = distributed.cli("admin", "create-reseller", "Broke Reseller", "--json")
+        broke = distributed.cli(
+            "admin", "create-reseller", f"Broke {uuid.uuid4().hex[:8]}", "--json"
+        )
         api_key = str(broke.json()["api_key"])
         result = distributed.cli(
             "stamp",

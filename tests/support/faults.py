@@ -211,7 +211,8 @@ def provision_tenant(
 ) -> Tenant:
     """A new reseller with ``units`` of paid quota: created, ordered and the payment confirmed
     through the CLI, as an operator and a reseller would."""
-    reseller = platform.cli("admin", "create-reseller", name, "--json")
+    # Reseller names are unique; the session's PostgreSQL database outlives one platform.
+    reseller = platform.cli("admin", "create-reseller", f"{name} {uuid.uuid4().hex[:8]}", "--json")
     assert reseller.code == 0, reseller.stderr
     api_key = str(reseller.json()["api_key"])
     bought = platform.cli("quota", "buy", str(units), "--json", api_key=api_key)

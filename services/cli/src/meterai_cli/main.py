@@ -659,13 +659,20 @@ def admin_reconcile(as_json: bool) -> None:
 def admin_create_reseller(name: str, parent: str | None, operator: bool, as_json: bool) -> None:
     """Create a reseller (or operator) and print its API key, shown only this once."""
     from meterai_common.db import create_engine, migrate, transaction
+    from meterai_quota import ResellerNameTaken
     from meterai_quota.bootstrap import create_principal
 
     settings = _private_settings()
     db = create_engine(settings.database_url)
     migrate(db)
-    with transaction(db) as conn:
-        reseller_id, key = create_principal(conn, name, parent=parent, operator=operator)
+    try:
+        with transaction(db) as conn:
+            reseller_id, key = create_principal(
+                conn, name, parent=parent, operator=operator, unique_name=True
+            )
+    except ResellerNameTaken as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_REFUSED)
     emit({"reseller_id": reseller_id, "api_key": key}, as_json)
 
 

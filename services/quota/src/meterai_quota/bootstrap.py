@@ -51,12 +51,20 @@ class QuotaRuntime:
 
 
 def create_principal(
-    conn: Connection, name: str, *, parent: str | None = None, operator: bool = False
+    conn: Connection,
+    name: str,
+    *,
+    parent: str | None = None,
+    operator: bool = False,
+    unique_name: bool = False,
 ) -> tuple[str | None, str]:
-    """Create a reseller (or an operator key) and return ``(reseller_id, api_key)``."""
+    """Create a reseller (or an operator key) and return ``(reseller_id, api_key)``.
+
+    :param unique_name: refuse a reseller name already in use (``create_reseller``).
+    """
     if operator:
         return None, issue_api_key(conn, None, Role.OPERATOR)
-    reseller = create_reseller(conn, name, parent_id=parent)
+    reseller = create_reseller(conn, name, parent_id=parent, unique_name=unique_name)
     return reseller.id, issue_api_key(conn, reseller.id, Role.RESELLER)
 
 

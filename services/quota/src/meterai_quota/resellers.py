@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .adapters.tables import accounts, resellers
-from .domain.errors import InvalidArgument, ResellerNotFound
+from .domain.errors import InvalidArgument, ResellerNameTaken, ResellerNotFound
 from .domain.ledger_rules import AccountKind
 from .domain.model import Reseller
 
@@ -42,15 +42,29 @@ def create_reseller(
     parent_id: str | None = None,
     reseller_id: str | None = None,
     now: datetime | None = None,
+    unique_name: bool = False,
 ) -> Reseller:
     """Register a reseller; a top-level one gets its (empty) ledger accounts.
 
     :param parent_id: make this a sub-account spending the parent's root quota.
     :param reseller_id: choose the id (e.g. when importing); a UUID is drawn otherwise.
+    :param unique_name: refuse a name another reseller has (without case and surrounding
+        space): what the operator's ``meterai admin create-reseller`` asks, so "Toko Contoh"
+        typed twice is one reseller, not two sharing a name. Checked in the caller's
+        transaction, not by a constraint (two operators creating the same name in the same
+        instant both succeed).
     """
     name = name.strip() if isinstance(name, str) else ""
     if not name or len(name) > 200:
         raise InvalidArgument("reseller name must be 1-200 characters")
+    if unique_name:
+        taken = conn.scalar(
+            sa.select(resellers.c.id).where(sa.func.lower(resellers.c.name) == name.lower())
+        )
+        if taken is not None:
+            raise ResellerNameTaken(
+                f"a reseller named {name!r} exists already ({taken}); choose another name"
+            )
     new_id = reseller_id or str(uuid.uuid4())
     root_id = new_id if parent_id is None else get_reseller(conn, parent_id).root_id
     created_at = _now(now)

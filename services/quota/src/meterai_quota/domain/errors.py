@@ -27,6 +27,7 @@ __all__ = [
     "PaymentReferenceReused",
     "PermissionDenied",
     "QuotaError",
+    "ResellerNameTaken",
     "ResellerNotFound",
     "SerialCollision",
     "Unauthenticated",
@@ -79,6 +80,12 @@ class ApiKeyInactive(QuotaError):
     """The key is revoked or past its grace period: it cannot be rotated."""
 
     code = "FAILED_PRECONDITION"
+
+
+class ResellerNameTaken(QuotaError):
+    """Another reseller already has this name (compared without case and surrounding space)."""
+
+    code = "ALREADY_EXISTS"
 
 
 class ResellerNotFound(QuotaError):
