@@ -44,6 +44,7 @@ from meterai_stamping.bootstrap import (
     SUBMIT_METHOD,
 )
 from meterai_stamping.bootstrap import SERVICE_NAME as STAMPING_SERVICE
+from meterai_stamping.drain_rate import DrainRate, finishes_in
 from meterai_stamping.early_refusal import EarlyRefusal
 from meterai_stamping.grpc_api import StampingServicer
 from meterai_stamping.handlers import Stamping, StampingConfig
@@ -158,7 +159,13 @@ def api_world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterato
     )
     admission = Admission(stamping.backlog, stamping.inflight, AdmissionLimits())
     authenticator: Authenticator[quota.Principal] = Authenticator(resolve)
-    servicer = StampingServicer(stamping, authenticator, admission, "https://verify.example/v")
+    servicer = StampingServicer(
+        stamping,
+        authenticator,
+        admission,
+        "https://verify.example/v",
+        drain=DrainRate(finishes_in(db), sample_s=0.2),
+    )
     pool = TimedThreadPool(GRPC_THREADS)
     roots = [
         certificate.public_bytes(Encoding.DER)

@@ -28,6 +28,7 @@ from meterai_common.runtime import Periodic, Transport
 from meterai_common.tls import ClientTls, secure_channel
 from meterai_stamping import engine as pdf_engine
 from meterai_stamping.admission import Admission, AdmissionLimits
+from meterai_stamping.drain_rate import DrainRate, finishes_in
 from meterai_stamping.early_refusal import EarlyRefusal
 from meterai_stamping.grpc_api import StampingServicer
 from meterai_stamping.handlers import Stamping, StampingConfig
@@ -247,7 +248,13 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
         broker_failing_for=broker_failing_for,
         throughput=lambda: stamping.finishing_rate(ADMISSION_RATE_WINDOW),
     )
-    servicer = StampingServicer(stamping, authenticator, admission, settings.verify_base_url)
+    servicer = StampingServicer(
+        stamping,
+        authenticator,
+        admission,
+        settings.verify_base_url,
+        drain=DrainRate(finishes_in(db)),
+    )
     pool = TimedThreadPool(GRPC_THREADS, thread_name_prefix="grpc-stamping")
     early_refusal = EarlyRefusal(
         SUBMIT_METHOD,

@@ -24,6 +24,7 @@ from meterai_stamping.domain.jobs import (
     SubmitDocument,
     verify_url,
 )
+from meterai_stamping.drain_rate import DrainRate
 from meterai_stamping.early_refusal import cleared_at_edge, refuse
 from meterai_stamping.handlers import Stamping
 
@@ -74,8 +75,14 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
         *,
         watch_poll_s: float = 0.1,
         before_commit: Callable[[], None] = lambda: None,
+        drain: DrainRate | None = None,
     ) -> None:
+        """
+        :param drain: the measured drain rate that turns a queue position into
+            ``expected_wait_ms``; without one, the service layer's estimate.
+        """
         self._before_commit = before_commit
+        self._drain = drain
         self._stamping = stamping
         self._auth = authenticate
         self._admission = admission
@@ -85,7 +92,15 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
         """Set on shutdown: open WatchJob streams end with the job's latest state."""
 
     def _proto(self, job: Job) -> stamping_pb2.Job:
-        return job_to_proto(job, self._base_url, self._stamping.queue_position(job))
+        position = self._stamping.queue_position(job)
+        if self._drain is not None and job.state is JobState.PREPARED:
+            position = (position[0], self._drain.expected_wait_ms(position[0]))
+        return job_to_proto(job, self._base_url, position)
+
+    def _waiting_behind(self, ahead: int) -> tuple[int, int]:
+        if self._drain is None:
+            return self._stamping.wait_for(ahead)
+        return ahead, self._drain.expected_wait_ms(ahead)
 
     def SubmitDocument(self, request: Any, context: grpc.ServicerContext) -> Any:
         with status_from_errors(context, request, fields=SUBMIT_FIELDS):
@@ -112,7 +127,7 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
             # A new job is at the back of the queue: the sampled backlog is its position,
             # no count query on the hot path.
             ahead = self._admission.backlog()
-            return job_to_proto(job, self._base_url, self._stamping.wait_for(ahead))
+            return job_to_proto(job, self._base_url, self._waiting_behind(ahead))
 
     def GetJob(self, request: Any, context: grpc.ServicerContext) -> Any:
         with status_from_errors(context, request):

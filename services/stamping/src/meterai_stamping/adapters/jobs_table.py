@@ -277,6 +277,16 @@ class JobRepository:
         """Jobs that reached DONE after ``since`` (the platform's recent throughput)."""
         return int(self.conn.execute(_COUNT_FINISHED_SINCE, {"b_since": since}).scalar_one())
 
+    def finishes_since(self, since: datetime) -> tuple[int, datetime | None, datetime | None]:
+        """(count, first, last) of the jobs that reached DONE after ``since``: how fast the
+        platform drains its backlog while it works (see ``DrainRate``)."""
+        row = self.conn.execute(
+            select(
+                func.count(), func.min(jobs_table.c.updated_at), func.max(jobs_table.c.updated_at)
+            ).where(jobs_table.c.state == JobState.DONE.value, jobs_table.c.updated_at >= since)
+        ).one()
+        return int(row[0]), row[1], row[2]
+
     def backlog(self) -> int:
         """Jobs waiting for the signing tier, all resellers."""
         return int(self.conn.execute(_COUNT_BACKLOG).scalar_one())
