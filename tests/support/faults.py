@@ -36,6 +36,7 @@ from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
 from tests.support.brokers import rabbitmqctl
 from tests.support.channels import platform_channel
+from tests.support.corpus import CORPUS
 from tests.support.databases import POSTGRES_ADMIN_URL, migrated_postgres_database
 from tests.support.launch import DistributedPlatform
 
@@ -67,7 +68,6 @@ __all__ = [
     "wait_for",
 ]
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "pdf-corpus"
 DOCUMENT = (CORPUS / "minimal-document.pdf").read_bytes()
 """One A4 page, 17 KB: cheap to prepare, so a batch measures the platform, not pypdf."""
 RECT = stamping_pb2.Rect(x0=400, y0=50, x1=520, y1=170)

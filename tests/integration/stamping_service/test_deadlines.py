@@ -42,9 +42,9 @@ from meterai_stamping.adapters.jobs_table import jobs_table as jobs
 from meterai_stamping.admission import Admission, AdmissionLimits
 from meterai_stamping.grpc_api import StampingServicer
 from meterai_stamping.handlers import Stamping, StampingConfig
-from tests.support.corpus import CORPUS
+from tests.unit.stamping.samples import build_pdf
 
-DOCUMENT = (CORPUS / "minimal-document.pdf").read_bytes()
+DOCUMENT = build_pdf()
 
 
 @dataclass

@@ -29,9 +29,9 @@ from meterai_stamping.domain.jobs import (
     SubmitDocument,
 )
 from meterai_stamping.handlers import Stamping, StampingConfig
-from tests.support.corpus import CORPUS
+from tests.unit.stamping.samples import build_pdf
 
-DOCUMENT = (CORPUS / "minimal-document.pdf").read_bytes()
+DOCUMENT = build_pdf()
 
 
 @pytest.fixture(scope="module")
