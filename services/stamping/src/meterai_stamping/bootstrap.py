@@ -102,6 +102,8 @@ class SigningChain:
 
 class SigningUnavailable(Exception):
     code = "UNAVAILABLE"
+    pushback_ms = 1000
+    """Retry advice (``RetryInfo``): the signing service is restarting or unreachable."""
 
 
 @dataclass
