@@ -25,9 +25,13 @@ from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai.verify.v1 import verify_pb2_grpc
 from meterai_common.auth import Authenticator
+from meterai_common.bus import InProcessBus
 from meterai_common.db import create_engine, reading, run_in_transaction
 from meterai_common.documents import DirectoryStore
 from meterai_common.grpc_server import RunningServer, TimedThreadPool, create_server
+from meterai_common.outbox import OutboxRelay
+from meterai_common.runtime import InProcessTransport
+from meterai_common.tasks import SIGN_DIGEST_TASK
 from meterai_common.tls import TlsFiles
 from meterai_quota.adapters.payments import DevPaymentProvider
 from meterai_quota.bootstrap import SERVICE_NAME as QUOTA_SERVICE
@@ -48,6 +52,7 @@ from meterai_stamping.drain_rate import DrainRate, finishes_in
 from meterai_stamping.early_refusal import EarlyRefusal
 from meterai_stamping.grpc_api import StampingServicer
 from meterai_stamping.handlers import Stamping, StampingConfig
+from meterai_stamping.job_updates import ENDED_EVENTS, JobUpdates
 from meterai_verify.bootstrap import SERVICE_NAME as VERIFY_SERVICE
 from meterai_verify.grpc_api import VerificationServicer
 from tests.support.channels import platform_channel
@@ -147,6 +152,14 @@ def api_world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterato
         with reading(db) as conn:
             return quota.authenticate(conn, key)
 
+    # The outbox is published to an in-process bus, as on the embedded platform: announcements
+    # reach the watch streams; sign tasks are answered by ApiWorld.sign instead.
+    bus = InProcessBus()
+    bus.register_task(SIGN_DIGEST_TASK, lambda **task: None)
+    transport = InProcessTransport(bus)
+    relay = OutboxRelay(db, transport.dispatch, poll_interval=0.05)
+    updates = JobUpdates()
+    transport.broadcast_to(ENDED_EVENTS, updates.handle)
     stamping = Stamping(
         db,
         DirectoryStore(tmp_path / "documents"),
@@ -156,7 +169,9 @@ def api_world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterato
             signature_size=lambda: signature_size(identity),
             signer_certificate=lambda: identity.certificates[0].dump(),
         ),
+        committed=relay.notify,
     )
+    relay.start()
     admission = Admission(stamping.backlog, stamping.inflight, AdmissionLimits())
     authenticator: Authenticator[quota.Principal] = Authenticator(resolve)
     servicer = StampingServicer(
@@ -165,6 +180,7 @@ def api_world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterato
         admission,
         "https://verify.example/v",
         drain=DrainRate(finishes_in(db), sample_s=0.2),
+        updates=updates,
     )
     pool = TimedThreadPool(GRPC_THREADS)
     roots = [
@@ -239,8 +255,11 @@ def api_world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterato
     finally:
         for channel in channels:
             channel.close()
+        servicer.stopping.set()
         for server in servers.values():
             server.stop(0)
+        relay.stop()
+        bus.stop()
         db.dispose()
 
 

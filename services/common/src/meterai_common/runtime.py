@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from meterai_common.broadcast import BroadcastConsumer
 from meterai_common.bus import InProcessBus
 from meterai_common.messaging import Handler, PikaConsumer, PikaPublisher, QueueSpec
 from meterai_common.outages import is_database_outage
@@ -34,6 +36,7 @@ class Transport(Protocol):
     def publish(self, routing_key: str, body: bytes, *, message_id: str) -> None: ...
     def send(self, task_name: str, kwargs: dict[str, Any]) -> None: ...
     def subscribe(self, spec: QueueSpec, handler: Handler, *, consumers: int = 1) -> None: ...
+    def broadcast_to(self, routing_keys: Sequence[str], handler: Handler) -> None: ...
     def dispatch(self, message: OutboxMessage) -> None: ...
     def stop(self) -> None: ...
 
@@ -67,6 +70,10 @@ class InProcessTransport(_Dispatch):
         for _ in range(consumers):
             self.bus.subscribe(spec, handler)
 
+    def broadcast_to(self, routing_keys: Sequence[str], handler: Handler) -> None:
+        """Hand ``handler`` a copy of every event with these keys (a queue of its own)."""
+        self.bus.subscribe(QueueSpec(f"broadcast-{uuid.uuid4().hex}", tuple(routing_keys)), handler)
+
     def stop(self) -> None:
         """The bus is shared by every service of the process; its owner stops it."""
 
@@ -77,6 +84,7 @@ class BrokerTransport(_Dispatch):
         self._publisher = PikaPublisher(amqp_url)
         self._sender = CeleryTaskSender(make_celery(amqp_url))
         self._consumers: list[PikaConsumer] = []
+        self._broadcasts: list[BroadcastConsumer] = []
 
     def publish(self, routing_key: str, body: bytes, *, message_id: str) -> None:
         self._publisher.publish(routing_key, body, message_id=message_id)
@@ -92,9 +100,18 @@ class BrokerTransport(_Dispatch):
             consumer.start()
             self._consumers.append(consumer)
 
+    def broadcast_to(self, routing_keys: Sequence[str], handler: Handler) -> None:
+        """Hand ``handler`` a copy of every event with these keys, at most once, while
+        connected (:class:`~meterai_common.broadcast.BroadcastConsumer`)."""
+        consumer = BroadcastConsumer(self._url, routing_keys, handler)
+        consumer.start()
+        self._broadcasts.append(consumer)
+
     def stop(self) -> None:
         for consumer in self._consumers:
             consumer.stop()
+        for broadcast in self._broadcasts:
+            broadcast.stop()
         self._publisher.close()
 
 

@@ -32,6 +32,7 @@ from meterai_stamping.drain_rate import DrainRate, finishes_in
 from meterai_stamping.early_refusal import EarlyRefusal
 from meterai_stamping.grpc_api import StampingServicer
 from meterai_stamping.handlers import Stamping, StampingConfig
+from meterai_stamping.job_updates import ENDED_EVENTS, JobUpdates
 
 __all__ = ["FinishingRuntime", "StampingRuntime", "start_finishing", "start_stamping"]
 
@@ -237,6 +238,8 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
             return ledger.authenticate_certificate(conn, reseller_id, der)
 
     authenticator = Authenticator(resolve, resolve_certificate=resolve_certificate)
+    updates = JobUpdates()
+    transport.broadcast_to(ENDED_EVENTS, updates.handle)
     admission = Admission(
         stamping.backlog,
         stamping.inflight,
@@ -256,6 +259,7 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
         admission,
         settings.verify_base_url,
         drain=DrainRate(finishes_in(db)),
+        updates=updates,
     )
     pool = TimedThreadPool(GRPC_THREADS, thread_name_prefix="grpc-stamping")
     early_refusal = EarlyRefusal(

@@ -27,6 +27,7 @@ from meterai_stamping.domain.jobs import (
 from meterai_stamping.drain_rate import DrainRate
 from meterai_stamping.early_refusal import cleared_at_edge, refuse
 from meterai_stamping.handlers import Stamping
+from meterai_stamping.job_updates import QUEUED_REFRESH_S, SAFETY_REFRESH_S, JobUpdates
 
 __all__ = ["StampingServicer", "job_to_proto"]
 
@@ -76,11 +77,15 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
         watch_poll_s: float = 0.1,
         before_commit: Callable[[], None] = lambda: None,
         drain: DrainRate | None = None,
+        updates: JobUpdates | None = None,
     ) -> None:
         """
         :param drain: the measured drain rate that turns a queue position into
             ``expected_wait_ms``; without one, the service layer's estimate.
+        :param updates: the "job ended" announcements that wake ``WatchJob`` streams; without
+            them, streams read their job every ``watch_poll_s``.
         """
+        self._updates = updates
         self._before_commit = before_commit
         self._drain = drain
         self._stamping = stamping
@@ -88,7 +93,7 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
         self._admission = admission
         self._base_url = verify_base_url
         self._watch_poll_s = watch_poll_s
-        self.stopping = threading.Event()
+        self.stopping = _Stopping(updates)
         """Set on shutdown: open WatchJob streams end with the job's latest state."""
 
     def _proto(self, job: Job) -> stamping_pb2.Job:
@@ -141,14 +146,21 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
             require_uuid(request.job_id, "job_id")
             last: tuple[Any, ...] | None = None
             while context.is_active():
+                mark = self._updates.mark() if self._updates is not None else 0
                 job = self._stamping.get(principal.reseller_id, request.job_id)
                 message = self._proto(job)
                 seen = (job.state, message.queue_position)
                 if seen != last:
                     last = seen
                     yield message
-                if job.terminal or self.stopping.wait(self._watch_poll_s):
+                if job.terminal or self.stopping.is_set():
                     return
+                if self._updates is None:
+                    self.stopping.wait(self._watch_poll_s)
+                    continue
+                queued = message.queue_position > 0
+                refresh_s = QUEUED_REFRESH_S if queued else SAFETY_REFRESH_S
+                self._updates.wait(job.job_id, mark, refresh_s)
 
     def GetStampedDocument(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         with status_from_errors(context, request):
@@ -177,6 +189,19 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
                 jobs=[job_to_proto(job, self._base_url) for job in jobs],
                 next_page_token=token or "",
             )
+
+
+class _Stopping(threading.Event):
+    """The servicer's shutdown flag; setting it also wakes every waiting watch stream."""
+
+    def __init__(self, updates: JobUpdates | None) -> None:
+        super().__init__()
+        self._updates = updates
+
+    def set(self) -> None:
+        super().set()
+        if self._updates is not None:
+            self._updates.close()
 
 
 def _utc(moment: datetime) -> datetime:
