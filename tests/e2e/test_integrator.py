@@ -176,3 +176,22 @@ def test_a_reseller_name_in_use_is_refused(embedded: EmbeddedPlatform) -> None:
         second = embedded.cli("admin", "create-reseller", again, "--json")
         assert second.code == 1 and "exists already" in second.stderr, second.stderr
     assert embedded.cli("admin", "create-reseller", "Toko Sama Baru").code == 0
+
+
+def test_the_cli_says_a_signed_job_cannot_be_cancelled(
+    embedded: EmbeddedPlatform, tmp_path: Path
+) -> None:
+    """Cancelling before signing is proved over the API (``tests/integration/api``); on the
+    embedded platform a job is signed within milliseconds, so here it is the signed case."""
+    document = tmp_path / "signed.pdf"
+    document.write_bytes(build_pdf([PageSpec(text="Sudah")]))
+    stamped = embedded.cli(
+        "stamp", str(document), "--rect", RECT, "--out", str(tmp_path / "o"), "--json"
+    )
+    assert stamped.code == 0, stamped.stderr
+    (result,) = stamped.json()["results"]  # type: ignore[misc]
+    before = embedded.cli("quota", "balance", "--json").json()
+    cancelled = embedded.cli("jobs", "cancel", str(result["job_id"]))
+    assert cancelled.code == 1
+    assert "FAILED_PRECONDITION" in cancelled.stderr and "already signed" in cancelled.stderr
+    assert embedded.cli("quota", "balance", "--json").json() == before

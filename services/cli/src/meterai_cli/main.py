@@ -611,6 +611,29 @@ def jobs_list(ctx: Context, page_size: int, page_token: str, as_json: bool) -> N
         click.echo(f"more: --page-token {page.next_page_token}")
 
 
+@jobs.command("cancel")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def jobs_cancel(ctx: Context, job_id: str, as_json: bool) -> None:
+    """Cancel a job not signed yet; its quota unit is refunded. A signed job cannot be."""
+    from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
+
+    try:
+        job = stamping_pb2_grpc.StampingServiceStub(ctx.platform.channel("stamping")).CancelJob(
+            stamping_pb2.CancelJobRequest(job_id=job_id),
+            metadata=ctx.platform.metadata(),
+            timeout=ctx.timeout,
+        )
+    except grpc.RpcError as error:
+        fail_rpc(error, "cancelling failed")
+    if as_json:
+        emit(message_dict(job), True)
+        return
+    refund = " (quota unit refunded)" if job.refunded else ""
+    click.echo(f"{job.job_id}: {job.failure_code or 'ended'}{refund}")
+
+
 # -- administration -------------------------------------------------------------------------
 @cli.group()
 def admin() -> None:
