@@ -41,6 +41,7 @@ from meterai_signing.pki import generate_test_pki
 from meterai_stamping import engine as pdf_engine
 from meterai_stamping.adapters.jobs_table import JobRepository
 from meterai_stamping.admission import Admission, AdmissionLimits
+from meterai_stamping.batches import BatchBook
 from meterai_stamping.bootstrap import (
     GRPC_THREADS,
     MAX_CONCURRENT_CALLS,
@@ -160,9 +161,10 @@ def api_world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterato
     relay = OutboxRelay(db, transport.dispatch, poll_interval=0.05)
     updates = JobUpdates()
     transport.broadcast_to(ENDED_EVENTS, updates.handle)
+    store = DirectoryStore(tmp_path / "documents")
     stamping = Stamping(
         db,
-        DirectoryStore(tmp_path / "documents"),
+        store,
         StampingConfig(
             verify_base_url="https://verify.example/v",
             limits=pdf_engine.Limits(),
@@ -181,6 +183,7 @@ def api_world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterato
         "https://verify.example/v",
         drain=DrainRate(finishes_in(db), sample_s=0.2),
         updates=updates,
+        batches=BatchBook(store, stamping.submit, admission.admit),
     )
     pool = TimedThreadPool(GRPC_THREADS)
     roots = [

@@ -28,6 +28,7 @@ from meterai_common.runtime import Periodic, Transport
 from meterai_common.tls import ClientTls, secure_channel
 from meterai_stamping import engine as pdf_engine
 from meterai_stamping.admission import Admission, AdmissionLimits
+from meterai_stamping.batches import BatchBook
 from meterai_stamping.drain_rate import DrainRate, finishes_in
 from meterai_stamping.early_refusal import EarlyRefusal
 from meterai_stamping.grpc_api import StampingServicer
@@ -260,6 +261,7 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
         settings.verify_base_url,
         drain=DrainRate(finishes_in(db)),
         updates=updates,
+        batches=BatchBook(store, stamping.submit, admission.admit),
     )
     pool = TimedThreadPool(GRPC_THREADS, thread_name_prefix="grpc-stamping")
     early_refusal = EarlyRefusal(

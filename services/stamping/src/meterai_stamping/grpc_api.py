@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
@@ -15,6 +17,7 @@ from meterai_common.grpc_errors import RequestError, status_from_errors
 from meterai_common.proto_time import timestamp
 from meterai_common.request_ids import require_uuid
 from meterai_stamping.admission import Admission, Overloaded
+from meterai_stamping.batches import Batch, BatchBook, jobs_of, progress
 from meterai_stamping.cancellation import cancel_job
 from meterai_stamping.domain.jobs import (
     DocumentFacts,
@@ -78,14 +81,18 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
         before_commit: Callable[[], None] = lambda: None,
         drain: DrainRate | None = None,
         updates: JobUpdates | None = None,
+        batches: BatchBook | None = None,
     ) -> None:
         """
         :param drain: the measured drain rate that turns a queue position into
             ``expected_wait_ms``; without one, the service layer's estimate.
         :param updates: the "job ended" announcements that wake ``WatchJob`` streams; without
             them, streams read their job every ``watch_poll_s``.
+        :param batches: where batches are submitted and kept; without it, the batch methods
+            answer UNIMPLEMENTED.
         """
         self._updates = updates
+        self._batches = batches
         self._before_commit = before_commit
         self._drain = drain
         self._stamping = stamping
@@ -174,6 +181,91 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
             principal = self._auth(context)
             require_uuid(request.job_id, "job_id")
             return self._proto(cancel_job(self._stamping, principal.reseller_id, request.job_id))
+
+    def SubmitBatch(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        with status_from_errors(context):
+            principal = self._auth(context)
+            book = self._batch_book()
+            stream = iter(request_iterator)
+            first = next(stream, None)
+            if first is None:
+                raise RequestError(
+                    "INVALID_ARGUMENT", "the batch is empty: stream at least one document"
+                )
+
+            def documents() -> Iterator[tuple[str, Callable[[], SubmitDocument]]]:
+                for message in itertools.chain([first], stream):
+                    yield (
+                        message.document.filename or "document.pdf",
+                        functools.partial(_command, message.document, principal),
+                    )
+
+            batch = book.submit(
+                principal.reseller_id,
+                first.idempotency_key,
+                documents(),
+                time_left=context.time_remaining,
+            )
+            return self._batch_proto(batch)
+
+    def GetBatch(self, request: Any, context: grpc.ServicerContext) -> Any:
+        with status_from_errors(context, request):
+            principal = self._auth(context)
+            require_uuid(request.batch_id, "batch_id")
+            return self._batch_proto(
+                self._batch_book().get(principal.reseller_id, request.batch_id)
+            )
+
+    def WatchBatch(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        with status_from_errors(context, request):
+            principal = self._auth(context)
+            require_uuid(request.batch_id, "batch_id")
+            book = self._batch_book()
+            last: tuple[int, ...] | None = None
+            while context.is_active():
+                mark = self._updates.mark() if self._updates is not None else 0
+                message = self._batch_proto(book.get(principal.reseller_id, request.batch_id))
+                seen = (message.done, message.failed)
+                if seen != last:
+                    last = seen
+                    yield message
+                if message.complete or self.stopping.is_set():
+                    return
+                if self._updates is None:
+                    self.stopping.wait(self._watch_poll_s)
+                else:
+                    self._updates.wait_any(mark, SAFETY_REFRESH_S)
+
+    def _batch_book(self) -> BatchBook:
+        if self._batches is None:
+            raise RequestError("UNIMPLEMENTED", "batches are not enabled on this server")
+        return self._batches
+
+    def _batch_proto(self, batch: Batch) -> stamping_pb2.Batch:
+        jobs = jobs_of(lambda job_id: self._stamping.get(batch.reseller_id, job_id), batch)
+        counts = progress(jobs, batch)
+        return stamping_pb2.Batch(
+            batch_id=batch.batch_id,
+            items=[
+                stamping_pb2.BatchItem(
+                    index=item.index,
+                    filename=item.filename,
+                    job=job_to_proto(jobs[item.job_id], self._base_url)
+                    if item.job_id in jobs
+                    else None,
+                    error_code=item.error_code,
+                    error_reason=item.error_reason,
+                    error_message=item.error_message,
+                )
+                for item in batch.items
+            ],
+            total=counts.total,
+            accepted=counts.accepted,
+            refused=counts.refused,
+            done=counts.done,
+            failed=counts.failed,
+            complete=counts.complete,
+        )
 
     def ListJobs(self, request: Any, context: grpc.ServicerContext) -> Any:
         with status_from_errors(context, request):

@@ -72,6 +72,18 @@ class JobUpdates:
         with self._changed:
             return self._generation
 
+    def wait_any(self, after: int, timeout_s: float) -> bool:
+        """Wait until any job is announced after ``after`` (or the hub closes)."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                if self._closed or self._generation > after:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+
     def wait(self, job_id: str, after: int, timeout_s: float) -> bool:
         """Wait until ``job_id`` is announced after ``after``, the hub closes, or
         ``timeout_s`` passes; True if the job was announced (or the hub closed)."""

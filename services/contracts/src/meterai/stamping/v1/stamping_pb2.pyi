@@ -156,3 +156,59 @@ class CancelJobRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class SubmitBatchRequest(_message.Message):
+    __slots__ = ("idempotency_key", "document")
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    idempotency_key: str
+    document: SubmitDocumentRequest
+    def __init__(self, idempotency_key: _Optional[str] = ..., document: _Optional[_Union[SubmitDocumentRequest, _Mapping]] = ...) -> None: ...
+
+class BatchItem(_message.Message):
+    __slots__ = ("index", "filename", "job", "error_code", "error_reason", "error_message")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_REASON_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    filename: str
+    job: Job
+    error_code: str
+    error_reason: str
+    error_message: str
+    def __init__(self, index: _Optional[int] = ..., filename: _Optional[str] = ..., job: _Optional[_Union[Job, _Mapping]] = ..., error_code: _Optional[str] = ..., error_reason: _Optional[str] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class Batch(_message.Message):
+    __slots__ = ("batch_id", "total", "accepted", "refused", "done", "failed", "complete", "items")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    total: int
+    accepted: int
+    refused: int
+    done: int
+    failed: int
+    complete: bool
+    items: _containers.RepeatedCompositeFieldContainer[BatchItem]
+    def __init__(self, batch_id: _Optional[str] = ..., total: _Optional[int] = ..., accepted: _Optional[int] = ..., refused: _Optional[int] = ..., done: _Optional[int] = ..., failed: _Optional[int] = ..., complete: _Optional[bool] = ..., items: _Optional[_Iterable[_Union[BatchItem, _Mapping]]] = ...) -> None: ...
+
+class GetBatchRequest(_message.Message):
+    __slots__ = ("batch_id",)
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    def __init__(self, batch_id: _Optional[str] = ...) -> None: ...
+
+class WatchBatchRequest(_message.Message):
+    __slots__ = ("batch_id",)
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    def __init__(self, batch_id: _Optional[str] = ...) -> None: ...

@@ -64,6 +64,21 @@ class StampingServiceStub:
                 request_serializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.Job.FromString,
                 _registered_method=True)
+        self.SubmitBatch = channel.stream_unary(
+                '/meterai.stamping.v1.StampingService/SubmitBatch',
+                request_serializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.SubmitBatchRequest.SerializeToString,
+                response_deserializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.Batch.FromString,
+                _registered_method=True)
+        self.GetBatch = channel.unary_unary(
+                '/meterai.stamping.v1.StampingService/GetBatch',
+                request_serializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.GetBatchRequest.SerializeToString,
+                response_deserializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.Batch.FromString,
+                _registered_method=True)
+        self.WatchBatch = channel.unary_stream(
+                '/meterai.stamping.v1.StampingService/WatchBatch',
+                request_serializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.WatchBatchRequest.SerializeToString,
+                response_deserializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.Batch.FromString,
+                _registered_method=True)
 
 
 class StampingServiceServicer:
@@ -115,6 +130,29 @@ class StampingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitBatch(self, request_iterator, context):
+        """Client-streams the documents of one batch and answers once all are in: per document
+        (by its position in the stream), its job or why it was refused. Idempotent per
+        `idempotency_key`: sending the batch again answers the same batch and charges nothing
+        twice, and submits only what was refused or missing before.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchBatch(self, request, context):
+        """Streams the batch each time one of its jobs ends; ends when every accepted job ended.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StampingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +185,21 @@ def add_StampingServiceServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.CancelJobRequest.FromString,
                     response_serializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.Job.SerializeToString,
+            ),
+            'SubmitBatch': grpc.stream_unary_rpc_method_handler(
+                    servicer.SubmitBatch,
+                    request_deserializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.SubmitBatchRequest.FromString,
+                    response_serializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.Batch.SerializeToString,
+            ),
+            'GetBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBatch,
+                    request_deserializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.GetBatchRequest.FromString,
+                    response_serializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.Batch.SerializeToString,
+            ),
+            'WatchBatch': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBatch,
+                    request_deserializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.WatchBatchRequest.FromString,
+                    response_serializer=meterai_dot_stamping_dot_v1_dot_stamping__pb2.Batch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -311,6 +364,87 @@ class StampingService:
             '/meterai.stamping.v1.StampingService/CancelJob',
             meterai_dot_stamping_dot_v1_dot_stamping__pb2.CancelJobRequest.SerializeToString,
             meterai_dot_stamping_dot_v1_dot_stamping__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitBatch(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/meterai.stamping.v1.StampingService/SubmitBatch',
+            meterai_dot_stamping_dot_v1_dot_stamping__pb2.SubmitBatchRequest.SerializeToString,
+            meterai_dot_stamping_dot_v1_dot_stamping__pb2.Batch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meterai.stamping.v1.StampingService/GetBatch',
+            meterai_dot_stamping_dot_v1_dot_stamping__pb2.GetBatchRequest.SerializeToString,
+            meterai_dot_stamping_dot_v1_dot_stamping__pb2.Batch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/meterai.stamping.v1.StampingService/WatchBatch',
+            meterai_dot_stamping_dot_v1_dot_stamping__pb2.WatchBatchRequest.SerializeToString,
+            meterai_dot_stamping_dot_v1_dot_stamping__pb2.Batch.FromString,
             options,
             channel_credentials,
             insecure,
