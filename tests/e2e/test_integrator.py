@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from meterai_client import Client, MeteraiError
 from tests.support.channels import platform_channel
 from tests.support.launch import METERAI, CliResult, EmbeddedPlatform
 from tests.unit.stamping.samples import PageSpec, build_pdf
@@ -195,3 +196,23 @@ def test_the_cli_says_a_signed_job_cannot_be_cancelled(
     assert cancelled.code == 1
     assert "FAILED_PRECONDITION" in cancelled.stderr and "already signed" in cancelled.stderr
     assert embedded.cli("quota", "balance", "--json").json() == before
+
+
+def test_the_python_client_stamps_a_file_and_decodes_refusals(
+    embedded: EmbeddedPlatform, tmp_path: Path
+) -> None:
+    document = tmp_path / "client.pdf"
+    original = build_pdf([PageSpec(text="Klien")])
+    document.write_bytes(original)
+    with Client.from_home(embedded.home) as client:
+        stamped = client.stamp(document, rect=(300, 60, 440, 200), document_type="Perjanjian")
+        assert stamped.pdf.startswith(original) and len(stamped.serial) == 22
+        assert not stamped.replayed
+        assert client.verify(stamped.pdf).genuine
+        again = client.stamp(document, rect=(300, 60, 440, 200), document_type="Perjanjian")
+        assert again.replayed and again.serial == stamped.serial
+        with pytest.raises(MeteraiError) as refused:
+            client.stamp(document, rect=(300, 60, 4400, 200))
+        assert refused.value.reason == "RECT_OUTSIDE_PAGE"
+        assert refused.value.field_violations[0][0] == "placement.rect"
+        assert not refused.value.retryable
