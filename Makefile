@@ -28,14 +28,16 @@ uv:
 setup: uv
 	$(UV) sync --all-packages --frozen
 
-# Everything the tests need besides: the external validators.
+# Everything the tests need besides: the external validators, and the Node example's packages.
 test-setup: setup system-deps
+	@test -d examples/node/node_modules || npm ci --prefix examples/node --no-audit --no-fund
 
-# The external validators the tests trust (poppler's pdfsig/pdftoppm, qpdf, NSS certutil) and
-# SoftHSM2, the PKCS#11 token the signing tests keep the platform key in.
+# The external validators the tests trust (poppler's pdfsig/pdftoppm, qpdf, NSS certutil),
+# SoftHSM2, the PKCS#11 token the signing tests keep the platform key in, and Node.js, which
+# runs the example client of examples/node against the platform.
 system-deps:
-	@command -v pdfsig >/dev/null && command -v qpdf >/dev/null && command -v pdftoppm >/dev/null && command -v certutil >/dev/null && command -v softhsm2-util >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils qpdf libnss3-tools softhsm2; }
+	@command -v pdfsig >/dev/null && command -v qpdf >/dev/null && command -v pdftoppm >/dev/null && command -v certutil >/dev/null && command -v softhsm2-util >/dev/null && command -v node >/dev/null && command -v npm >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils qpdf libnss3-tools softhsm2 nodejs npm; }
 
 ## Contracts ---------------------------------------------------------------------------------
 protos:

@@ -21,6 +21,7 @@ from tests.support.launch import METERAI, CliResult, EmbeddedPlatform
 from tests.unit.stamping.samples import PageSpec, build_pdf
 
 RECT = "300,60,440,200"
+NODE_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "node" / "stamp.js"
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +217,30 @@ def test_the_python_client_stamps_a_file_and_decodes_refusals(
         assert refused.value.reason == "RECT_OUTSIDE_PAGE"
         assert refused.value.field_violations[0][0] == "placement.rect"
         assert not refused.value.retryable
+
+
+def test_the_node_example_runs_the_whole_flow_from_the_protos(
+    embedded: EmbeddedPlatform, tmp_path: Path
+) -> None:
+    """``examples/node/stamp.js`` (``make test-setup`` installs Node.js and its packages)."""
+    document = tmp_path / "node.pdf"
+    original = build_pdf([PageSpec(text="Node")])
+    document.write_bytes(original)
+    out = tmp_path / "node-stamped.pdf"
+    result = subprocess.run(
+        ["node", str(NODE_EXAMPLE), str(document), str(out)],
+        env={**embedded.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["state"] == "JOB_STATE_DONE" and report["genuine"] and report["replayed"]
+    assert report["refusal"] == {
+        "code": "INVALID_ARGUMENT",
+        "reason": "RECT_OUTSIDE_PAGE",
+        "field": "placement.rect",
+    }
+    assert out.read_bytes().startswith(original)
