@@ -244,3 +244,33 @@ def test_the_node_example_runs_the_whole_flow_from_the_protos(
         "field": "placement.rect",
     }
     assert out.read_bytes().startswith(original)
+
+
+def test_a_cli_without_a_platform_file_says_it_used_the_default_ports(tmp_path: Path) -> None:
+    home = tmp_path / "nothing-runs-here"
+    home.mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("METERAI_")},
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    result = subprocess.run(
+        [
+            METERAI,
+            "--home",
+            str(home),
+            "--insecure",
+            "--api-key",
+            "mtk_x",
+            "--timeout",
+            "2",
+            "quota",
+            "balance",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "default ports" in result.stderr and "platform.json" in result.stderr, result.stderr

@@ -126,6 +126,8 @@ class Platform:
     certificate_auth: bool = False
     """The reseller authenticates by client certificate: quota and stamping calls go to
     their client-certificate ports."""
+    found_by: str = "the default ports"
+    """Where the address came from, for messages when nothing answers there."""
     _channels: dict[str, grpc.Channel] = field(default_factory=dict)
 
     @classmethod
@@ -148,18 +150,23 @@ class Platform:
         ports = Ports()
         host = "127.0.0.1"
         local = platform_path(home)
+        found_by = f"the default ports (there is no {local}: no 'meterai up' runs for that home)"
         if local.exists():
             data = json.loads(local.read_text())
             host = data.get("host", host)
             ports = Ports(**data.get("ports", {}))
+            found_by = str(local)
         if server:
             host, _, port = server.partition(":")
+            found_by = "--server / METERAI_SERVER"
             if port:
                 ports = Ports.from_base(int(port))
         if api_key is None and client_certificate is None and credentials_path(home).exists():
             api_key = json.loads(credentials_path(home).read_text()).get("api_key")
         tls = None if insecure else _client_tls(tls_dir or home / "tls", ca, client_certificate)
-        return cls(host, ports, api_key, timeout_s, tls, client_certificate is not None)
+        return cls(
+            host, ports, api_key, timeout_s, tls, client_certificate is not None, found_by=found_by
+        )
 
     def address(self, service: str) -> str:
         if self.certificate_auth and service in ("quota", "stamping"):

@@ -69,6 +69,9 @@ def fail_rpc(error: grpc.RpcError, what: str) -> NoReturn:
         sign in details.lower() for sign in _HANDSHAKE_SIGNS
     ):
         click.echo(f"error: {what}: the TLS handshake failed ({details}).", err=True)
+        found_by = _found_by()
+        if found_by:
+            click.echo(f"The address came from {found_by}.", err=True)
         click.echo(
             "Check that --ca (default $METERAI_HOME/tls/ca.crt) is the CA of this platform, "
             "that a client certificate (--client-cert) is the platform's and not expired, and "
@@ -78,6 +81,9 @@ def fail_rpc(error: grpc.RpcError, what: str) -> NoReturn:
         sys.exit(EXIT_UNREACHABLE)
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         click.echo(f"error: {what}: the platform did not answer ({details}).", err=True)
+        found_by = _found_by()
+        if found_by:
+            click.echo(f"The address came from {found_by}.", err=True)
         click.echo("Is it running? Start it with 'make run' (or 'meterai up').", err=True)
         sys.exit(EXIT_UNREACHABLE)
     click.echo(f"error: {what}: {code.name}: {details}", err=True)
@@ -85,6 +91,15 @@ def fail_rpc(error: grpc.RpcError, what: str) -> NoReturn:
         context = click.get_current_context(silent=True)
         click.echo(_key_hint(getattr(context and context.find_root().obj, "home", None)), err=True)
     sys.exit(EXIT_REFUSED)
+
+
+def _found_by() -> str | None:
+    """Where the CLI took the platform's address from, if it got that far."""
+    context = click.get_current_context(silent=True)
+    obj = context.find_root().obj if context is not None else None
+    platform = getattr(obj, "_platform", None)
+    found_by = getattr(platform, "found_by", None)
+    return found_by if isinstance(found_by, str) else None
 
 
 def _key_hint(home: object) -> str:
