@@ -7,9 +7,25 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+
+import pytest
 
 from meterai.stamping.v1 import stamping_pb2
 from tests.integration.api.conftest import ApiWorld
+from tests.support.databases import migrated_postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A database of this test's own: the queue it measures is the only one in it (the
+    session's shared PostgreSQL database holds other tests' jobs, never signed)."""
+    if request.param == "sqlite":
+        yield str(request.getfixturevalue("sqlite_url"))
+        return
+    with migrated_postgres_database("meterai_wait") as url:
+        yield url
+
 
 BACKLOG = 40
 PAUSE_S = 0.04
