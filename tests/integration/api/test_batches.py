@@ -5,12 +5,15 @@ readable and watchable, and another reseller's batch not found."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from meterai.quota.v1 import quota_pb2
 from meterai.stamping.v1 import stamping_pb2
@@ -125,3 +128,42 @@ def test_another_resellers_batch_is_not_found(api_world: ApiWorld) -> None:
         timeout=60,
     )
     assert mine.batch_id != batch.batch_id
+
+
+def test_a_second_batch_while_one_streams_is_refused_with_retry_advice(
+    api_world: ApiWorld,
+) -> None:
+    """A batch holds one of the server's few threads while it streams: one at a time, so
+    single submissions keep the others."""
+    stub = api_world.stamping_stub()
+    auth = api_world.reseller.auth
+    release = threading.Event()
+    first_in = threading.Event()
+
+    def slow_stream() -> Iterator[Any]:
+        yield stamping_pb2.SubmitBatchRequest(
+            idempotency_key=f"slow-{uuid.uuid4()}", document=api_world.submit_request()
+        )
+        first_in.set()
+        release.wait(20)
+        yield stamping_pb2.SubmitBatchRequest(document=api_world.submit_request())
+
+    slow = stub.SubmitBatch.future(slow_stream(), metadata=auth, timeout=60)
+    try:
+        assert first_in.wait(10)
+        time.sleep(0.3)  # the first document is in the server's hands
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.SubmitBatch(
+                _stream(api_world, f"second-{uuid.uuid4()}", [api_world.submit_request()]),
+                metadata=auth,
+                timeout=30,
+            )
+        assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        status = rpc_status.from_call(refused.value)  # type: ignore[arg-type]
+        assert status is not None
+        assert any(d.Is(error_details_pb2.RetryInfo.DESCRIPTOR) for d in status.details)
+        single = stub.SubmitDocument(api_world.submit_request(), metadata=auth, timeout=30)
+        assert single.job_id
+    finally:
+        release.set()
+    assert slow.result().accepted == 2

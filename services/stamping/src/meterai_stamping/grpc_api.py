@@ -43,6 +43,10 @@ SUBMIT_FIELDS = {
     "RECT_TOO_SMALL": "placement.rect",
 }
 """The request field each PDF-engine refusal is about (its messages speak of the document)."""
+BATCH_SLOTS = 1
+"""Batches one stamping server takes at once. A batch holds one of the server's few threads
+for as long as its documents stream in (and are paced): the others stay free for single
+submissions, so one reseller's batch cannot take the whole server."""
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 
@@ -82,6 +86,7 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
         drain: DrainRate | None = None,
         updates: JobUpdates | None = None,
         batches: BatchBook | None = None,
+        batch_slots: int = BATCH_SLOTS,
     ) -> None:
         """
         :param drain: the measured drain rate that turns a queue position into
@@ -90,7 +95,10 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
             them, streams read their job every ``watch_poll_s``.
         :param batches: where batches are submitted and kept; without it, the batch methods
             answer UNIMPLEMENTED.
+        :param batch_slots: batches this server takes at once; more are refused with retry
+            advice.
         """
+        self._batch_slots = threading.BoundedSemaphore(batch_slots)
         self._updates = updates
         self._batches = batches
         self._before_commit = before_commit
@@ -186,27 +194,46 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
         with status_from_errors(context):
             principal = self._auth(context)
             book = self._batch_book()
-            stream = iter(request_iterator)
-            first = next(stream, None)
-            if first is None:
-                raise RequestError(
-                    "INVALID_ARGUMENT", "the batch is empty: stream at least one document"
+            if not self._batch_slots.acquire(blocking=False):
+                refuse(
+                    context,
+                    Overloaded(
+                        "this server is taking another batch now", 2000, reason="BATCHES_BUSY"
+                    ),
+                )
+            try:
+                return self._submit_batch(book, principal, request_iterator, context)
+            finally:
+                self._batch_slots.release()
+
+    def _submit_batch(
+        self,
+        book: BatchBook,
+        principal: Any,
+        request_iterator: Iterator[Any],
+        context: grpc.ServicerContext,
+    ) -> Any:
+        stream = iter(request_iterator)
+        first = next(stream, None)
+        if first is None:
+            raise RequestError(
+                "INVALID_ARGUMENT", "the batch is empty: stream at least one document"
+            )
+
+        def documents() -> Iterator[tuple[str, Callable[[], SubmitDocument]]]:
+            for message in itertools.chain([first], stream):
+                yield (
+                    message.document.filename or "document.pdf",
+                    functools.partial(_command, message.document, principal),
                 )
 
-            def documents() -> Iterator[tuple[str, Callable[[], SubmitDocument]]]:
-                for message in itertools.chain([first], stream):
-                    yield (
-                        message.document.filename or "document.pdf",
-                        functools.partial(_command, message.document, principal),
-                    )
-
-            batch = book.submit(
-                principal.reseller_id,
-                first.idempotency_key,
-                documents(),
-                time_left=context.time_remaining,
-            )
-            return self._batch_proto(batch)
+        batch = book.submit(
+            principal.reseller_id,
+            first.idempotency_key,
+            documents(),
+            time_left=context.time_remaining,
+        )
+        return self._batch_proto(batch)
 
     def GetBatch(self, request: Any, context: grpc.ServicerContext) -> Any:
         with status_from_errors(context, request):
