@@ -250,7 +250,7 @@ def api_world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterato
             servicer,
             servers,
             _funded(db, "Toko Integrasi", 1200),
-            _funded(db, "Toko Lain", 5),
+            _funded(db, "Toko Lain", 50),
             tls_files,
             identity,
             channels,

@@ -4,6 +4,7 @@ readable and watchable, and another reseller's batch not found."""
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 import uuid
@@ -167,3 +168,36 @@ def test_a_second_batch_while_one_streams_is_refused_with_retry_advice(
     finally:
         release.set()
     assert slow.result().accepted == 2
+
+
+def _single_latencies(world: ApiWorld, count: int) -> list[float]:
+    stub = world.stamping_stub()
+    latencies = []
+    for _ in range(count):
+        started = time.monotonic()
+        stub.SubmitDocument(world.submit_request(), metadata=world.other.auth, timeout=60)
+        latencies.append(time.monotonic() - started)
+    return latencies
+
+
+def test_a_thousand_document_batch_leaves_another_resellers_submits_as_quick(
+    api_world: ApiWorld,
+) -> None:
+    """Fairness: one reseller's batch of 1,000 documents streams while another reseller
+    submits single documents; their median latency stays within twice an idle server's, and
+    the batch reports a result for every document."""
+    idle = statistics.median(_single_latencies(api_world, 10))
+    stub = api_world.stamping_stub()
+    key = f"big-{uuid.uuid4()}"
+    documents = (
+        stamping_pb2.SubmitBatchRequest(idempotency_key=key, document=api_world.submit_request())
+        for _ in range(1000)
+    )
+    batch = stub.SubmitBatch.future(documents, metadata=api_world.reseller.auth, timeout=300)
+    time.sleep(1.0)
+    assert not batch.done(), "the batch ended before the single submissions were measured"
+    during = statistics.median(_single_latencies(api_world, 10))
+    result = batch.result()
+    assert result.total == 1000 and len(result.items) == 1000
+    assert result.accepted + result.refused == 1000 and result.accepted > 0
+    assert during <= 2 * idle, (during, idle)
