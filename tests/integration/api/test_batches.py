@@ -184,9 +184,10 @@ def test_a_thousand_document_batch_leaves_another_resellers_submits_as_quick(
     api_world: ApiWorld,
 ) -> None:
     """Fairness: one reseller's batch of 1,000 documents streams while another reseller
-    submits single documents; their median latency stays within twice an idle server's, and
-    the batch reports a result for every document."""
-    idle = statistics.median(_single_latencies(api_world, 10))
+    submits single documents; their median latency stays within twice an idle server's
+    (measured before and after the batch), and the batch reports a result for every
+    document."""
+    before = statistics.median(_single_latencies(api_world, 15))
     stub = api_world.stamping_stub()
     key = f"big-{uuid.uuid4()}"
     documents = (
@@ -196,8 +197,10 @@ def test_a_thousand_document_batch_leaves_another_resellers_submits_as_quick(
     batch = stub.SubmitBatch.future(documents, metadata=api_world.reseller.auth, timeout=300)
     time.sleep(1.0)
     assert not batch.done(), "the batch ended before the single submissions were measured"
-    during = statistics.median(_single_latencies(api_world, 10))
+    during = statistics.median(_single_latencies(api_world, 15))
     result = batch.result()
+    # The idle baseline brackets the batch: the host is shared, its load drifts.
+    idle = max(before, statistics.median(_single_latencies(api_world, 15)))
     assert result.total == 1000 and len(result.items) == 1000
     assert result.accepted + result.refused == 1000 and result.accepted > 0
     assert during <= 2 * idle, (during, idle)
