@@ -897,11 +897,71 @@ def admin_dead_letters(redrive_job: str | None, limit: int, after: int, as_json:
 
 
 @admin.command("topology")
-def admin_topology() -> None:
-    """Print the RabbitMQ definitions (exchanges, queues, bindings) the services declare."""
-    from meterai_common.messaging import topology_definitions
+@click.option(
+    "--users",
+    is_flag=True,
+    help="Also the per-service broker users, their permissions and topic permissions.",
+)
+@click.option(
+    "--passwords-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --users: read each service's password from DIR/amqp-SERVICE.password, creating "
+    "a random one (0600) where missing, and put its hash in the definitions.",
+)
+@click.option("--vhost", default="/", show_default=True, help="Virtual host of the platform.")
+@click.option("--user-prefix", default="meterai-", show_default=True, help="Broker user names.")
+@click.option(
+    "--apply",
+    is_flag=True,
+    help="Instead of printing: declare exchanges, queues and bindings on AMQP_URL (the "
+    "operator's broker user; service users may not configure).",
+)
+def admin_topology(
+    users: bool, passwords_dir: Path | None, vhost: str, user_prefix: str, apply: bool
+) -> None:
+    """Print the RabbitMQ definitions of the platform (for `rabbitmqctl import_definitions` or
+    the broker's `load_definitions`), or declare the topology with --apply.
 
-    click.echo(json.dumps(topology_definitions(), indent=2))
+    \b
+    meterai admin topology --users > deploy/rabbitmq/definitions.json
+    meterai admin topology --users --passwords-dir secrets/ > definitions.json
+    """
+    from meterai_common.broker_users import GRANTS, user_definitions
+    from meterai_common.messaging import ensure_topology_at, topology_definitions
+
+    if apply:
+        settings = _private_settings()
+        if settings.amqp_url is None:
+            raise click.ClickException("--apply needs AMQP_URL (the operator's broker user)")
+        ensure_topology_at(settings.amqp_url)
+        click.echo("topology present", err=True)
+        return
+    definitions = topology_definitions(vhost=vhost)
+    if users:
+        passwords = _broker_passwords(passwords_dir, tuple(GRANTS)) if passwords_dir else None
+        definitions = {
+            **user_definitions(passwords, vhost=vhost, prefix=user_prefix),
+            **definitions,
+        }
+    elif passwords_dir is not None:
+        raise click.UsageError("--passwords-dir goes with --users")
+    click.echo(json.dumps(definitions, indent=2))
+
+
+def _broker_passwords(directory: Path, services: tuple[str, ...]) -> dict[str, str]:
+    import secrets
+
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    passwords = {}
+    for service in services:
+        path = directory / f"amqp-{service}.password"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24) + "\n")
+        passwords[service] = path.read_text().splitlines()[0].strip()
+    return passwords
 
 
 # -- helpers --------------------------------------------------------------------------------

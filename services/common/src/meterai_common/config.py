@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from meterai_common.tls import ClientTls, ServerTls, TlsFiles
 
@@ -177,7 +178,11 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         home = (home or Path(env.get("METERAI_HOME", ".meterai"))).absolute()
-        database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'meterai.db'}"
+        database_url = _with_password(
+            env.get("DATABASE_URL") or f"sqlite:///{home / 'meterai.db'}",
+            env,
+            "DATABASE_PASSWORD_FILE",
+        )
         ports = Ports(
             quota=_int(env, "QUOTA_PORT", Ports.quota),
             stamping=_int(env, "STAMPING_PORT", Ports.stamping),
@@ -211,7 +216,11 @@ class Settings:
         return cls(
             home=home,
             database_url=database_url,
-            amqp_url=env.get("AMQP_URL") or None,
+            amqp_url=(
+                _with_password(env["AMQP_URL"], env, "AMQP_PASSWORD_FILE")
+                if env.get("AMQP_URL")
+                else None
+            ),
             documents=_documents(env.get("METERAI_DOCUMENTS"), home),
             bind_host=env.get("GRPC_HOST", "127.0.0.1"),
             ports=ports,
@@ -283,6 +292,35 @@ def _secret(env: Mapping[str, str], name: str) -> str | None:
         except (OSError, IndexError) as exc:
             raise ConfigError(f"{name}_FILE={file_name!r} cannot be read: {exc}") from None
     return env.get(name) or None
+
+
+def _with_password(url: str, env: Mapping[str, str], file_variable: str) -> str:
+    """``url`` with the password read from the file ``env[file_variable]`` names, if set.
+
+    Deployments mount each service's broker and database password as a read-only secret file
+    and keep the URL without it, so the password is neither in the environment (``docker
+    inspect``, ``/proc/PID/environ``) nor in any log line that prints a URL.
+    """
+    file_name = env.get(file_variable)
+    if not file_name:
+        return url
+    try:
+        password = Path(file_name).read_text().splitlines()[0].strip()
+    except (OSError, IndexError) as exc:
+        raise ConfigError(f"{file_variable}={file_name!r} cannot be read: {exc}") from None
+    parts = urlsplit(url)
+    if not parts.username:
+        raise ConfigError(
+            f"{file_variable} is set but the URL names no user: write it as "
+            "scheme://USER@host/... and the password goes in the file"
+        )
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{quote(unquote(parts.username), safe='')}:{quote(password, safe='')}@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

@@ -25,6 +25,7 @@ from meterai_common.messaging import DEAD_LETTERS, SIGNING_QUEUE, STAMPING_EVENT
 from meterai_common.outages import is_database_outage
 from meterai_common.outbox import OutboxRelay, oldest_pending_age
 from meterai_common.runtime import Periodic, Transport
+from meterai_common.tasks import SIGN_DIGEST_TASK
 from meterai_common.tls import ClientTls, secure_channel
 from meterai_stamping import engine as pdf_engine
 from meterai_stamping.admission import Admission, AdmissionLimits
@@ -53,6 +54,8 @@ QUEUE_WAIT_TARGET_S = 0.05
 whole round of calls (``GRPC_THREADS``) is queued: a client sending a few calls at once to a
 busy server is not an overload."""
 SHARED_RELAY_POLL_S = 0.02
+OUTBOX_NAMES = (SIGN_DIGEST_TASK, "DocumentStamped", "StampFailed")
+"""What the stamping tier's relays publish: its broker user may publish nothing else."""
 """Outbox poll of a finishing worker, which publishes for stamping services without finishers."""
 ADMISSION_RATE_WINDOW = timedelta(seconds=10)
 """The finishing rate that converts a wait limit (``METERAI_BACKLOG_MAX_WAIT_MS``) into
@@ -194,7 +197,9 @@ def start_finishing(settings: Settings, db: Engine, transport: Transport) -> Fin
     """
     # Its relay also publishes what stamping services without finishers commit; they cannot
     # wake it, so it looks often.
-    relay = OutboxRelay(db, transport.dispatch, poll_interval=SHARED_RELAY_POLL_S)
+    relay = OutboxRelay(
+        db, transport.dispatch, poll_interval=SHARED_RELAY_POLL_S, names=OUTBOX_NAMES
+    )
     store = open_document_store(settings.documents, db)
     stamping = Stamping(db, store, _stamping_config(settings, "finishing"), committed=relay.notify)
     _finish_signed_documents(stamping, transport, max(1, settings.finishers))
@@ -214,7 +219,7 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
     relay: OutboxRelay | None = None
     outbox_age: OutboxAge | None = None
     if settings.finishers > 0:
-        relay = OutboxRelay(db, transport.dispatch)
+        relay = OutboxRelay(db, transport.dispatch, names=OUTBOX_NAMES)
         stamping = Stamping(
             db, store, _stamping_config(settings, "stamping"), committed=relay.notify
         )
