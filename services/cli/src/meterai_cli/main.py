@@ -949,6 +949,27 @@ def admin_topology(
     click.echo(json.dumps(definitions, indent=2))
 
 
+@admin.command("deploy-secrets")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--owner", type=int, default=None, help="uid/gid for the service folders (root).")
+@click.option("--broker-owner", type=int, default=None, help="uid/gid for DIR/rabbitmq (root).")
+def admin_deploy_secrets(directory: Path, owner: int | None, broker_owner: int | None) -> None:
+    """Write one credential folder per process kind (TLS files, broker password) and the
+    broker's definitions with password hashes, for deployments that mount files.
+
+    \b
+    sudo meterai admin deploy-secrets deploy/secrets --owner 10001 --broker-owner 999
+    docker compose up -d          # each container mounts only its own folder, read-only
+    METERAI_TLS_HOSTS adds host names to the service certificates.
+    """
+    from meterai_cli.deploy_secrets import write_deploy_secrets
+
+    settings = _private_settings()
+    hosts = ("quota", "stamping", "signing", "verify", *settings.tls_hosts)
+    for folder in write_deploy_secrets(directory, hosts, owner=owner, broker_owner=broker_owner):
+        click.echo(f"{folder}")
+
+
 def _broker_passwords(directory: Path, services: tuple[str, ...]) -> dict[str, str]:
     import secrets
 
