@@ -49,6 +49,12 @@ def _der(data: bytes) -> bytes:
     return data
 
 
+def _whole_seconds(now: datetime | None) -> datetime:
+    # RFC 5280 §4.1.2.5.2: GeneralizedTime without fractional seconds; NSS (pdfsig) rejects
+    # an answer whose times carry them ("improperly formatted time string").
+    return (now or datetime.now(UTC)).replace(microsecond=0)
+
+
 @dataclass(frozen=True)
 class _Issuer:
     certificate: x509.Certificate
@@ -95,7 +101,7 @@ class RevocationAuthority:
     def crl(self, name: str, now: datetime | None = None) -> bytes:
         """The DER CRL of issuer ``name``: empty, valid from ``now`` for a day."""
         issuer = self._issuer(name)
-        now = now or datetime.now(UTC)
+        now = _whole_seconds(now)
         builder = CRLBuilder(
             issuer_name=issuer.certificate.subject,
             issuer_key=issuer.key,
@@ -123,7 +129,7 @@ class RevocationAuthority:
             responder_cert=issuer.certificate,
             responder_key=issuer.key,
             signature_algo=choose_signed_digest("sha256", issuer.certificate.public_key),
-            at_time=now or datetime.now(UTC),
+            at_time=_whole_seconds(now),
             revinfo_interface=_AllGood(issuer.certificate),
             validity=_VALIDITY,
         )

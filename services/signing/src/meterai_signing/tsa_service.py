@@ -13,18 +13,22 @@ then point the signing service at it with ``METERAI_TSA_URL=http://127.0.0.1:831
 A production platform uses a qualified TSA instead (the same variable).
 
 The same process publishes the test PKI's revocation data
-(:mod:`meterai_signing.revocation`): ``GET /crl/<ca>.crl`` and ``POST /ocsp/<ca>`` for ``root``
-and ``intermediate``. Certificates point there when the PKI was made with a revocation URL
-(``meterai admin init-pki --revocation-url``), which is what PAdES B-LT fetches.
+(:mod:`meterai_signing.revocation`): ``GET /crl/<ca>.crl`` and OCSP at ``/ocsp/<ca>`` (POST, or
+GET with the request in the path) for ``root`` and ``intermediate``. Certificates point there
+when the PKI was made with a revocation URL (``meterai admin init-pki --revocation-url``),
+which is what PAdES B-LT fetches.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import logging
 import signal
 import sys
 import threading
+import urllib.parse
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
@@ -87,6 +91,26 @@ class _ParsedKeyBackend(crypto_utils.PycaCryptographyBackend):
         return signature
 
 
+class _WholeSecondStamper(TimeStamper):
+    """certomancer's responder with ``genTime`` in whole seconds.
+
+    The test PKI's OCSP answers and CRLs are dated in whole seconds (RFC 5280 wants no
+    fractions there); a token dated 14:01:38.39 would make an answer fetched a moment later
+    but dated 14:01:38 look older than the signature, and B-LT validators rightly refuse
+    revocation data older than what it vouches for. RFC 3161 lets a TSA round ``genTime``.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lock = threading.Lock()
+
+    def request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        with self._lock:
+            self.fixed_dt = datetime.now(UTC).replace(microsecond=0)
+            response: tsp.TimeStampResp = super().request_tsa_response(req)
+            return response
+
+
 def load_time_stamper(pki_dir: Path) -> TimeStamper:
     """certomancer's responder over the test PKI's TSA certificate and key (made if missing)."""
     crypto_utils.CRYPTO_BACKEND = _ParsedKeyBackend()
@@ -94,7 +118,7 @@ def load_time_stamper(pki_dir: Path) -> TimeStamper:
     tsa_cert = x509.Certificate.load(_pem_der(pki.tsa_cert))
     tsa_key = keys.PrivateKeyInfo.load(_pem_der(pki.tsa_key))
     intermediate = x509.Certificate.load(_pem_der(pki.intermediate_cert))
-    return TimeStamper(
+    return _WholeSecondStamper(
         tsa_cert=tsa_cert,
         tsa_key=tsa_key,
         certs_to_embed=[tsa_cert, intermediate],
@@ -111,6 +135,17 @@ class _Handler(BaseHTTPRequestHandler):
     wbufsize = -1
 
     def do_GET(self) -> None:
+        if self.path.startswith("/ocsp/") and self.server.revocation is not None:
+            # RFC 6960 appendix A.1: GET {url}/{url-encoded base64 of the DER request}, the
+            # form NSS (pdfsig) uses for small requests.
+            name, _, encoded = self.path.removeprefix("/ocsp/").partition("/")
+            try:
+                body = base64.b64decode(urllib.parse.unquote(encoded), validate=True)
+            except ValueError as exc:
+                self._answer(400, f"not a base64 OCSPRequest: {exc}".encode(), "text/plain")
+                return
+            self._ocsp(name, body)
+            return
         name = self.path.removeprefix("/crl/").removesuffix(".crl")
         if not self.path.startswith("/crl/") or self.server.revocation is None:
             self._answer(404, b"CRLs are at /crl/<ca>.crl", "text/plain")
