@@ -289,6 +289,7 @@ class Finishing:
     stamping: Stamping
     clock: list[datetime]
     owner: str
+    level: str
 
     def submit(self) -> str:
         return self.stamping.submit(
@@ -310,8 +311,11 @@ class Finishing:
             return quota.balance(conn, self.owner)
 
 
-@pytest.fixture
-def finishing(database_url: str, tmp_path: Path, ltv: Ltv) -> Iterator[Finishing]:
+@pytest.fixture(params=["B-LT", "B-LTA"])
+def finishing(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path, ltv: Ltv
+) -> Iterator[Finishing]:
+    level: str = request.param
     db = create_engine(database_url)
     clock = [datetime.now(UTC)]
     bound = ltv.stamper.token_size_bound
@@ -323,7 +327,7 @@ def finishing(database_url: str, tmp_path: Path, ltv: Ltv) -> Iterator[Finishing
             limits=pdf_engine.Limits(),
             signature_size=lambda: signature_size(ltv.identity, bound),
             signer_certificate=lambda: ltv.identity.certificates[0].dump(),
-            long_term=lambda pdf: add_long_term_data(pdf, ltv.settings("B-LT", timeout_s=1.0)),
+            long_term=lambda pdf: add_long_term_data(pdf, ltv.settings(level, timeout_s=1.0)),
             redrive_after=timedelta(seconds=60),
             job_deadline=timedelta(minutes=10),
         ),
@@ -338,7 +342,7 @@ def finishing(database_url: str, tmp_path: Path, ltv: Ltv) -> Iterator[Finishing
 
     owner = run_in_transaction(db, fund)
     try:
-        yield Finishing(db, stamping, clock, owner)
+        yield Finishing(db, stamping, clock, owner, level)
     finally:
         if ltv.responder.process is None or ltv.responder.process.poll() is not None:
             ltv.responder.restart()
@@ -375,7 +379,7 @@ class TestFinishingThroughAnOutage:
         assert (
             hashlib.sha256(stamped[: len(DOCUMENT)]).digest() == hashlib.sha256(DOCUMENT).digest()
         )
-        assert check_pdf(stamped, [ltv.root.dump()]).signatures[0].level == "B-LT"
+        assert check_pdf(stamped, [ltv.root.dump()]).signatures[0].level == finishing.level
         balance = finishing.balance()
         assert (balance.held, balance.consumed) == (0, 1)
 
