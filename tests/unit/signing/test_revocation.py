@@ -135,3 +135,19 @@ def test_a_ca_refuses_to_answer_for_another_issuers_certificate(published: TestP
 def test_an_unknown_issuer_or_a_missing_ca_key_publishes_nothing(published: TestPki) -> None:
     with pytest.raises(UnknownIssuer):
         RevocationAuthority(published).crl("signer")
+
+
+def test_a_token_keys_certificate_names_the_same_revocation_data(published: TestPki) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from meterai_signing.pki import issue_signer_certificate
+
+    public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    chain = issue_signer_certificate(
+        published, public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    )
+    token_certificate = x509.load_pem_x509_certificates(chain)[0]
+    assert _points(token_certificate) == (
+        crl_url(BASE, "intermediate"),
+        ocsp_url(BASE, "intermediate"),
+    )
