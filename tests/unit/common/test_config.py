@@ -96,3 +96,17 @@ def test_a_password_file_needs_a_user_in_the_url(tmp_path: Path) -> None:
                 "AMQP_PASSWORD_FILE": str(tmp_path / "amqp"),
             }
         )
+
+
+def test_the_signature_level_is_checked_against_the_timestamp_authority(tmp_path: Path) -> None:
+    home = {"METERAI_HOME": str(tmp_path)}
+    tsa = {**home, "METERAI_TSA_URL": "http://127.0.0.1:8318/"}
+    assert Settings.from_env(tsa).signature_level == ""
+    settings = Settings.from_env({**tsa, "METERAI_SIGNATURE_LEVEL": "b-lta"})
+    assert (settings.signature_level, settings.revocation_timeout_ms) == ("B-LTA", 5000)
+    with pytest.raises(ConfigError, match="needs a timestamp authority"):
+        Settings.from_env({**home, "METERAI_SIGNATURE_LEVEL": "B-LT"})
+    with pytest.raises(ConfigError, match="contradicts METERAI_TSA_URL"):
+        Settings.from_env({**tsa, "METERAI_SIGNATURE_LEVEL": "B-B"})
+    with pytest.raises(ConfigError, match="B-B, B-T, B-LT or B-LTA"):
+        Settings.from_env({**tsa, "METERAI_SIGNATURE_LEVEL": "LTV"})

@@ -670,8 +670,18 @@ def admin_create_reseller(name: str, parent: str | None, operator: bool, as_json
     default=None,
     help="File holding the token's user PIN (else METERAI_PKCS11_PIN[_FILE]).",
 )
+@click.option(
+    "--revocation-url",
+    default=None,
+    help="Base URL of the test PKI's CRLs and OCSP responder (the TSA process serves them); "
+    "the certificates then name it, which PAdES B-LT needs.",
+)
 def admin_init_pki(
-    key_type: str, module: str | None, token: str | None, pin_file: Path | None
+    key_type: str,
+    module: str | None,
+    token: str | None,
+    pin_file: Path | None,
+    revocation_url: str | None,
 ) -> None:
     """Create the platform's TLS CA and service certificates under $METERAI_HOME/tls, and a
     TEST signing PKI under $METERAI_HOME/pki, each only if none is there.
@@ -691,7 +701,11 @@ def admin_init_pki(
     settings = _private_settings()
     files = ensure_platform_tls(settings.tls_dir, settings.tls_hosts)
     click.echo(f"platform TLS CA and certificates in {files.directory} (CA {files.ca_certificate})")
-    pki = ensure_test_pki(settings.pki_dir, key_type=key_type)  # type: ignore[arg-type]
+    pki = ensure_test_pki(
+        settings.pki_dir,
+        key_type=key_type,  # type: ignore[arg-type]
+        revocation_url=revocation_url,
+    )
     click.echo(f"test PKI in {pki.directory} (root {pki.root_cert.name})")
     if module is not None or token is not None:
         _init_token_key(settings, module, token, pin_file, key_type)

@@ -88,6 +88,12 @@ class Settings:
     """Per-request bound on the authority's answer; slower counts as unavailable."""
     tsa_token_bound: int = 0
     """Largest timestamp token, bytes; 0 measures it from the authority at start."""
+    signature_level: str = ""
+    """PAdES level of every seal: ``B-B``, ``B-T`` (needs ``tsa_url``), ``B-LT`` (adds the
+    chains and revocation data to the DSS) or ``B-LTA`` (and a document timestamp); empty
+    follows ``tsa_url`` (B-T with it, B-B without)."""
+    revocation_timeout_ms: int = 5000
+    """Per-request bound on each OCSP or CRL answer fetched for B-LT; slower counts as down."""
     audit_checkpoint_every: int = 100
     """Audit events between two checkpoints signed by the platform key."""
     trust_roots: Path | None = None
@@ -213,6 +219,17 @@ class Settings:
         tsa_url = env.get("METERAI_TSA_URL") or None
         if tsa_url is not None and not tsa_url.startswith(("https://", "http://")):
             raise ConfigError(f"METERAI_TSA_URL must be an http(s) URL, not {tsa_url!r}")
+        level = env.get("METERAI_SIGNATURE_LEVEL", "").upper()
+        if level not in ("", "B-B", "B-T", "B-LT", "B-LTA"):
+            raise ConfigError(
+                f"METERAI_SIGNATURE_LEVEL must be B-B, B-T, B-LT or B-LTA, not {level!r}"
+            )
+        if level == "B-B" and tsa_url is not None:
+            raise ConfigError("METERAI_SIGNATURE_LEVEL=B-B contradicts METERAI_TSA_URL")
+        if level not in ("", "B-B") and tsa_url is None:
+            raise ConfigError(
+                f"METERAI_SIGNATURE_LEVEL={level} needs a timestamp authority (METERAI_TSA_URL)"
+            )
         return cls(
             home=home,
             database_url=database_url,
@@ -258,6 +275,11 @@ class Settings:
             tsa_password=_secret(env, "METERAI_TSA_PASSWORD"),
             tsa_timeout_ms=_int(env, "METERAI_TSA_TIMEOUT_MS", cls.tsa_timeout_ms) or 1,
             tsa_token_bound=_int(env, "METERAI_TSA_TOKEN_BOUND", cls.tsa_token_bound),
+            signature_level=level,
+            revocation_timeout_ms=_int(
+                env, "METERAI_REVOCATION_TIMEOUT_MS", cls.revocation_timeout_ms
+            )
+            or 1,
             audit_checkpoint_every=max(
                 1, _int(env, "METERAI_AUDIT_CHECKPOINT_EVERY", cls.audit_checkpoint_every)
             ),

@@ -32,6 +32,7 @@ from meterai_stamping.admission import Admission, AdmissionLimits
 from meterai_stamping.early_refusal import EarlyRefusal
 from meterai_stamping.grpc_api import StampingServicer
 from meterai_stamping.handlers import Stamping, StampingConfig
+from meterai_stamping.ltv import LongTermSettings, add_long_term_data
 
 __all__ = ["FinishingRuntime", "StampingRuntime", "start_finishing", "start_stamping"]
 
@@ -168,7 +169,33 @@ def _stamping_config(settings: Settings, identity: str) -> StampingConfig:
         ),
         signature_size=chain.signature_size,
         signer_certificate=chain.signer_certificate,
+        long_term=_long_term(settings),
     )
+
+
+def _long_term(settings: Settings) -> Callable[[bytes], bytes] | None:
+    """B-LT / B-LTA finishing as configured, with the verification service's trust roots
+    (the test PKI's root by default), read when the first document needs them."""
+    level = settings.signature_level
+    if level not in ("B-LT", "B-LTA"):
+        return None
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    @functools.cache
+    def long_term_settings() -> LongTermSettings:
+        path = settings.trust_roots or settings.pki_dir / "root-ca.pem"
+        roots = x509.load_pem_x509_certificates(path.read_bytes())
+        return LongTermSettings(
+            level=level,  # type: ignore[arg-type]
+            trust_roots=tuple(root.public_bytes(Encoding.DER) for root in roots),
+            timeout_s=settings.revocation_timeout_ms / 1000,
+            tsa_url=settings.tsa_url,
+            tsa_username=settings.tsa_username,
+            tsa_password=settings.tsa_password,
+        )
+
+    return lambda pdf: add_long_term_data(pdf, long_term_settings())
 
 
 def _finish_signed_documents(stamping: Stamping, transport: Transport, consumers: int) -> None:

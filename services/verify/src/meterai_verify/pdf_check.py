@@ -32,7 +32,7 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
-from meterai_verify.levels import pades_level, proven_time
+from meterai_verify.levels import long_term_level, proven_time
 
 __all__ = [
     "SERIAL_LENGTH",
@@ -117,8 +117,8 @@ class SignatureCheck:
     """Why the signature could not be evaluated at all, if so; every verdict is then False."""
 
     level: str = ""
-    """PAdES baseline level reached (:func:`~meterai_verify.levels.pades_level`): ``B-B``,
-    ``B-T``; empty when the signature does not hold at all."""
+    """PAdES baseline level reached (:func:`~meterai_verify.levels.long_term_level`): ``B-B``,
+    ``B-T``, ``B-LT``, ``B-LTA``; empty when the signature does not hold at all."""
 
     timestamp_time: datetime | None = None
     """Time proven by a valid, trusted signature timestamp (B-T), if there is one."""
@@ -326,7 +326,7 @@ async def _check_signature(
         modifications_acceptable=bool(status.docmdp_ok),
         message_digest=_message_digest(embedded),
         signing_time=status.signer_reported_dt,
-        level=pades_level(status),
+        level=await long_term_level(embedded, status, trust_roots),
         timestamp_time=proven_time(status),
     )
 
