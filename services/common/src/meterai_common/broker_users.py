@@ -66,12 +66,28 @@ class BrokerGrant:
         return _only(*self.publishes) if self.publishes else NOTHING
 
 
+_PRIVATE_QUEUES = r"amq\.gen-.*"
+"""Server-named, exclusive queues: a stamping process's own copy of announcements (job ended)
+that wake its ``WatchJob`` streams. Exclusive, so no other connection can read or delete one."""
+
 _STAMPING_TIER = {
-    "configure": NOTHING,
-    # Events out, sign tasks out (Celery publishes to the direct exchange named like its queue).
-    "write": _only(EVENTS_EXCHANGE, SIGNING_QUEUE),
-    # The signing tier's answers in, and the dead letters it refunds.
-    "read": _only(STAMPING_EVENTS.name, DEAD_LETTERS_QUEUE),
+    "configure": f"^{_PRIVATE_QUEUES}$",
+    # Events out, sign tasks out (Celery publishes to the direct exchange named like its queue);
+    # its private queues bound to the events exchange.
+    "write": "^("
+    + "|".join((re.escape(EVENTS_EXCHANGE), re.escape(SIGNING_QUEUE), _PRIVATE_QUEUES))
+    + ")$",
+    # The signing tier's answers in, the dead letters it refunds, announcements it watches.
+    "read": "^("
+    + "|".join(
+        (
+            re.escape(STAMPING_EVENTS.name),
+            re.escape(DEAD_LETTERS_QUEUE),
+            re.escape(EVENTS_EXCHANGE),
+            _PRIVATE_QUEUES,
+        )
+    )
+    + ")$",
     "publishes": ("DocumentStamped", "StampFailed"),
 }
 
