@@ -35,33 +35,38 @@ class Gray:
         return Gray(x1 - x0, y1 - y0, b"".join(rows))
 
 
-def run_pdfsig(pdf: bytes) -> str:
+def run_pdfsig(pdf: bytes, *, password: str | None = None) -> str:
+    """pdfsig's report; encrypted files need the (user or owner) password to be read."""
+    args = [] if password is None else ["-upw", password]
     with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
         f.write(pdf)
         f.flush()
         return subprocess.run(
-            ["pdfsig", f.name], capture_output=True, text=True, check=False, timeout=60
+            ["pdfsig", *args, f.name], capture_output=True, text=True, check=False, timeout=60
         ).stdout
 
 
-def run_qpdf_check(pdf: bytes) -> int:
+def run_qpdf_check(pdf: bytes, *, password: str | None = None) -> int:
     """qpdf's exit status: 0 clean, 3 warnings only, 2 errors."""
+    args = [] if password is None else [f"--password={password}"]
     with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
         f.write(pdf)
         f.flush()
         return subprocess.run(
-            ["qpdf", "--check", f.name], capture_output=True, check=False, timeout=60
+            ["qpdf", *args, "--check", f.name], capture_output=True, check=False, timeout=60
         ).returncode
 
 
-def render(pdf: bytes, page: int, dpi: int) -> Gray:
+def render(pdf: bytes, page: int, dpi: int, *, password: str | None = None) -> Gray:
     """Render one page, CropBox only, as the user sees it."""
+    args = [] if password is None else ["-upw", password]
     with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
         f.write(pdf)
         f.flush()
         pgm = subprocess.run(
             [
                 "pdftoppm",
+                *args,
                 "-r",
                 str(dpi),
                 "-gray",
@@ -92,9 +97,15 @@ def decode_qr(image: Gray) -> zxingcpp.Barcode | None:
     return zxingcpp.read_barcode(view, formats=zxingcpp.BarcodeFormat.QRCode)
 
 
-def pyhanko_statuses(pdf: bytes) -> dict[str, PdfSignatureStatus]:
-    """Validate every signature, trusting only the test signer."""
+def pyhanko_statuses(pdf: bytes, *, password: str | None = None) -> dict[str, PdfSignatureStatus]:
+    """Validate every signature, trusting only the test signer.
+
+    pyHanko reads encrypted files only once decrypted; without a password the
+    empty user password is tried, as every viewer does.
+    """
     reader = PdfFileReader(BytesIO(pdf), strict=False)
+    if reader.encrypted:
+        reader.decrypt((password or "").encode())
     context = ValidationContext(trust_roots=[session_signer().certificate])
     return {
         str(sig.field_name): validate_pdf_signature(sig, context)

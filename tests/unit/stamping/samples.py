@@ -269,12 +269,21 @@ def build_pdf(pages: list[PageSpec] | None = None, *, xref: str = "table") -> by
     if xref == "stream":
         out += b"startxref\n%d\n%%%%EOF\n" % xref_at
         return bytes(out)
-    # Hybrid: the classic table lists only uncompressed objects; pre-1.5 readers see those.
+    # Hybrid: the classic table lists only uncompressed objects, in subsections that skip
+    # the compressed ones (poppler takes a row listed free as final, hiding the stream's).
     offsets[xref_n] = xref_at
     start = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (xref_n + 1)
-    for n in range(1, xref_n + 1):
-        out += b"%010d 00000 n \n" % offsets[n] if n in offsets else b"0000000000 00001 f \n"
+    out += b"xref\n0 1\n0000000000 65535 f \n"
+    listed = sorted(offsets)
+    runs: list[list[int]] = []
+    for n in listed:
+        if runs and runs[-1][-1] + 1 == n:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    for run in runs:
+        out += b"%d %d\n" % (run[0], len(run))
+        out += b"".join(b"%010d 00000 n \n" % offsets[n] for n in run)
     out += b"trailer\n<< /Size %d /Root 1 0 R /XRefStm %d >>\n" % (xref_n + 1, xref_at)
     out += b"startxref\n%d\n%%%%EOF\n" % start
     return bytes(out)

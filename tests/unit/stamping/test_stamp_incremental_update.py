@@ -14,12 +14,32 @@ def _update_section(original: bytes, stamped: bytes) -> bytes:
     return stamped[len(original) :]
 
 
-@pytest.mark.parametrize("style", ["table", "hybrid"])
-def test_classic_or_hybrid_file_gets_a_classic_table_chained_with_prev(style: str) -> None:
-    original = build_pdf(xref=style)
+def test_classic_file_gets_a_classic_table_chained_with_prev() -> None:
+    original = build_pdf(xref="table")
     section = _update_section(original, prepare_seal(original).data)
     assert b"\nxref\n" in section and b"/Type /XRef" not in section
     previous = int(re.findall(rb"startxref\s+(\d+)", original)[-1])
+    assert b"/Prev %d" % previous in section
+
+
+def test_hybrid_file_gets_a_hybrid_section_chained_with_prev() -> None:
+    original = build_pdf(xref="hybrid")
+    section = _update_section(original, prepare_seal(original).data)
+    previous = int(re.findall(rb"startxref\s+(\d+)", original)[-1])
+    trailer = section[section.rindex(b"trailer") :]
+    assert b"/Prev %d" % previous in trailer
+    stream_at = int(re.search(rb"/XRefStm (\d+)", trailer).group(1))  # type: ignore[union-attr]
+    stamped = original + section
+    assert re.match(rb"\d+ 0 obj\n<< /Type /XRef ", stamped[stream_at:])
+    assert b"startxref" not in stamped[stream_at : stamped.index(b"\nxref\n", stream_at)]
+
+
+@pytest.mark.parametrize("style", ["table", "stream", "hybrid"])
+def test_the_engines_own_output_is_stamped_again_without_repair(style: str) -> None:
+    once = prepare_seal(build_pdf(xref=style)).data
+    twice = prepare_seal(once).data
+    section = _update_section(once, twice)
+    previous = int(re.findall(rb"startxref\s+(\d+)", once)[-1])
     assert b"/Prev %d" % previous in section
 
 

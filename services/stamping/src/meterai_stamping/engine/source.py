@@ -79,6 +79,11 @@ class SourceDocument:
     """Offset of the last cross-reference section, the ``/Prev`` of the update."""
     xref_is_stream: bool
     """Whether that last section is a cross-reference stream (PDF 1.5+)."""
+    hybrid: bool
+    """Whether a classic section of the chain points with ``/XRefStm`` to a
+    stream listing objects that pre-1.5 readers must not see (Word writes
+    such hybrid-reference files).  Updates then carry a stream of their own
+    (see :func:`~meterai_stamping.engine.incremental.build_update`)."""
     damaged: bool
     """True when the file's cross-reference data is wrong (bad offsets, bad
     ``startxref``).  Viewers silently repair such files; an update chained to
@@ -209,11 +214,11 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
             "The upload is not a PDF file (it does not start with %PDF-); "
             "upload the document as PDF."
         )
-    startxref, xref_is_stream, sound = _assess_cross_references(pdf)
+    startxref, xref_is_stream, sound, hybrid = _assess_cross_references(pdf)
     reader = _read_trusting_cross_references(pdf) if sound else None
     if reader is None:
         reader = PdfReader(_SharedBytesIO(pdf), strict=False)
-    damaged = not sound or reader.xref_index != 0
+    damaged = not sound
     if reader.is_encrypted:
         _refuse_encrypted(reader, password)
     root_ref = reader.trailer.raw_get("/Root") if "/Root" in reader.trailer else None
@@ -231,6 +236,7 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
         page_count=0,
         startxref=startxref,
         xref_is_stream=xref_is_stream,
+        hybrid=hybrid,
         damaged=damaged,
         next_number=0,
     )
@@ -280,16 +286,22 @@ def _read_trusting_cross_references(data: bytes) -> PdfReader | None:
     sound.  Strict reading skips pypdf's lenient pass over every listed
     object; the reader is switched back to lenient afterwards, so objects are
     still parsed as forgivingly as viewers do.  Whatever the strict reader
-    rejects, and tables that are not zero-indexed (which only lenient mode
-    corrects), are left to the lenient reader: this is a shortcut, not a
-    verdict on the file.
+    rejects is left to the lenient reader: this is a shortcut, not a verdict
+    on the file.
+
+    pypdf flags a classic table whose first subsection does not start at
+    object 0 (``xref_index``) as possibly misnumbered.  Every incremental
+    update without a row for object 0 looks like that, the platform's own
+    outputs included, and taking the flag as damage is what made a second
+    seal on a hybrid-xref file impossible (damaged files with object streams
+    are refused).  The chain check has already matched every such row with
+    the object header it points to, so the numbering is known to be right.
     """
     try:
         reader = PdfReader(_SharedBytesIO(data), strict=True)
     except Exception:
         return None
-    if reader.xref_index != 0:
-        return None
+    reader.xref_index = 0
     reader.strict = False
     return reader
 
@@ -360,12 +372,12 @@ def _refuse_certified(doc: SourceDocument) -> None:
     )
 
 
-def _assess_cross_references(data: bytes) -> tuple[int, bool, bool]:
+def _assess_cross_references(data: bytes) -> tuple[int, bool, bool, bool]:
     """Find ``startxref`` and decide whether the xref data is trustworthy.
 
     Returns the ``startxref`` offset, whether it points at a cross-reference
-    stream, and whether the data is sound.  pypdf silently repairs wrong
-    offsets; other readers repair too, but not always the same way, and
+    stream, whether the data is sound, and whether a section is hybrid.
+    pypdf silently repairs wrong offsets; other readers repair too, but not always the same way, and
     validators flag the file as damaged.  Checking walks the ``/Prev`` chain
     and matches each classic-table entry against the object header it points
     to: linear in the number of objects, not in file size.  Cross-reference
@@ -379,34 +391,42 @@ def _assess_cross_references(data: bytes) -> tuple[int, bool, bool]:
         and not _CLASSIC_XREF.match(data, startxref)
         and _OBJECT_HEADER.match(data, startxref)
     )
-    return startxref, is_stream, _chain_is_sound(data, startxref)
+    sound, hybrid = _chain_is_sound(data, startxref)
+    return startxref, is_stream, sound, hybrid
 
 
-def _chain_is_sound(data: bytes, offset: int) -> bool:
-    """Follow ``startxref`` and every ``/Prev``; each section must be where it is said to be."""
+def _chain_is_sound(data: bytes, offset: int) -> tuple[bool, bool]:
+    """Follow ``startxref`` and every ``/Prev``; each section must be where it is said to be.
+
+    Returns (sound, some classic section has an ``/XRefStm``).  A ``/Prev``
+    that leads back to a section already seen is damage, not a loop to run.
+    """
     seen: set[int] = set()
+    hybrid = False
     while offset not in seen and len(seen) < _MAX_SECTIONS:
         seen.add(offset)
         if not 0 < offset < len(data):
-            return False
+            return False, hybrid
         if _CLASSIC_XREF.match(data, offset):
             trailer_at = _classic_table_end(data, offset)
             if trailer_at < 0:
-                return False
+                return False, hybrid
             dictionary = data[trailer_at : data.find(b"startxref", trailer_at)]
             extra = _XREF_STM.search(dictionary)
-            if extra is not None and not _OBJECT_HEADER.match(data, int(extra.group(1))):
-                return False
+            if extra is not None:
+                hybrid = True
+                if not _OBJECT_HEADER.match(data, int(extra.group(1))):
+                    return False, hybrid
         elif _OBJECT_HEADER.match(data, offset):
             stream_at = data.find(b"stream", offset)
             dictionary = data[offset : stream_at if stream_at > 0 else offset]
         else:
-            return False
+            return False, hybrid
         prev = _PREV.search(dictionary)
         if prev is None:
-            return True
+            return True, hybrid
         offset = int(prev.group(1))
-    return False
+    return False, hybrid
 
 
 def _classic_table_end(data: bytes, offset: int) -> int:

@@ -248,21 +248,23 @@ def _stamp(
         NewObject(sig_n, 0, signature_dictionary(signature_size, signing_time, reason)),
         NewObject(ap_n, 0, appearance),
         NewObject(field_n, 0, widget),
-        *_annots_revision(doc, page, field_ref),
     ]
+    annots_objects, next_free = _annots_revision(doc, page, [field_ref], next_free)
+    objects.extend(annots_objects)
     form_objects, next_free = _acroform_revision(doc, field_ref, next_free)
     objects.extend(form_objects)
 
     as_stream = doc.xref_is_stream and not doc.damaged
+    hybrid = doc.hybrid and not as_stream and not doc.damaged
     trailer = UpdateTrailer(
-        size=next_free + (1 if as_stream else 0),
+        size=next_free + (1 if as_stream or hybrid else 0),
         root=b"%d %d R" % (doc.root_ref.idnum, doc.root_ref.generation),
         info=_trailer_ref(doc, "/Info"),
         ids=_trailer_ids(doc, seal, signing_time),
         prev=None if doc.damaged else doc.startxref,
     )
     update, offsets = build_update(
-        doc.data, objects, trailer, as_stream=as_stream, existing=existing
+        doc.data, objects, trailer, as_stream=as_stream, existing=existing, hybrid=hybrid
     )
     base = len(doc.data)
     contents_start, contents_end, byte_range = fill_byte_range(
@@ -279,19 +281,33 @@ def _stamp(
 
 
 def _annots_revision(
-    doc: SourceDocument, page: LocatedPage, widget: IndirectObject
-) -> list[NewObject]:
+    doc: SourceDocument, page: LocatedPage, added: list[IndirectObject], next_free: int
+) -> tuple[list[NewObject], int]:
     """Add the widget to the page: rewrite the ``/Annots`` array object if it is
-    indirect (the page stays untouched), else write a new page revision."""
+    indirect (the page stays untouched), else write a new page revision.
+
+    Annotations written directly inside the array are moved into objects of
+    their own.  pyHanko's change analysis refuses an ``/Annots`` array holding
+    direct dictionaries as a suspicious modification, so without the move the
+    first seal on such a page would be reported as altered by the second.
+    """
     raw = page.dictionary.get("/Annots")
-    if isinstance(raw, IndirectObject):
-        array = doc.resolve(raw)
-        if isinstance(array, ArrayObject):
-            return [NewObject(raw.idnum, raw.generation, serialize(ArrayObject([*array, widget])))]
-    items = list(raw) if isinstance(raw, ArrayObject) else []
+    array = doc.resolve(raw)
+    items = list(array) if isinstance(array, ArrayObject) else []
+    objects: list[NewObject] = []
+    for index, item in enumerate(items):
+        if isinstance(item, DictionaryObject):
+            objects.append(NewObject(next_free, 0, serialize(item)))
+            items[index] = IndirectObject(next_free, 0, doc.reader)
+            next_free += 1
+    revised_array = ArrayObject([*items, *added])
+    if isinstance(raw, IndirectObject) and isinstance(array, ArrayObject):
+        objects.append(NewObject(raw.idnum, raw.generation, serialize(revised_array)))
+        return objects, next_free
     revised = DictionaryObject(page.dictionary)
-    revised[NameObject("/Annots")] = ArrayObject([*items, widget])
-    return [NewObject(page.ref.idnum, page.ref.generation, serialize(revised))]
+    revised[NameObject("/Annots")] = revised_array
+    objects.append(NewObject(page.ref.idnum, page.ref.generation, serialize(revised)))
+    return objects, next_free
 
 
 def _acroform_revision(
