@@ -249,6 +249,7 @@ class Stamping:
             digest.update(prepared[end + 1 :])
             check_answer(cms, digest.digest(), self._config.signer_certificate())
             stamped = pdf_engine.embed_signature(prepared, start, end, cms)
+            pdf_engine.check_stamped(stamped)  # never deliver what the verifier cannot read
         except ForgedAnswer as error:
             log.warning(
                 "rejected the signing answer for job %s serial %s: %s", job_id, serial, error

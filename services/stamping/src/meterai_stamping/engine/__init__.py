@@ -21,8 +21,10 @@ from .errors import (
     RectTooSmall,
     SignatureTooLarge,
     StampError,
+    UnverifiableStamp,
 )
 from .model import DocumentInfo, Limits, PageSize, PreparedDocument, Rect, Seal
+from .self_check import check_stamped
 from .signature import embed_signature, placeholder_of
 from .stamp import inspect, prepare
 
@@ -47,6 +49,8 @@ __all__ = [
     "Seal",
     "SignatureTooLarge",
     "StampError",
+    "UnverifiableStamp",
+    "check_stamped",
     "embed_signature",
     "inspect",
     "placeholder_of",

@@ -28,9 +28,10 @@ __all__ = [
     "RectTooSmall",
     "SignatureTooLarge",
     "StampError",
+    "UnverifiableStamp",
 ]
 
-ErrorCode = Literal["INVALID_ARGUMENT", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED"]
+ErrorCode = Literal["INVALID_ARGUMENT", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED", "INTERNAL"]
 
 
 class StampError(Exception):
@@ -119,3 +120,13 @@ class InvalidRequest(StampError):
 
 class InvalidPlaceholder(StampError):
     """``embed_signature`` was given offsets that do not delimit a ``/Contents`` placeholder."""
+
+
+class UnverifiableStamp(StampError):
+    """A finished output failed :func:`~meterai_stamping.engine.check_stamped`.
+
+    The engine wrote something the platform could not verify or stamp again:
+    the platform's fault, never the user's, so the job fails and is refunded.
+    """
+
+    code: ClassVar[ErrorCode] = "INTERNAL"

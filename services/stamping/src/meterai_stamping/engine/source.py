@@ -17,6 +17,7 @@ document.  Damaged files get the lenient reader and its repairs.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
@@ -24,6 +25,7 @@ from io import BytesIO
 from pypdf import PasswordType, PdfReader
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, PdfObject
 
+from .bounds import check_declared_size
 from .errors import (
     CertifiedNoChanges,
     CertifiedNoNewFields,
@@ -36,7 +38,14 @@ from .errors import (
 from .geometry import PageGeometry
 from .model import Limits
 
-__all__ = ["LocatedPage", "SourceDocument", "open_document", "scan_objects"]
+__all__ = [
+    "LocatedPage",
+    "SharedBytesIO",
+    "SourceDocument",
+    "assess_cross_references",
+    "open_document",
+    "scan_objects",
+]
 
 _HEADER_WINDOW = 1024
 _TAIL_WINDOW = 2048
@@ -54,6 +63,9 @@ _XREF_ROW = re.compile(rb"(\d{10}) (\d{5}) ([nf])")
 _PREV = re.compile(rb"/Prev\s+(\d{1,12})")
 _XREF_STM = re.compile(rb"/XRefStm\s+(\d{1,12})")
 _MAX_SECTIONS = 10_000
+_LENGTH = re.compile(rb"/Length\s+(\d{1,12})(?!\s+\d+\s+R)")
+_MAX_XREF_STREAM = 64 * 1024 * 1024
+"""Bytes a cross-reference stream may inflate to while being checked (8M objects)."""
 _ANY_OBJECT = re.compile(rb"(?<![0-9])(\d{1,10})[ \t\r\n\f\0]+(\d{1,5})[ \t\r\n\f\0]+obj\b")
 
 
@@ -214,11 +226,12 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
             "The upload is not a PDF file (it does not start with %PDF-); "
             "upload the document as PDF."
         )
-    startxref, xref_is_stream, sound, hybrid = _assess_cross_references(pdf)
+    startxref, xref_is_stream, sound, hybrid = assess_cross_references(pdf)
     reader = _read_trusting_cross_references(pdf) if sound else None
     if reader is None:
-        reader = PdfReader(_SharedBytesIO(pdf), strict=False)
+        reader = PdfReader(SharedBytesIO(pdf), strict=False)
     damaged = not sound
+    check_declared_size(reader.trailer.get("/Size"), len(pdf))
     if reader.is_encrypted:
         _refuse_encrypted(reader, password)
     root_ref = reader.trailer.raw_get("/Root") if "/Root" in reader.trailer else None
@@ -260,7 +273,7 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
     return doc
 
 
-class _SharedBytesIO(BytesIO):
+class SharedBytesIO(BytesIO):
     """A read-only stream over the caller's bytes that never copies them.
 
     ``BytesIO`` shares an initial ``bytes`` value until it is written to or
@@ -282,7 +295,7 @@ class _SharedBytesIO(BytesIO):
 def _read_trusting_cross_references(data: bytes) -> PdfReader | None:
     """A pypdf reader that takes the cross-reference data as it is, or None.
 
-    Called only once :func:`_assess_cross_references` has found the data
+    Called only once :func:`assess_cross_references` has found the data
     sound.  Strict reading skips pypdf's lenient pass over every listed
     object; the reader is switched back to lenient afterwards, so objects are
     still parsed as forgivingly as viewers do.  Whatever the strict reader
@@ -298,7 +311,7 @@ def _read_trusting_cross_references(data: bytes) -> PdfReader | None:
     the object header it points to, so the numbering is known to be right.
     """
     try:
-        reader = PdfReader(_SharedBytesIO(data), strict=True)
+        reader = PdfReader(SharedBytesIO(data), strict=True)
     except Exception:
         return None
     reader.xref_index = 0
@@ -372,7 +385,7 @@ def _refuse_certified(doc: SourceDocument) -> None:
     )
 
 
-def _assess_cross_references(data: bytes) -> tuple[int, bool, bool, bool]:
+def assess_cross_references(data: bytes) -> tuple[int, bool, bool, bool]:
     """Find ``startxref`` and decide whether the xref data is trustworthy.
 
     Returns the ``startxref`` offset, whether it points at a cross-reference
@@ -399,11 +412,18 @@ def _chain_is_sound(data: bytes, offset: int) -> tuple[bool, bool]:
     """Follow ``startxref`` and every ``/Prev``; each section must be where it is said to be.
 
     Returns (sound, some classic section has an ``/XRefStm``).  A ``/Prev``
-    that leads back to a section already seen is damage, not a loop to run.
+    that leads back to a section already seen is refused: which revision is
+    the last cannot be known, so no reader agrees on the document.
     """
     seen: set[int] = set()
     hybrid = False
-    while offset not in seen and len(seen) < _MAX_SECTIONS:
+    while len(seen) < _MAX_SECTIONS:
+        if offset in seen:
+            raise MalformedPdf(
+                "The PDF's cross-reference sections point back to each other (a /Prev loop), "
+                "so its revisions cannot be told apart; re-save it with a PDF editor and "
+                "try again."
+            )
         seen.add(offset)
         if not 0 < offset < len(data):
             return False, hybrid
@@ -415,11 +435,14 @@ def _chain_is_sound(data: bytes, offset: int) -> tuple[bool, bool]:
             extra = _XREF_STM.search(dictionary)
             if extra is not None:
                 hybrid = True
-                if not _OBJECT_HEADER.match(data, int(extra.group(1))):
+                at = int(extra.group(1))
+                if not _OBJECT_HEADER.match(data, at) or not _stream_inflates(data, at):
                     return False, hybrid
         elif _OBJECT_HEADER.match(data, offset):
             stream_at = data.find(b"stream", offset)
             dictionary = data[offset : stream_at if stream_at > 0 else offset]
+            if not _stream_inflates(data, offset):
+                return False, hybrid
         else:
             return False, hybrid
         prev = _PREV.search(dictionary)
@@ -427,6 +450,31 @@ def _chain_is_sound(data: bytes, offset: int) -> tuple[bool, bool]:
             return True, hybrid
         offset = int(prev.group(1))
     return False, hybrid
+
+
+def _stream_inflates(data: bytes, offset: int) -> bool:
+    """Whether the cross-reference stream at *offset* inflates without a zlib error.
+
+    pypdf quietly recovers what it can from corrupt Flate data; pyHanko, the
+    platform's verifier, refuses the whole file.  Cross-reference streams are
+    a few bytes per object, and inflating stops at :data:`_MAX_XREF_STREAM`,
+    so a decompression bomb costs no more than a large honest table.
+    """
+    stream_at = data.find(b"stream", offset, offset + 4096)
+    if stream_at < 0:
+        return False
+    dictionary = data[offset:stream_at]
+    length = _LENGTH.search(dictionary)
+    if b"/FlateDecode" not in dictionary or length is None:
+        return True  # unfiltered or indirect /Length: pypdf's own reading decides
+    start = stream_at + 6
+    start += 2 if data.startswith(b"\r\n", start) else 1
+    try:
+        inflater = zlib.decompressobj()
+        inflater.decompress(data[start : start + int(length.group(1))], _MAX_XREF_STREAM)
+    except zlib.error:
+        return False
+    return True
 
 
 def _classic_table_end(data: bytes, offset: int) -> int:

@@ -30,6 +30,7 @@ from pypdf.generic import (
 )
 
 from .appearance import FONT_RESOURCES, layout_seal, seal_content
+from .bounds import MAX_NESTING, check_nesting
 from .errors import (
     DocumentTooLarge,
     InvalidRequest,
@@ -111,6 +112,7 @@ def prepare(
         _check_request(page, rect, seal, signature_size)
         doc = open_document(pdf, password, limits)
         located = doc.locate_page(page)
+        _check_revised_nesting(doc, located)
         qr = _check_fit(page, located.geometry, rect, seal, limits)
         return _stamp(doc, located, rect, seal, qr, signature_size, signing_time, reason)
 
@@ -132,6 +134,11 @@ class _errors_as_stamp_errors:
     ) -> Literal[False]:
         if exc is None or isinstance(exc, StampError) or not isinstance(exc, Exception):
             return False
+        if _caused_by(exc, RecursionError):
+            raise MalformedPdf(
+                f"The PDF nests arrays or dictionaries more than {MAX_NESTING} levels deep, "
+                "which no document needs; re-save it with a PDF editor and try again."
+            ) from exc
         if isinstance(exc, MemoryError):
             raise DocumentTooLarge(
                 "The document is too complex to process within the memory limit; "
@@ -140,6 +147,27 @@ class _errors_as_stamp_errors:
         raise MalformedPdf(
             "The PDF is damaged and cannot be read; re-save it with a PDF editor and try again."
         ) from exc
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether *kind* is in the chain of causes: pypdf wraps what it trips on."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 16:
+        if isinstance(current, kind):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def _check_revised_nesting(doc: SourceDocument, page: LocatedPage) -> None:
+    """The objects the update copies must stay readable by recursive readers."""
+    check_nesting(page.dictionary, f"page object {page.ref.idnum}")
+    check_nesting(doc.catalog, "document catalog")
+    for key, what in (("/AcroForm", "form dictionary"),):
+        check_nesting(doc.resolve(doc.catalog.get(key)), what)
+    check_nesting(doc.resolve(page.dictionary.get("/Annots")), "annotation list")
 
 
 def _check_request(page: int, rect: Rect, seal: Seal, signature_size: int) -> None:
