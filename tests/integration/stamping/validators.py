@@ -37,7 +37,7 @@ class Gray:
 
 def run_pdfsig(pdf: bytes, *, password: str | None = None) -> str:
     """pdfsig's report; encrypted files need the (user or owner) password to be read."""
-    args = [] if password is None else ["-upw", password]
+    args = ["-upw", password] if password else []
     with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
         f.write(pdf)
         f.flush()
@@ -48,7 +48,7 @@ def run_pdfsig(pdf: bytes, *, password: str | None = None) -> str:
 
 def run_qpdf_check(pdf: bytes, *, password: str | None = None) -> int:
     """qpdf's exit status: 0 clean, 3 warnings only, 2 errors."""
-    args = [] if password is None else [f"--password={password}"]
+    args = [f"--password={password}"] if password else []
     with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
         f.write(pdf)
         f.flush()
@@ -59,7 +59,7 @@ def run_qpdf_check(pdf: bytes, *, password: str | None = None) -> int:
 
 def render(pdf: bytes, page: int, dpi: int, *, password: str | None = None) -> Gray:
     """Render one page, CropBox only, as the user sees it."""
-    args = [] if password is None else ["-upw", password]
+    args = ["-upw", password] if password else []
     with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
         f.write(pdf)
         f.flush()

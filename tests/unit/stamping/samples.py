@@ -42,6 +42,7 @@ from tests.support.corpus import CORPUS
 __all__ = [
     "CORPUS",
     "CORPUS_EXPECTATIONS",
+    "CORPUS_PASSWORDS",
     "SEAL",
     "SIGNATURE_SIZE",
     "SIGNING_TIME",
@@ -89,16 +90,29 @@ CORPUS_EXPECTATIONS: dict[str, type[StampError] | None] = {
     "issue-297.pdf": None,
     "libreoffice-writer-password.pdf": EncryptedPdf,
     "r2-user-password.pdf": EncryptedPdf,
-    "r6-user-password.pdf": EncryptedPdf,
+    "r6-user-password.pdf": None,
     "crazyones-encrypted-256.pdf": EncryptedPdf,
 }
-"""Expected outcome of stamping page 1 at :data:`DEFAULT_RECT`: None = stamps."""
+"""Expected outcome of stamping page 1 at :data:`DEFAULT_RECT` without a password: None =
+stamps.  ``r6-user-password.pdf`` opens with an empty password, as viewers open it."""
+
+CORPUS_PASSWORDS = {
+    "libreoffice-writer-password.pdf": "openpassword",
+    "r2-user-password.pdf": "asdfzxcv",
+    "crazyones-encrypted-256.pdf": "password",
+}
+"""User passwords of the corpus documents that need one (see the corpus MANIFEST.md)."""
 
 STAMPABLE = sorted(name for name, error in CORPUS_EXPECTATIONS.items() if error is None)
 
 
 def prepare_seal(
-    pdf: bytes, *, page: int = 1, rect: Rect = DEFAULT_RECT, seal: Seal = SEAL
+    pdf: bytes,
+    *,
+    page: int = 1,
+    rect: Rect = DEFAULT_RECT,
+    seal: Seal = SEAL,
+    password: str | None = None,
 ) -> PreparedDocument:
     """``prepare`` with the defaults every test shares."""
     return prepare(
@@ -109,6 +123,7 @@ def prepare_seal(
         signature_size=SIGNATURE_SIZE,
         signing_time=SIGNING_TIME,
         reason=f"e-meterai {seal.serial}",
+        password=password,
     )
 
 
@@ -162,10 +177,15 @@ def session_signer() -> TestSigner:
 
 
 def stamp_and_sign(
-    pdf: bytes, *, page: int = 1, rect: Rect = DEFAULT_RECT, seal: Seal = SEAL
+    pdf: bytes,
+    *,
+    page: int = 1,
+    rect: Rect = DEFAULT_RECT,
+    seal: Seal = SEAL,
+    password: str | None = None,
 ) -> bytes:
     """The whole flow: prepare, sign the digest elsewhere, embed."""
-    prepared = prepare_seal(pdf, page=page, rect=rect, seal=seal)
+    prepared = prepare_seal(pdf, page=page, rect=rect, seal=seal, password=password)
     cms = session_signer().sign_digest(prepared.digest)
     return embed_signature(prepared.data, prepared.contents_start, prepared.contents_end, cms)
 

@@ -108,9 +108,10 @@ def test_limits_on_bytes_and_pages_are_resource_exhausted() -> None:
 @pytest.mark.parametrize(
     ("name", "password", "says"),
     [
-        ("libreoffice-writer-password.pdf", None, "password-protected"),
+        ("libreoffice-writer-password.pdf", None, "protected by a password"),
         ("r2-user-password.pdf", "wrong", "password is wrong"),
-        ("crazyones-encrypted-256.pdf", "password", "even with the password"),
+        ("crazyones-encrypted-256.pdf", "", "protected by a password"),
+        ("crazyones-encrypted-256.pdf", "Password", "password is wrong"),
     ],
 )
 def test_encrypted_documents_are_refused_with_a_reason(
@@ -128,6 +129,7 @@ def test_encrypted_documents_are_refused_with_a_reason(
             password=password,
         )
     assert caught.value.code == "FAILED_PRECONDITION"
+    assert "password field" in caught.value.message and "--password" in caught.value.message
 
 
 @pytest.mark.parametrize(

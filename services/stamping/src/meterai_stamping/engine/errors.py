@@ -54,14 +54,11 @@ class MalformedPdf(StampError):
 
 
 class EncryptedPdf(StampError):
-    """The document is encrypted.
+    """The document is encrypted and the password is missing, wrong or unusable.
 
-    Encrypted documents are refused even when the right password is supplied:
-    stamping them would mean writing the new objects encrypted with the
-    document key while keeping the signature ``/Contents`` in clear, and
-    validators disagree on such files.  The message tells the user whether the
-    password was missing, wrong, or right-but-unsupported, and to upload a copy
-    saved without password protection.
+    With the right password (or none, for documents whose user password is
+    empty) encrypted documents are stamped and keep their encryption; the
+    message says which password is needed and how to send it.
     """
 
     code: ClassVar[ErrorCode] = "FAILED_PRECONDITION"

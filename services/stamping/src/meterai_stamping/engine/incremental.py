@@ -49,6 +49,8 @@ class UpdateTrailer:
     """Serialized ``/ID`` array, carried over so the document keeps its identity."""
     prev: int | None
     """Offset of the previous cross-reference section; None for a complete table."""
+    encrypt: bytes | None = None
+    """Serialized ``/Encrypt`` entry of an encrypted document, carried over unchanged."""
 
 
 def build_update(
@@ -101,6 +103,8 @@ def _trailer_entries(trailer: UpdateTrailer, size: int) -> bytes:
         parts += [b" /Info ", trailer.info]
     if trailer.ids is not None:
         parts += [b" /ID ", trailer.ids]
+    if trailer.encrypt is not None:
+        parts += [b" /Encrypt ", trailer.encrypt]
     if trailer.prev is not None:
         parts.append(b" /Prev %d" % trailer.prev)
     return b"".join(parts)

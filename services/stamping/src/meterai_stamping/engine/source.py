@@ -64,8 +64,8 @@ _PREV = re.compile(rb"/Prev\s+(\d{1,12})")
 _XREF_STM = re.compile(rb"/XRefStm\s+(\d{1,12})")
 _MAX_SECTIONS = 10_000
 _LENGTH = re.compile(rb"/Length\s+(\d{1,12})(?!\s+\d+\s+R)")
-_MAX_XREF_STREAM = 64 * 1024 * 1024
-"""Bytes a cross-reference stream may inflate to while being checked (8M objects)."""
+_MAX_XREF_STREAM = 16 * 1024 * 1024
+"""Bytes a cross-reference stream may inflate to while being checked (2M objects)."""
 _ANY_OBJECT = re.compile(rb"(?<![0-9])(\d{1,10})[ \t\r\n\f\0]+(\d{1,5})[ \t\r\n\f\0]+obj\b")
 
 
@@ -233,7 +233,7 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
     damaged = not sound
     check_declared_size(reader.trailer.get("/Size"), len(pdf))
     if reader.is_encrypted:
-        _refuse_encrypted(reader, password)
+        _decrypt(reader, password)
     root_ref = reader.trailer.raw_get("/Root") if "/Root" in reader.trailer else None
     catalog = reader.get_object(root_ref) if isinstance(root_ref, IndirectObject) else None
     if not isinstance(root_ref, IndirectObject) or not isinstance(catalog, DictionaryObject):
@@ -330,13 +330,49 @@ def _next_free_number(doc: SourceDocument) -> int:
     return max(declared, max(known, default=0) + 1)
 
 
-def _refuse_encrypted(reader: PdfReader, password: str | None) -> None:
-    advice = "Save a copy without password protection and upload that copy."
-    if password is None:
-        raise EncryptedPdf(f"The document is password-protected. {advice}")
-    if reader.decrypt(password) == PasswordType.NOT_DECRYPTED:
-        raise EncryptedPdf(f"The password is wrong for this document. {advice}")
-    raise EncryptedPdf(f"Encrypted documents cannot be stamped, even with the password. {advice}")
+def _decrypt(reader: PdfReader, password: str | None) -> None:
+    """Open an encrypted document with *password*, or the empty user password without one.
+
+    Many documents are encrypted only to set permissions, with an empty user
+    password that every viewer opens silently; those need no password here
+    either.  pypdf's security handler supports RC4 (40 and 128 bit), AES-128
+    and AES-256, revisions 2 to 6.
+    """
+    how = (
+        "Send the document's password with the request (the password field; "
+        "meterai stamp --password), or upload a copy saved without password protection."
+    )
+    try:
+        opened = reader.decrypt(password or "")
+    except Exception as exc:  # an unsupported or broken security handler
+        raise EncryptedPdf(
+            f"The document's encryption cannot be read ({exc}). Upload a copy saved without "
+            "password protection."
+        ) from exc
+    if opened != PasswordType.NOT_DECRYPTED:
+        _refuse_withdrawn_revision(reader)
+        return
+    if not password:
+        raise EncryptedPdf(f"The document is protected by a password. {how}")
+    raise EncryptedPdf(
+        "The password is wrong for this document: it is neither its user (open) password "
+        f"nor its owner password. {how}"
+    )
+
+
+def _refuse_withdrawn_revision(reader: PdfReader) -> None:
+    """Refuse AES-256 revision 5, the pre-standard variant Adobe withdrew for revision 6.
+
+    The engine could stamp it, but pyHanko, the platform's verifier, cannot
+    open such files at all, so a seal on one could never be shown genuine.
+    """
+    encryption = getattr(reader, "_encryption", None)
+    if encryption is not None and getattr(encryption, "R", 0) == 5:
+        raise EncryptedPdf(
+            "The document uses AES-256 encryption revision 5, a pre-standard variant that "
+            "was withdrawn and that the e-meterai verifier cannot read. Save it again with "
+            "current AES-256 encryption (any recent PDF editor does) and upload that copy."
+        )
 
 
 def _refuse_certified(doc: SourceDocument) -> None:

@@ -31,6 +31,7 @@ from pypdf.generic import (
 
 from .appearance import FONT_RESOURCES, layout_seal, seal_content
 from .bounds import MAX_NESTING, check_nesting
+from .encryption import cipher_of
 from .errors import (
     DocumentTooLarge,
     InvalidRequest,
@@ -104,8 +105,10 @@ def prepare(
     :param signature_size: largest DER size of the CMS that will be embedded.
     :param signing_time: written as ``/M``; naive values are taken as UTC.
     :param reason: written as ``/Reason``, shown by viewers in the signature panel.
-    :param password: encrypted documents are refused even with the right
-        password (see :class:`~meterai_stamping.engine.EncryptedPdf`).
+    :param password: the user or owner password of an encrypted document;
+        without one the empty user password is tried, which opens documents
+        encrypted only to set permissions.  The update is encrypted with the
+        document's key (see :mod:`~meterai_stamping.engine.encryption`).
     :raises StampError: a subclass saying what is wrong; nothing else escapes.
     """
     with _errors_as_stamp_errors():
@@ -272,8 +275,16 @@ def _stamp(
             b"] /AP << /N %d 0 R >> >>" % ap_n,
         )
     )
+    cipher = cipher_of(reader)
+    signature = (
+        signature_dictionary(signature_size, signing_time, reason)
+        if cipher is None
+        else signature_dictionary(
+            signature_size, signing_time, reason, lambda text: cipher.string(text, sig_n)
+        )
+    )
     objects = [
-        NewObject(sig_n, 0, signature_dictionary(signature_size, signing_time, reason)),
+        NewObject(sig_n, 0, signature),
         NewObject(ap_n, 0, appearance),
         NewObject(field_n, 0, widget),
     ]
@@ -281,6 +292,8 @@ def _stamp(
     objects.extend(annots_objects)
     form_objects, next_free = _acroform_revision(doc, field_ref, next_free)
     objects.extend(form_objects)
+    if cipher is not None:
+        objects = [objects[0], *(cipher.object(item) for item in objects[1:])]
 
     as_stream = doc.xref_is_stream and not doc.damaged
     hybrid = doc.hybrid and not as_stream and not doc.damaged
@@ -290,6 +303,7 @@ def _stamp(
         info=_trailer_ref(doc, "/Info"),
         ids=_trailer_ids(doc, seal, signing_time),
         prev=None if doc.damaged else doc.startxref,
+        encrypt=None if cipher is None else cipher.encrypt_ref,
     )
     update, offsets = build_update(
         doc.data, objects, trailer, as_stream=as_stream, existing=existing, hybrid=hybrid
