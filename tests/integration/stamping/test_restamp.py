@@ -68,10 +68,6 @@ def _approved(original: bytes) -> bytes:
 
 
 _KNOWN_GAPS = {
-    **dict.fromkeys(
-        ["form.pdf", "pdflatex-forms.pdf", "reportlab-overlay.pdf"],
-        "AcroForm sets /NeedAppearances: poppler redraws the seal's widget as an empty box",
-    ),
     "issue-297.pdf": "the original's content stream has a wrong /Length, which pyHanko cannot read",
 }
 

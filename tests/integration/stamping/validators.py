@@ -16,7 +16,15 @@ from pyhanko_certvalidator import ValidationContext
 
 from tests.unit.stamping.samples import session_signer
 
-__all__ = ["Gray", "decode_qr", "pyhanko_statuses", "render", "run_pdfsig", "run_qpdf_check"]
+__all__ = [
+    "Gray",
+    "decode_qr",
+    "pyhanko_statuses",
+    "render",
+    "render_mupdf",
+    "run_pdfsig",
+    "run_qpdf_check",
+]
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,26 @@ def render(pdf: bytes, page: int, dpi: int, *, password: str | None = None) -> G
             check=True,
             timeout=60,
         ).stdout
+    header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+255\s", pgm)
+    assert header is not None
+    width, height = int(header.group(1)), int(header.group(2))
+    return Gray(width, height, pgm[header.end() :])
+
+
+def render_mupdf(pdf: bytes, page: int, dpi: int) -> Gray:
+    """Render one page with MuPDF (``mutool draw``), the second renderer the tests trust."""
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = f"{folder}/in.pdf", f"{folder}/out.pgm"
+        with open(source, "wb") as f:
+            f.write(pdf)
+        subprocess.run(
+            ["mutool", "draw", "-q", "-r", str(dpi), "-c", "gray", "-o", target, source, str(page)],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        )
+        with open(target, "rb") as f:
+            pgm = f.read()
     header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+255\s", pgm)
     assert header is not None
     width, height = int(header.group(1)), int(header.group(2))

@@ -381,7 +381,8 @@ def _acroform_revision(
             revised[NameObject("/Fields")] = ArrayObject([*items, field])
         flags = doc.resolve(form.get("/SigFlags"))
         current = int(flags) if isinstance(flags, int) and not isinstance(flags, bool) else 0
-        if not out or current & _SIG_FLAGS != _SIG_FLAGS:
+        redrawn = _drop_need_appearances(revised)
+        if not out or current & _SIG_FLAGS != _SIG_FLAGS or redrawn:
             revised[NameObject("/SigFlags")] = NumberObject(current | _SIG_FLAGS)
             out.append(NewObject(raw.idnum, raw.generation, serialize(revised)))
         return out, next_free
@@ -395,6 +396,7 @@ def _acroform_revision(
         flags = doc.resolve(form.get("/SigFlags"))
         current = int(flags) if isinstance(flags, int) and not isinstance(flags, bool) else 0
         revised[NameObject("/SigFlags")] = NumberObject(current | _SIG_FLAGS)
+        _drop_need_appearances(revised)
         catalog[NameObject("/AcroForm")] = revised
     else:
         form_n = next_free
@@ -405,6 +407,23 @@ def _acroform_revision(
         catalog[NameObject("/AcroForm")] = IndirectObject(form_n, 0, doc.reader)
     objects.append(NewObject(doc.root_ref.idnum, doc.root_ref.generation, serialize(catalog)))
     return objects, next_free
+
+
+def _drop_need_appearances(form: DictionaryObject) -> bool:
+    """Remove ``/NeedAppearances`` from a revised AcroForm; True if it was there.
+
+    The flag asks viewers to rebuild every field's appearance, and poppler
+    (22.12 here) rebuilds signature widgets too, as an empty box: the seal
+    and its QR code vanish.  Signing software clears it for that reason
+    (pyHanko's ``ensure_sig_flags``; pyHanko's change analysis exempts the
+    key, so earlier signatures stay valid).  Fields without an appearance
+    stream are still drawn from their value by every viewer, flag or not;
+    the rendering tests check that the page looks the same outside the seal.
+    """
+    if NameObject("/NeedAppearances") not in form:
+        return False
+    del form[NameObject("/NeedAppearances")]
+    return True
 
 
 def _field_name(doc: SourceDocument, serial: str) -> str:
