@@ -9,7 +9,14 @@ from pypdf import PdfReader
 
 from meterai_stamping.engine import Rect, inspect
 from tests.integration.stamping.validators import Gray, decode_qr, render, render_mupdf
-from tests.unit.stamping.samples import CORPUS, SEAL, PageSpec, build_pdf, stamp_and_sign
+from tests.unit.stamping.samples import (
+    CORPUS,
+    SEAL,
+    PageSpec,
+    assemble_pdf,
+    build_pdf,
+    stamp_and_sign,
+)
 
 _CROP = (50.0, 60.0, 500.0, 700.0)
 
@@ -118,3 +125,37 @@ def test_seal_shows_on_forms_that_ask_viewers_to_redraw_fields(name: str) -> Non
         barcode = decode_qr(page.crop(*_pixel_box(rect, height, 300, grow=4)))
         assert barcode is not None and barcode.text == SEAL.verify_url, renderer
     assert b"/NeedAppearances" not in stamped[len(original) :]
+
+
+def _text_page() -> bytes:
+    """A page covered in dark body text, lines 12 pt apart, from top to bottom."""
+    rows = b" ".join(
+        b"BT /F1 11 Tf 20 %d Td (%s) Tj ET" % (y, b"PASAL 7 PARA PIHAK SEPAKAT " * 4)
+        for y in range(10, 842, 12)
+    )
+    return assemble_pdf(
+        {
+            1: b"<< /Type /Catalog /Pages 2 0 R >>",
+            2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+            b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+            4: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+            5: b"<< /Length %d >>\nstream\n%s\nendstream" % (len(rows), rows),
+        }
+    )
+
+
+def test_the_seal_is_opaque_so_it_reads_the_same_over_body_text() -> None:
+    """Rendered at 100 dpi, the seal's pixels over a page of text are exactly those over a
+    blank page: nothing shows through the value or the serial, and the QR code decodes."""
+    rect = Rect(60, 300, 276, 386)
+    blank = build_pdf([PageSpec(text="")])
+    busy = _text_page()
+    under = _pixel_box(rect, 842, 100, grow=0)
+    assert sum(p < 128 for p in render(busy, 1, 100).crop(*under).pixels) > 500
+    alone = render(stamp_and_sign(blank, rect=rect), 1, 100)
+    over = render(stamp_and_sign(busy, rect=rect), 1, 100)
+    inner = _pixel_box(rect, 842, 100, grow=-2)
+    assert alone.crop(*inner).pixels == over.crop(*inner).pixels
+    barcode = decode_qr(over.crop(*_pixel_box(rect, 842, 100, grow=4)))
+    assert barcode is not None and barcode.text == SEAL.verify_url
