@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from meterai_stamping.engine import Rect
 from tests.unit.stamping.samples import CORPUS, PageSpec, build_pdf, prepare_seal
 
 
@@ -37,7 +38,7 @@ def test_hybrid_file_gets_a_hybrid_section_chained_with_prev() -> None:
 @pytest.mark.parametrize("style", ["table", "stream", "hybrid"])
 def test_the_engines_own_output_is_stamped_again_without_repair(style: str) -> None:
     once = prepare_seal(build_pdf(xref=style)).data
-    twice = prepare_seal(once).data
+    twice = prepare_seal(once, rect=Rect(300, 40, 480, 112)).data
     section = _update_section(once, twice)
     previous = int(re.findall(rb"startxref\s+(\d+)", once)[-1])
     assert b"/Prev %d" % previous in section

@@ -26,6 +26,7 @@ __all__ = [
     "PageOutOfRange",
     "RectOutsidePage",
     "RectTooSmall",
+    "SealOverlaps",
     "SignatureTooLarge",
     "StampError",
     "UnverifiableStamp",
@@ -127,3 +128,13 @@ class UnverifiableStamp(StampError):
     """
 
     code: ClassVar[ErrorCode] = "INTERNAL"
+
+
+class SealOverlaps(StampError):
+    """The seal rectangle overlaps an e-meterai already on that page.
+
+    The message names the seal in the way and the nearest free rectangle of
+    the same size, if the page has one.
+    """
+
+    code: ClassVar[ErrorCode] = "FAILED_PRECONDITION"

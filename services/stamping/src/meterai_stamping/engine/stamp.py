@@ -43,6 +43,7 @@ from .errors import (
 from .geometry import PageGeometry, place
 from .incremental import NewObject, UpdateTrailer, build_update
 from .model import MM_PER_PT, DocumentInfo, Limits, PreparedDocument, Rect, Seal
+from .overlap import settle
 from .pdf_syntax import pdf_number, pdf_text, serialize
 from .qr import QrSymbol, encode_qr
 from .signature import fill_byte_range, signature_dictionary, update_digest
@@ -95,6 +96,7 @@ def prepare(
     reason: str,
     password: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    move_if_overlapping: bool = False,
 ) -> PreparedDocument:
     """Stamp the seal on *page* inside *rect* and reserve room for a PAdES signature.
 
@@ -109,6 +111,9 @@ def prepare(
         without one the empty user password is tried, which opens documents
         encrypted only to set permissions.  The update is encrypted with the
         document's key (see :mod:`~meterai_stamping.engine.encryption`).
+    :param move_if_overlapping: when *rect* overlaps an e-meterai already on the
+        page, use the nearest free rectangle of the same size instead of refusing
+        (:class:`~meterai_stamping.engine.SealOverlaps`).
     :raises StampError: a subclass saying what is wrong; nothing else escapes.
     """
     with _errors_as_stamp_errors():
@@ -116,6 +121,8 @@ def prepare(
         doc = open_document(pdf, password, limits)
         located = doc.locate_page(page)
         _check_revised_nesting(doc, located)
+        if located.geometry.contains(rect):
+            rect = settle(doc, located, page, rect, move=move_if_overlapping)
         qr = _check_fit(page, located.geometry, rect, seal, limits)
         return _stamp(doc, located, rect, seal, qr, signature_size, signing_time, reason)
 
