@@ -73,7 +73,7 @@ def _check(data: bytes) -> None:
     _, _, sound, _ = assess_cross_references(data)
     if not sound:
         raise _unverifiable("its cross-reference chain is not sound")
-    reader = PdfReader(SharedBytesIO(data), strict=True)
+    reader = _StructureReader(SharedBytesIO(data), strict=True)
     ours = _revision_objects(reader, data, update_at)
     sig_number = max(
         (n for n, (off, _) in ours.items() if off < start), default=-1, key=lambda n: ours[n][0]
@@ -98,6 +98,18 @@ def _check(data: bytes) -> None:
     size = reader.trailer.get("/Size")
     if not isinstance(size, int) or size <= max(ours):
         raise _unverifiable("its trailer /Size does not cover the new objects")
+
+
+class _StructureReader(PdfReader):
+    """A strict pypdf reader that never derives an encryption key.
+
+    The check reads references, names and numbers only, which are never
+    encrypted; pypdf's reader would otherwise try the empty password on every
+    encrypted file, for AES-256 the costliest step of the whole check.
+    """
+
+    def _handle_encryption(self, password: str | bytes | None) -> None:
+        return None
 
 
 def _check_byte_range(data: bytes, start: int, end: int) -> None:

@@ -333,6 +333,10 @@ def _next_free_number(doc: SourceDocument) -> int:
 def _decrypt(reader: PdfReader, password: str | None) -> None:
     """Open an encrypted document with *password*, or the empty user password without one.
 
+    pypdf's reader has already tried the empty password while opening; when
+    that worked the key is there, and deriving it again (for AES-256, dozens
+    of AES and SHA-2 rounds by design) would only double the cost.
+
     Many documents are encrypted only to set permissions, with an empty user
     password that every viewer opens silently; those need no password here
     either.  pypdf's security handler supports RC4 (40 and 128 bit), AES-128
@@ -342,6 +346,9 @@ def _decrypt(reader: PdfReader, password: str | None) -> None:
         "Send the document's password with the request (the password field; "
         "meterai stamp --password), or upload a copy saved without password protection."
     )
+    encryption = getattr(reader, "_encryption", None)
+    if encryption is not None and encryption.is_decrypted():
+        return _refuse_withdrawn_revision(reader)  # pypdf's reader opened it with ""
     try:
         opened = reader.decrypt(password or "")
     except Exception as exc:  # an unsupported or broken security handler
