@@ -27,6 +27,7 @@ from .errors import (
 from .model import DocumentInfo, Limits, PageSize, PreparedDocument, Rect, Seal
 from .self_check import check_stamped
 from .signature import embed_signature, placeholder_of
+from .specimen import Specimen
 from .stamp import inspect, prepare
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "Seal",
     "SealOverlaps",
     "SignatureTooLarge",
+    "Specimen",
     "StampError",
     "UnverifiableStamp",
     "check_stamped",

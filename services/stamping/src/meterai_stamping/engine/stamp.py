@@ -48,6 +48,13 @@ from .pdf_syntax import pdf_number, pdf_text, serialize
 from .qr import QrSymbol, encode_qr
 from .signature import fill_byte_range, signature_dictionary, update_digest
 from .source import LocatedPage, SourceDocument, open_document, scan_objects
+from .specimen import (
+    Specimen,
+    image_object,
+    place_specimen,
+    specimen_content,
+    specimen_resources,
+)
 
 __all__ = ["DEFAULT_LIMITS", "MIN_MODULE_PT", "inspect", "prepare"]
 
@@ -97,6 +104,7 @@ def prepare(
     password: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     move_if_overlapping: bool = False,
+    specimen: Specimen | None = None,
 ) -> PreparedDocument:
     """Stamp the seal on *page* inside *rect* and reserve room for a PAdES signature.
 
@@ -114,17 +122,26 @@ def prepare(
     :param move_if_overlapping: when *rect* overlaps an e-meterai already on the
         page, use the nearest free rectangle of the same size instead of refusing
         (:class:`~meterai_stamping.engine.SealOverlaps`).
+    :param specimen: the issuer's artwork to draw the seal on, with the QR code and
+        serial where it says; None draws the platform's own card.
     :raises StampError: a subclass saying what is wrong; nothing else escapes.
     """
     with _errors_as_stamp_errors():
         _check_request(page, rect, seal, signature_size)
+        if specimen is not None and not (
+            isinstance(specimen, Specimen) and specimen.is_well_formed()
+        ):
+            raise InvalidRequest(
+                "The specimen needs exactly one artwork (content stream or JPEG), a positive "
+                "size, and QR and serial boxes inside it."
+            )
         doc = open_document(pdf, password, limits)
         located = doc.locate_page(page)
         _check_revised_nesting(doc, located)
         if located.geometry.contains(rect):
             rect = settle(doc, located, page, rect, move=move_if_overlapping)
-        qr = _check_fit(page, located.geometry, rect, seal, limits)
-        return _stamp(doc, located, rect, seal, qr, signature_size, signing_time, reason)
+        qr = _check_fit(page, located.geometry, rect, seal, limits, specimen)
+        return _stamp(doc, located, rect, seal, qr, signature_size, signing_time, reason, specimen)
 
 
 class _errors_as_stamp_errors:
@@ -198,7 +215,12 @@ def _check_request(page: int, rect: Rect, seal: Seal, signature_size: int) -> No
 
 
 def _check_fit(
-    number: int, geometry: PageGeometry, rect: Rect, seal: Seal, limits: Limits
+    number: int,
+    geometry: PageGeometry,
+    rect: Rect,
+    seal: Seal,
+    limits: Limits,
+    specimen: Specimen | None = None,
 ) -> QrSymbol:
     minimum = limits.min_seal_side_pt
     size = geometry.displayed_size
@@ -224,6 +246,16 @@ def _check_fit(
         qr = encode_qr(seal.verify_url)
     except Exception as exc:
         raise InvalidRequest(f"The verify URL cannot be encoded as a QR code: {exc}") from exc
+    if specimen is not None:
+        module = place_specimen(specimen, rect.width, rect.height, qr).module
+        if module < MIN_MODULE_PT:
+            raise RectTooSmall(
+                f"The seal rectangle is {rect.width:.1f} x {rect.height:.1f} pt; the specimen's "
+                f"QR box would get {module * MM_PER_PT:.2f} mm modules, below the 0.35 mm "
+                f"phones scan reliably. Enlarge the rectangle by "
+                f"{MIN_MODULE_PT / module:.2f} times or more."
+            )
+        return qr
     layout = layout_seal(rect.width, rect.height, qr)
     if layout.module < MIN_MODULE_PT:
         needed = layout.qr_side * MIN_MODULE_PT / layout.module
@@ -245,6 +277,7 @@ def _stamp(
     signature_size: int,
     signing_time: datetime,
     reason: str,
+    specimen: Specimen | None = None,
 ) -> PreparedDocument:
     existing = scan_objects(doc.data) if doc.damaged else None
     first = doc.next_number
@@ -256,8 +289,20 @@ def _stamp(
     field_ref = IndirectObject(field_n, 0, reader)
 
     placement = place(page.geometry, rect)
-    layout = layout_seal(rect.width, rect.height, qr)
-    content = zlib.compress(seal_content(layout, qr, seal.serial), 6)
+    extra: list[NewObject] = []
+    if specimen is None:
+        layout = layout_seal(rect.width, rect.height, qr)
+        content = zlib.compress(seal_content(layout, qr, seal.serial), 6)
+        resources = FONT_RESOURCES
+    else:
+        fitted = place_specimen(specimen, rect.width, rect.height, qr)
+        content = zlib.compress(specimen_content(specimen, fitted, qr, seal.serial), 6)
+        image = None
+        if specimen.jpeg:
+            image = IndirectObject(next_free, 0, reader)
+            extra.append(NewObject(next_free, 0, image_object(specimen)))
+            next_free += 1
+        resources = specimen_resources(specimen, image)
     appearance = b"".join(
         (
             b"<< /Type /XObject /Subtype /Form /BBox [0 0 ",
@@ -267,7 +312,7 @@ def _stamp(
             b"] /Matrix [",
             b" ".join(pdf_number(v) for v in placement.matrix),
             b"] /Resources ",
-            FONT_RESOURCES,
+            resources,
             b" /Filter /FlateDecode /Length %d >>\nstream\n" % len(content),
             content,
             b"\nendstream",
@@ -294,6 +339,7 @@ def _stamp(
         NewObject(sig_n, 0, signature),
         NewObject(ap_n, 0, appearance),
         NewObject(field_n, 0, widget),
+        *extra,
     ]
     annots_objects, next_free = _annots_revision(doc, page, [field_ref], next_free)
     objects.extend(annots_objects)
