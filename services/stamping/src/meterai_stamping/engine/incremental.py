@@ -141,6 +141,9 @@ def _append_xref_table(
                 lines.append(b"0000000000 65535 f\r\n" if n == 0 else b"0000000000 00001 f\r\n")
         lines.insert(1, b"0 %d\n" % trailer.size)
     else:
+        # A first row for object 0, as Acrobat writes: readers such as pypdf otherwise take a
+        # table starting elsewhere for one numbered off by its first number, and warn.
+        lines.append(b"0 1\n0000000000 65535 f\r\n")
         numbers = sorted(entries)
         for first, count in _subsections(numbers):
             lines.append(b"%d %d\n" % (first, count))
