@@ -94,3 +94,21 @@ def test_update_rewrites_only_the_target_page_and_the_form_root() -> None:
     target_page = 4 + 2 * 29
     # signature, appearance, widget, new AcroForm, plus new revisions of the page and the catalog
     assert numbers == [1, target_page, *range(104, 108)]
+
+
+def test_a_damaged_originals_stream_with_a_wrong_length_gets_a_revision_with_the_right_one() -> (
+    None
+):
+    original = (CORPUS / "issue-297.pdf").read_bytes()
+    section = _update_section(original, prepare_seal(original).data)
+    revised = re.search(rb"\n5 0 obj\n<<(.*?)>>\nstream\n(.*?)\nendstream", section, re.S)
+    assert revised is not None
+    length = int(re.search(rb"/Length (\d+)", revised.group(1)).group(1))  # type: ignore[union-attr]
+    assert length == len(revised.group(2))
+    assert revised.group(2) in original
+
+
+def test_sound_files_get_no_stream_repairs() -> None:
+    original = build_pdf()
+    section = _update_section(original, prepare_seal(original).data)
+    assert b"\n5 0 obj" not in section

@@ -46,6 +46,7 @@ from .model import MM_PER_PT, DocumentInfo, Limits, PreparedDocument, Rect, Seal
 from .overlap import settle
 from .pdf_syntax import pdf_number, pdf_text, serialize
 from .qr import QrSymbol, encode_qr
+from .repair import repaired_stream_lengths
 from .signature import fill_byte_range, signature_dictionary, update_digest
 from .source import LocatedPage, SourceDocument, open_document, scan_objects
 from .specimen import (
@@ -347,6 +348,13 @@ def _stamp(
     objects.extend(form_objects)
     if cipher is not None:
         objects = [objects[0], *(cipher.object(item) for item in objects[1:])]
+    elif existing:
+        revised = {item.number for item in objects}
+        objects.extend(
+            item
+            for item in repaired_stream_lengths(doc.data, existing)
+            if item.number not in revised
+        )
 
     as_stream = doc.xref_is_stream and not doc.damaged
     hybrid = doc.hybrid and not as_stream and not doc.damaged
