@@ -442,8 +442,8 @@ def quota_confirm(ctx: Context, order_id: str, reference: str, amount: int, as_j
 @click.option(
     "--password",
     default=None,
-    help="Password of encrypted input files. Encrypted documents are not stamped yet: "
-    "they are refused with the reason, and nothing is charged.",
+    help="Password (user or owner) of encrypted input files; files whose user password is "
+    "empty need none. The stamped file keeps its encryption and permissions.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx

@@ -253,6 +253,7 @@ class Stamping:
             digest.update(prepared[end + 1 :])
             check_answer(cms, digest.digest(), self._config.signer_certificate())
             stamped = pdf_engine.embed_signature(prepared, start, end, cms)
+            pdf_engine.check_stamped(stamped)  # never deliver what the verifier cannot read
             if self._config.long_term is not None:
                 stamped = self._config.long_term(stamped)
         except RevocationUnavailable as error:
