@@ -14,6 +14,7 @@ from meterai_common.config import Settings
 from meterai_common.grpc_errors import RequestError
 from meterai_common.grpc_server import RunningServer, create_server
 from meterai_verify.grpc_api import VerificationServicer
+from meterai_verify.sandbox import Sandbox
 
 __all__ = ["start_verify"]
 
@@ -39,7 +40,7 @@ def start_verify(settings: Settings, db: Engine) -> RunningServer:
             )
         return _load_roots(path)
 
-    servicer = VerificationServicer(db, trust_roots)
+    servicer = VerificationServicer(db, trust_roots, Sandbox())
     return create_server(
         "verify",
         settings.bind_host,
