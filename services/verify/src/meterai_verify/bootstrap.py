@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from meterai_common.grpc_server import RunningServer, create_server
 from meterai_verify.grpc_api import VerificationServicer
 from meterai_verify.sandbox import Sandbox
 
-__all__ = ["start_verify"]
+__all__ = ["start_verify", "trust_roots_for"]
 
 TEST_ROOT = "root-ca.pem"
 """Root of the generated test PKI in ``$METERAI_HOME/pki`` (embedded platform, tests)."""
@@ -30,7 +31,9 @@ def _load_roots(path: Path) -> list[bytes]:
     return [certificate.public_bytes(Encoding.DER) for certificate in certificates]
 
 
-def start_verify(settings: Settings, db: Engine) -> RunningServer:
+def trust_roots_for(settings: Settings) -> Callable[[], list[bytes]]:
+    """The DER roots seals must chain to, read when first needed (and cached)."""
+
     def trust_roots() -> list[bytes]:
         path = settings.trust_roots or settings.pki_dir / TEST_ROOT
         if not path.exists():
@@ -40,6 +43,11 @@ def start_verify(settings: Settings, db: Engine) -> RunningServer:
             )
         return _load_roots(path)
 
+    return trust_roots
+
+
+def start_verify(settings: Settings, db: Engine) -> RunningServer:
+    trust_roots = trust_roots_for(settings)
     servicer = VerificationServicer(db, trust_roots, Sandbox())
     return create_server(
         "verify",

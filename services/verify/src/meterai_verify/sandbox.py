@@ -19,6 +19,7 @@ flight plus its own.
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import resource
@@ -26,6 +27,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing import context, forkserver, popen_forkserver, reduction, spawn, util
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -56,6 +58,43 @@ class SandboxBusy(Exception):
 
 class DocumentRefused(PdfCheckError):
     """The document exceeded its limits (memory, CPU, wall time) or crashed its worker."""
+
+
+class _LeanPopen(popen_forkserver.Popen):  # type: ignore[misc,name-defined]
+    """The fork server's launch, minus re-running the parent's ``__main__`` in the child.
+
+    ``multiprocessing`` has every child import the parent's main script again (for pickled
+    functions defined there). The worker's function lives in this module, so that import would
+    only cost each document the command line's start-up time (or run a script twice).
+    """
+
+    def _launch(self, process_obj: Any) -> None:
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data.pop("init_main_from_path", None)
+        prep_data.pop("init_main_from_name", None)
+        buf = io.BytesIO()
+        context.set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            context.set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)  # type: ignore[attr-defined]
+        _parent_w = os.dup(w)
+        self.finalizer = util.Finalize(
+            self,
+            util.close_fds,  # type: ignore[attr-defined]
+            (_parent_w, self.sentinel),
+        )
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _Worker(context.ForkServerProcess):  # type: ignore[misc,name-defined]
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        return _LeanPopen(process_obj)
 
 
 def _confine(limits: SandboxLimits) -> None:
@@ -111,7 +150,7 @@ class Sandbox:
 
     def _run(self, pdf: bytes, trust_roots: list[bytes]) -> PdfCheck:
         receive, send = self._context.Pipe(duplex=False)
-        worker = self._context.Process(
+        worker = _Worker(
             target=_work, args=(send, bytes(pdf), list(trust_roots), self.limits), daemon=True
         )
         started = time.monotonic()
