@@ -149,11 +149,13 @@ def create_app(
         other = "id" if lang == "en" else "en"
         query = dict(request.query_params)
         query["lang"] = other
+        # A result page cannot be fetched again without its upload: switch on the home page.
+        path = request.url.path if request.method == "GET" else (prefix or "/")
         html = _TEMPLATES.get_template(template).render(
             lang=lang,
             other_lang=other,
             t=texts(lang),
-            switch_url=f"{request.url.path}?{urlencode(query)}",
+            switch_url=f"{path}?{urlencode(query)}",
             verify_action=f"{prefix}/verify" if prefix else "/verify",
             serial_action=prefix or "/",
             when=_when,
