@@ -3,6 +3,7 @@ report and the stamped revision's length, and hostile documents refused from ins
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,3 +71,30 @@ def test_a_hostile_document_is_refused_and_the_server_stays_small(
     assert rss_mb() - before < 64 + 2 * len(hostile) / 2**20
     again = verify.VerifyDocument(verify_pb2.VerifyDocumentRequest(pdf=stamped), timeout=60)
     assert again.seals[0].signature_valid
+
+
+def test_while_every_slot_is_taken_a_call_is_refused_before_its_upload_is_read(
+    verify: verify_pb2_grpc.VerificationServiceStub, stamped: bytes
+) -> None:
+    hostile = verify_pb2.VerifyDocumentRequest(pdf=hostile_pdfs.million_objects())
+    outcomes: list[grpc.StatusCode] = []
+
+    def occupy() -> None:
+        try:
+            verify.VerifyDocument(hostile, timeout=60)
+        except grpc.RpcError as error:
+            outcomes.append(error.code())
+
+    # Two workers, and one call waiting per worker: four calls fill the service.
+    occupants = [threading.Thread(target=occupy) for _ in range(4)]
+    for thread in occupants:
+        thread.start()
+    time.sleep(1.0)  # two are being checked, two wait up to 2 s for a worker
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as refused:
+        verify.VerifyDocument(verify_pb2.VerifyDocumentRequest(pdf=stamped), timeout=10)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert ("grpc-retry-pushback-ms", "1000") in tuple(refused.value.trailing_metadata())
+    assert time.monotonic() - started < 1.0
+    for thread in occupants:
+        thread.join(60)

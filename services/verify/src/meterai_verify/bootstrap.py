@@ -14,6 +14,7 @@ from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
 from meterai_common.config import Settings
 from meterai_common.grpc_errors import RequestError
 from meterai_common.grpc_server import RunningServer, create_server
+from meterai_verify.admission import BusyRefusal
 from meterai_verify.grpc_api import VerificationServicer
 from meterai_verify.sandbox import Sandbox
 
@@ -48,12 +49,16 @@ def trust_roots_for(settings: Settings) -> Callable[[], list[bytes]]:
 
 def start_verify(settings: Settings, db: Engine) -> RunningServer:
     trust_roots = trust_roots_for(settings)
-    servicer = VerificationServicer(db, trust_roots, Sandbox())
+    sandbox = Sandbox()
+    sandbox.warm()
+    servicer = VerificationServicer(db, trust_roots, sandbox)
+    refusal = BusyRefusal(f"/{SERVICE_NAME}/VerifyDocument", servicer.in_flight)
     return create_server(
         "verify",
         settings.bind_host,
         settings.ports.verify,
         [(verify_pb2_grpc.add_VerificationServiceServicer_to_server, servicer)],
         [SERVICE_NAME],
+        interceptors=[refusal],
         tls=settings.server_tls("verify"),
     )

@@ -17,6 +17,7 @@ from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
 from meterai_common.db import reading
 from meterai_common.grpc_errors import RequestError, status_from_errors
 from meterai_common.proto_time import timestamp
+from meterai_verify.admission import InFlight
 from meterai_verify.changes import Change
 from meterai_verify.pdf_check import PdfCheckError
 from meterai_verify.sandbox import Sandbox, SandboxBusy
@@ -46,6 +47,9 @@ _CHANGE = {
 }
 SLOT_WAIT_S = 2.0
 """How long a VerifyDocument call waits for a free verification worker before pushback."""
+QUEUED_PER_WORKER = 1
+"""VerifyDocument calls allowed to wait for a worker, per worker; more are refused at once,
+so the server does not hold many uploads in memory while they wait."""
 
 
 class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
@@ -58,6 +62,9 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
         self._db = engine
         self._trust_roots = trust_roots
         self._sandbox = sandbox or Sandbox()
+        self.in_flight = InFlight(self._sandbox.limits.concurrency * (1 + QUEUED_PER_WORKER))
+        """Calls verifying or waiting; :class:`~meterai_verify.admission.BusyRefusal` refuses
+        new ones before their upload is read while it is full."""
 
     def _facts(self, serial: str) -> SerialFacts:
         with reading(self._db) as conn:
@@ -80,6 +87,11 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
         with status_from_errors(context):
             if not request.pdf:
                 raise RequestError("INVALID_ARGUMENT", "pdf is empty: send the document's bytes")
+            if not self.in_flight.enter():
+                context.set_trailing_metadata((("grpc-retry-pushback-ms", "1000"),))
+                raise RequestError(
+                    "RESOURCE_EXHAUSTED", "verification is busy: retry in 1 s"
+                ) from None
             try:
                 checked = self._sandbox.check(request.pdf, self._trust_roots(), wait_s=SLOT_WAIT_S)
             except SandboxBusy:
@@ -89,6 +101,8 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
                 ) from None
             except PdfCheckError as error:
                 raise RequestError("INVALID_ARGUMENT", str(error)) from None
+            finally:
+                self.in_flight.leave()
             verdict = judge_document(checked, self._facts)
             return verify_pb2.DocumentVerification(
                 genuine=verdict.genuine,

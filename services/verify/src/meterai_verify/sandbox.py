@@ -9,7 +9,9 @@ in a fresh process forked from a *fork server* that has pyHanko already imported
 * ``RLIMIT_AS``: the address space it may map (a bomb hits ``MemoryError``, not the host);
 * ``RLIMIT_CPU``: the CPU seconds it may burn (the kernel stops it with ``SIGXCPU``);
 * a wall-time bound enforced by the parent, which kills the worker when it is exceeded;
-* ``RLIMIT_FSIZE`` 0 and ``RLIMIT_CORE`` 0: it writes no files, leaves no core dumps.
+* ``RLIMIT_FSIZE`` 0 and ``RLIMIT_CORE`` 0: it writes no files, leaves no core dumps;
+* ``nice`` 10: on a small host the verification workers yield the CPU to the platform's own
+  work (a reseller's submit is not slowed by someone's million-object upload).
 
 At most :attr:`SandboxLimits.concurrency` workers run at once; a caller that finds no free
 slot within ``wait_s`` is told the service is busy (:class:`SandboxBusy`) rather than queued
@@ -19,6 +21,7 @@ flight plus its own.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing
 import os
@@ -102,12 +105,18 @@ def _confine(limits: SandboxLimits) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    os.nice(10)
 
 
-def _work(answer: Connection, pdf: bytes, roots: list[bytes], limits: SandboxLimits) -> None:
-    """The worker: confine itself, check, send back the result or the error text."""
+def _work(channel: Connection, roots: list[bytes], limits: SandboxLimits) -> None:
+    """The worker: confine itself, read the document, check, send back the result or why not.
+
+    The document comes over the pipe rather than in the pickled arguments, so the parent holds
+    no extra copy of it while the worker starts.
+    """
     _confine(limits)
     try:
+        pdf = channel.recv_bytes()
         result: tuple[str, Any] = ("ok", check_pdf(pdf, roots))
     except PdfCheckError as error:
         result = ("invalid", str(error))
@@ -118,10 +127,12 @@ def _work(answer: Connection, pdf: bytes, roots: list[bytes], limits: SandboxLim
     except Exception as error:  # untrusted input: any parser failure is the document's
         result = ("invalid", f"unreadable PDF: {error}")
     try:
-        answer.send(result)
+        channel.send(result)
+        channel.close()
     except Exception:  # a result too large to send is the document's fault as well
         os._exit(3)
-    answer.close()
+    # The answer is sent: skip the interpreter's teardown, the parent is waiting to reap.
+    os._exit(0)
 
 
 class Sandbox:
@@ -132,6 +143,11 @@ class Sandbox:
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(_PRELOAD)
         self._slots = threading.BoundedSemaphore(self.limits.concurrency)
+
+    def warm(self) -> None:
+        """Start the fork server now, in the background: importing pyHanko there takes
+        seconds, which the first uploads would otherwise wait for (and time out on)."""
+        threading.Thread(target=forkserver.ensure_running, name="sandbox-warm", daemon=True).start()
 
     def check(self, pdf: bytes, trust_roots: list[bytes], *, wait_s: float = 0.0) -> PdfCheck:
         """:func:`~meterai_verify.pdf_check.check_pdf` in a confined worker.
@@ -149,14 +165,17 @@ class Sandbox:
             self._slots.release()
 
     def _run(self, pdf: bytes, trust_roots: list[bytes]) -> PdfCheck:
-        receive, send = self._context.Pipe(duplex=False)
+        receive, child_end = self._context.Pipe(duplex=True)
         worker = _Worker(
-            target=_work, args=(send, bytes(pdf), list(trust_roots), self.limits), daemon=True
+            target=_work, args=(child_end, list(trust_roots), self.limits), daemon=True
         )
         started = time.monotonic()
         worker.start()
-        send.close()
+        child_end.close()
         try:
+            # A worker that died before reading is judged by its exit code, below.
+            with contextlib.suppress(BrokenPipeError, OSError):
+                receive.send_bytes(pdf)
             if not receive.poll(self.limits.wall_seconds):
                 raise DocumentRefused(
                     f"verification took longer than {self.limits.wall_seconds:g} s: refused"

@@ -55,7 +55,9 @@ def web_config(settings: Settings) -> WebConfig:
 
 def start_web(settings: Settings, db: Engine, config: WebConfig | None = None) -> WebRuntime:
     """Bind ``settings.ports.web`` (0: any free port) and serve until :meth:`WebRuntime.stop`."""
-    app = create_app(db, trust_roots_for(settings), Sandbox(), config or web_config(settings))
+    sandbox = Sandbox()
+    sandbox.warm()
+    app = create_app(db, trust_roots_for(settings), sandbox, config or web_config(settings))
     listener = socket.socket(socket.AF_INET6 if ":" in settings.bind_host else socket.AF_INET)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((settings.bind_host, settings.ports.web))
