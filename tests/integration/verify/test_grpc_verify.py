@@ -98,3 +98,20 @@ def test_while_every_slot_is_taken_a_call_is_refused_before_its_upload_is_read(
     assert time.monotonic() - started < 1.0
     for thread in occupants:
         thread.join(60)
+
+
+def test_serial_lookups_are_rate_limited_per_client_with_pushback(
+    verify: verify_pb2_grpc.VerificationServiceStub,
+) -> None:
+    codes = []
+    for _ in range(120):
+        try:
+            verify.VerifySerial(verify_pb2.VerifySerialRequest(serial=SERIAL), timeout=10)
+            codes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as error:
+            codes.append(error.code())
+            if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                pushback = dict(error.trailing_metadata())["grpc-retry-pushback-ms"]
+                assert int(pushback) >= 1
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED not in codes[:60]
+    assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes[60:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from meterai_verify.rate_limits import client_address
 from meterai_verify.web.app import RevisionStore
 from meterai_verify.web.guard import InflightCap, TokenBuckets
 
@@ -43,3 +44,9 @@ def test_stamped_revisions_are_kept_within_their_byte_budget() -> None:
     assert store.get(first) is None
     assert store.get(second) == b"abcdef"
     assert store.get(store.put(b"x" * 11)) is None
+
+
+def test_a_grpc_peer_is_limited_by_its_address_not_its_port() -> None:
+    assert client_address("ipv4:10.0.0.7:53211") == "10.0.0.7"
+    assert client_address("ipv6:[::1]:40000") == "[::1]"
+    assert client_address("unix:/tmp/socket") == "unix:/tmp/socket"

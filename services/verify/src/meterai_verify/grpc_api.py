@@ -6,6 +6,7 @@ site shows), the PDF is parsed in a confined worker (:mod:`meterai_verify.sandbo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from meterai_common.proto_time import timestamp
 from meterai_verify.admission import InFlight
 from meterai_verify.changes import Change
 from meterai_verify.pdf_check import PdfCheckError
+from meterai_verify.rate_limits import TokenBuckets, client_address
 from meterai_verify.sandbox import Sandbox, SandboxBusy
 from meterai_verify.serial_facts import SerialFacts, serial_facts
 from meterai_verify.verdicts import Reason, SealVerdict, Verdict, judge_document
@@ -47,6 +49,9 @@ _CHANGE = {
 }
 SLOT_WAIT_S = 2.0
 """How long a VerifyDocument call waits for a free verification worker before pushback."""
+SERIAL_LOOKUPS_PER_S = 20.0
+SERIAL_LOOKUP_BURST = 60
+"""VerifySerial per client address, as on the web site: a checker needs a few, a scan many."""
 QUEUED_PER_WORKER = 1
 """VerifyDocument calls allowed to wait for a worker, per worker; more are refused at once,
 so the server does not hold many uploads in memory while they wait."""
@@ -62,6 +67,7 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
         self._db = engine
         self._trust_roots = trust_roots
         self._sandbox = sandbox or Sandbox()
+        self._lookups = TokenBuckets(SERIAL_LOOKUPS_PER_S, SERIAL_LOOKUP_BURST, 100_000)
         self.in_flight = InFlight(self._sandbox.limits.concurrency * (1 + QUEUED_PER_WORKER))
         """Calls verifying or waiting; :class:`~meterai_verify.admission.BusyRefusal` refuses
         new ones before their upload is read while it is full."""
@@ -72,6 +78,11 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
 
     def VerifySerial(self, request: Any, context: grpc.ServicerContext) -> Any:
         with status_from_errors(context):
+            wait = self._lookups.take(client_address(context.peer()))
+            if wait:
+                pushback = str(max(1, math.ceil(wait * 1000)))
+                context.set_trailing_metadata((("grpc-retry-pushback-ms", pushback),))
+                raise RequestError("RESOURCE_EXHAUSTED", "too many serial lookups: slow down")
             with reading(self._db) as conn:
                 info = ledger.verify_serial(conn, request.serial.strip().upper())
             return verify_pb2.SerialVerification(

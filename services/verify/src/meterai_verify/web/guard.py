@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
+
+from meterai_verify.rate_limits import TokenBuckets
 
 __all__ = ["Guard", "GuardLimits", "InflightCap", "TokenBuckets"]
 
@@ -41,33 +41,6 @@ class GuardLimits:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_clients: int = 100_000
     """Buckets kept; the least recently seen client is forgotten beyond it (memory bound)."""
-
-
-class TokenBuckets:
-    """One token bucket per key, at most ``max_keys`` keys (least recently used dropped)."""
-
-    def __init__(self, rate: float, burst: int, max_keys: int) -> None:
-        self._rate = rate
-        self._burst = float(burst)
-        self._max_keys = max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def take(self, key: str, now: float | None = None) -> float:
-        """Take one token for ``key``: 0 if granted, else seconds until one is available."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            tokens, last = self._buckets.pop(key, (self._burst, now))
-            tokens = min(self._burst, tokens + (now - last) * self._rate)
-            wait = 0.0
-            if tokens >= 1.0:
-                tokens -= 1.0
-            else:
-                wait = (1.0 - tokens) / self._rate
-            self._buckets[key] = (tokens, now)
-            while len(self._buckets) > self._max_keys:
-                self._buckets.popitem(last=False)
-            return wait
 
 
 class InflightCap:
