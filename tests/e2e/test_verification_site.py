@@ -239,6 +239,9 @@ def test_grpc_gives_the_same_verdict_as_the_site(
 ) -> None:
     genuine = stamped.platform.cli("verify", str(stamped.path))
     assert genuine.code == 0, genuine.stdout + genuine.stderr
+    assert "changed after the seal: nothing" in genuine.stdout
     filled = stamped.platform.home / "filled-grpc.pdf"
     filled.write_bytes(copies["filled"])
-    assert stamped.platform.cli("verify", str(filled)).code == 1
+    modified = stamped.platform.cli("verify", str(filled))
+    assert modified.code == 1
+    assert "changed after the seal: form_filling" in modified.stdout

@@ -557,6 +557,8 @@ def _print_document(path: Path, answer: Any) -> None:
         )
         if seal.HasField("timestamp_time"):
             click.echo(f"    timestamped {seal.timestamp_time.ToDatetime().isoformat()}Z")
+        changes = [verify_pb2.Change.Name(c).removeprefix("CHANGE_") for c in seal.changes_after]
+        click.echo(f"    changed after the seal: {', '.join(changes).lower() or 'nothing'}")
         if seal.problem:
             click.echo(f"    {seal.problem}")
 
