@@ -104,7 +104,10 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
     bus: InProcessBus | None = None
     transport: Transport
     if settings.amqp_url is None:
-        log.warning("AMQP_URL is not set: %s uses an in-process bus (single-process only)", name)
+        if name not in ("verify", "web"):  # they only read the database
+            log.warning(
+                "AMQP_URL is not set: %s uses an in-process bus (single-process only)", name
+            )
         bus = InProcessBus()
         transport = InProcessTransport(bus)
     else:
