@@ -32,11 +32,12 @@ setup: uv
 test-setup: setup system-deps
 
 # The external validators the tests trust (poppler's pdfsig/pdftoppm, qpdf, NSS certutil, MuPDF's
-# mutool, a second renderer) and
-# SoftHSM2, the PKCS#11 token the signing tests keep the platform key in.
+# mutool, a second renderer), SoftHSM2, the PKCS#11 token the signing tests keep the platform key
+# in, and Chromium, the browser the verification site's tests drive (through Playwright, no
+# browser download).
 system-deps:
-	@command -v pdfsig >/dev/null && command -v qpdf >/dev/null && command -v pdftoppm >/dev/null && command -v certutil >/dev/null && command -v softhsm2-util >/dev/null && command -v mutool >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils qpdf libnss3-tools softhsm2 mupdf-tools; }
+	@command -v pdfsig >/dev/null && command -v qpdf >/dev/null && command -v pdftoppm >/dev/null && command -v certutil >/dev/null && command -v softhsm2-util >/dev/null && command -v mutool >/dev/null && command -v chromium >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils qpdf libnss3-tools softhsm2 mupdf-tools chromium; }
 
 ## Contracts ---------------------------------------------------------------------------------
 protos:

@@ -147,6 +147,7 @@ class EmbeddedPlatform(_Platform):
             "VERIFY_PORT": "0",
             "QUOTA_MTLS_PORT": "0",
             "STAMPING_MTLS_PORT": "0",
+            "WEB_PORT": "0",
         }
         for variable in (
             "DATABASE_URL",

@@ -171,6 +171,8 @@ def up(verbose: bool) -> None:
             f"meterai is up: quota :{ports.quota}, stamping :{ports.stamping}, "
             f"signing :{ports.signing}, verify :{ports.verify} (state in {settings.home})"
         )
+        scheme = "http" if settings.insecure else "https"
+        click.echo(f"verification site: {scheme}://127.0.0.1:{ports.web}/v/SERIAL")
         if settings.insecure:
             click.echo("WARNING: plaintext gRPC (--insecure): for this machine only.", err=True)
         else:
@@ -190,11 +192,11 @@ def up(verbose: bool) -> None:
 
 
 @cli.command()
-@click.argument("service", type=click.Choice(["quota", "stamping", "signing", "verify"]))
+@click.argument("service", type=click.Choice(["quota", "stamping", "signing", "verify", "web"]))
 @click.option("-v", "--verbose", is_flag=True)
 def serve(service: str, verbose: bool) -> None:
     """Run ONE service in this process (production): configured by DATABASE_URL, AMQP_URL,
-    QUOTA_PORT / STAMPING_PORT / SIGNING_PORT / VERIFY_PORT, GRPC_HOST, METERAI_* ."""
+    QUOTA_PORT / STAMPING_PORT / SIGNING_PORT / VERIFY_PORT / WEB_PORT, GRPC_HOST, METERAI_* ."""
     from meterai_cli.processes import run_service
 
     _logging(verbose)
@@ -555,6 +557,8 @@ def _print_document(path: Path, answer: Any) -> None:
         )
         if seal.HasField("timestamp_time"):
             click.echo(f"    timestamped {seal.timestamp_time.ToDatetime().isoformat()}Z")
+        changes = [verify_pb2.Change.Name(c).removeprefix("CHANGE_") for c in seal.changes_after]
+        click.echo(f"    changed after the seal: {', '.join(changes).lower() or 'nothing'}")
         if seal.problem:
             click.echo(f"    {seal.problem}")
 

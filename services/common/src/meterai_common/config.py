@@ -38,6 +38,8 @@ class Ports:
     """Quota for resellers who authenticate with a client certificate instead of a key."""
     stamping_mtls: int = 50056
     """Stamping for resellers who authenticate with a client certificate."""
+    web: int = 8443
+    """The public verification site (HTTPS)."""
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
@@ -100,6 +102,8 @@ class Settings:
     """PEM file of root certificates the verification service trusts."""
     verify_base_url: str = "https://verify.meterai.local/v"
     """The QR on every seal encodes ``<verify_base_url>/<serial>``."""
+    verify_base_url_configured: bool = False
+    """``METERAI_VERIFY_BASE_URL`` was set; otherwise ``meterai up`` points QRs at its site."""
     payment_provider: str | None = None
     """``gateway`` waits for ConfirmPayment from the payment gateway or an operator; ``dev``
     confirms orders at once. Unset: ``meterai up`` uses ``dev``, and a quota service run on its
@@ -196,6 +200,7 @@ class Settings:
             verify=_int(env, "VERIFY_PORT", Ports.verify),
             quota_mtls=_int(env, "QUOTA_MTLS_PORT", Ports.quota_mtls),
             stamping_mtls=_int(env, "STAMPING_MTLS_PORT", Ports.stamping_mtls),
+            web=_int(env, "WEB_PORT", Ports.web),
         )
         insecure = env.get("METERAI_INSECURE", "")
         if insecure not in ("", "0", "1"):
@@ -247,6 +252,7 @@ class Settings:
             signing_chain=_path(env, "METERAI_SIGNING_CHAIN"),
             trust_roots=_path(env, "METERAI_TRUST_ROOTS"),
             verify_base_url=base_url,
+            verify_base_url_configured=bool(env.get("METERAI_VERIFY_BASE_URL")),
             payment_provider=provider,
             max_document_bytes=_int(env, "METERAI_MAX_DOCUMENT_BYTES", cls.max_document_bytes),
             max_document_pages=_int(env, "METERAI_MAX_DOCUMENT_PAGES", cls.max_document_pages),
