@@ -32,12 +32,13 @@ setup: uv
 test-setup: setup system-deps
 	@test -d examples/node/node_modules || npm ci --prefix examples/node --no-audit --no-fund
 
-# The external validators the tests trust (poppler's pdfsig/pdftoppm, qpdf, NSS certutil),
-# SoftHSM2, the PKCS#11 token the signing tests keep the platform key in, and Node.js, which
-# runs the example client of examples/node against the platform.
+# The external validators the tests trust (poppler's pdfsig/pdftoppm, qpdf, NSS certutil, MuPDF's
+# mutool, a second renderer), SoftHSM2, the PKCS#11 token the signing tests keep the platform key
+# in, Chromium, the browser the verification site's tests drive (through Playwright, no
+# browser download), and Node.js, which runs the example client of examples/node.
 system-deps:
-	@command -v pdfsig >/dev/null && command -v qpdf >/dev/null && command -v pdftoppm >/dev/null && command -v certutil >/dev/null && command -v softhsm2-util >/dev/null && command -v node >/dev/null && command -v npm >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils qpdf libnss3-tools softhsm2 nodejs npm; }
+	@command -v pdfsig >/dev/null && command -v qpdf >/dev/null && command -v pdftoppm >/dev/null && command -v certutil >/dev/null && command -v softhsm2-util >/dev/null && command -v mutool >/dev/null && command -v chromium >/dev/null && command -v node >/dev/null && command -v npm >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils qpdf libnss3-tools softhsm2 mupdf-tools chromium nodejs npm; }
 
 ## Contracts ---------------------------------------------------------------------------------
 protos:

@@ -1,4 +1,5 @@
-"""The cost of trusted time and of a token-held key: B-T beside B-B, SoftHSM2 beside memory.
+"""The cost of trusted time, long-term validation and a token-held key: B-T and B-LT beside
+B-B, SoftHSM2 beside memory.
 
 Two tables, measured in this one process (pinned to one CPU where the OS allows, as one
 signing worker is):
@@ -7,7 +8,9 @@ signing worker is):
   signing core's ``sign_digest``, ``embed_signature``) for a 1-page text PDF and the 100 KB
   scan, once as PAdES B-B and once as B-T with the platform's TSA
   (``meterai_signing.tsa_service``, its own process on loopback); also the placeholder each
-  reserves (the B-T bound is the measured token plus margin).
+  reserves (the B-T bound is the measured token plus margin). B-LT adds the finishing step's
+  DSS (OCSP answers from the test PKI's responder, the same process as the TSA, on loopback)
+  and B-LTA the document timestamp after it; also the bytes each level adds to the file.
 * **signing throughput per worker**: signatures per second of :class:`Signer.sign` run back
   to back, with the in-memory key and with the key in a SoftHSM2 token (``Pkcs11Key``), each
   B-B and B-T.
@@ -32,13 +35,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from asn1crypto import pem
+
 from meterai_signing.cms import SigningIdentity, identity_for_key, load_identity, sign_digest
 from meterai_signing.cms import signature_size as cms_size
-from meterai_signing.pki import generate_test_pki
 from meterai_signing.signer import Signer
 from meterai_signing.timestamps import HttpTimeStamper, TimestampSource, TsaSettings
 from meterai_stamping.domain.jobs import seal_reason
 from meterai_stamping.engine import Rect, Seal, embed_signature, prepare
+from meterai_stamping.ltv import LongTermSettings, add_long_term_data
 
 __all__ = ["main"]
 
@@ -63,7 +68,11 @@ def _median_ms(function: Callable[[], object], runs: int, budget_s: float) -> tu
     return statistics.median(samples) / 1e6, len(samples)
 
 
-def _stamp(identity: SigningIdentity, stamper: TimestampSource | None) -> Callable[[bytes], bytes]:
+def _stamp(
+    identity: SigningIdentity,
+    stamper: TimestampSource | None,
+    long_term: LongTermSettings | None = None,
+) -> Callable[[bytes], bytes]:
     bound = 0 if stamper is None else stamper.token_size_bound
     size = cms_size(identity, bound)
     seal = Seal(serial=SERIAL, verify_url=f"https://verify.example/v/{SERIAL}")
@@ -79,9 +88,18 @@ def _stamp(identity: SigningIdentity, stamper: TimestampSource | None) -> Callab
             reason=seal_reason(SERIAL),
         )
         cms = sign_digest(identity, prepared.digest, stamper)
-        return embed_signature(prepared.data, prepared.contents_start, prepared.contents_end, cms)
+        signed = embed_signature(prepared.data, prepared.contents_start, prepared.contents_end, cms)
+        return signed if long_term is None else add_long_term_data(signed, long_term)
 
     return stamp_and_sign
+
+
+class _EveryJobCommitted:
+    """The committed-jobs check answered from memory: the table prices the key and the TSA,
+    not the database read a production signer makes per task."""
+
+    def awaiting(self, job_id: str, serial: str, digest_hex: str) -> bool:
+        return True
 
 
 def _throughput(signer: Signer, seconds: float) -> float:
@@ -101,12 +119,12 @@ def run(*, quick: bool) -> dict[str, Any]:
     from meterai_common.config import Settings
     from meterai_signing.token_setup import init_token_pki
     from tests.support.softhsm import softhsm_token
-    from tests.support.tsa import TsaProcess
+    from tests.support.tsa import TsaProcess, revocation_pki, revocation_port
 
     work = Path(tempfile.mkdtemp(prefix="meterai-bench-signing-"))
-    pki = generate_test_pki(work / "pki")
+    pki = revocation_pki(work / "pki")
     memory = load_identity(pki.signer_key, pki.chain)
-    tsa = TsaProcess(pki.directory, work / "tsa.log").start()
+    tsa = TsaProcess(pki.directory, work / "tsa.log", revocation_port(pki)).start()
     token = softhsm_token(work / "hsm")
     os.environ["SOFTHSM2_CONF"] = str(token.conf)
     try:
@@ -123,13 +141,29 @@ def run(*, quick: bool) -> dict[str, Any]:
         if scan.is_file():
             documents["scan-1p-100KB"] = scan.read_bytes()
         runs, budget = (3, 0.5) if quick else (30, 5.0)
+        root = pki.root_cert.read_bytes()
+        roots = (pem.unarmor(root)[2],)
+        levels: list[tuple[str, TimestampSource | None, LongTermSettings | None]] = [
+            ("B-B", None, None),
+            ("B-T", stamper, None),
+            ("B-LT", stamper, LongTermSettings(level="B-LT", trust_roots=roots)),
+            (
+                "B-LTA",
+                stamper,
+                LongTermSettings(level="B-LTA", trust_roots=roots, tsa_url=tsa.url),
+            ),
+        ]
         engine_rows = []
         for name, pdf in documents.items():
             row: dict[str, Any] = {"document": name}
-            for level, source in (("B-B", None), ("B-T", stamper)):
-                function = _stamp(memory, source)
+            for level, source, long_term in levels:
+                function = _stamp(memory, source, long_term)
                 ms, n = _median_ms(lambda f=function, d=pdf: f(d), runs, budget)  # type: ignore[misc]
-                row[level] = {"median_ms": round(ms, 2), "runs": n}
+                row[level] = {
+                    "median_ms": round(ms, 2),
+                    "runs": n,
+                    "bytes_added": len(function(pdf)) - len(pdf),
+                }
             engine_rows.append(row)
         placeholder = {
             "B-B": cms_size(memory),
@@ -140,7 +174,7 @@ def run(*, quick: bool) -> dict[str, Any]:
         throughput = {}
         for key_name, identity in (("memory", memory), ("softhsm2", hsm)):
             for level, source in (("B-B", None), ("B-T", stamper)):
-                signer = Signer(identity, timestamper=source)
+                signer = Signer(identity, _EveryJobCommitted(), timestamper=source)
                 throughput[f"{key_name} {level}"] = round(_throughput(signer, seconds), 1)
     finally:
         tsa.stop()
@@ -177,10 +211,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     _one_cpu()
     report = run(quick=args.quick)
-    print("signing: one stamp in process (prepare + sign_digest + embed), median ms")
-    print(f"  {'document':<16}{'B-B':>10}{'B-T':>10}")
+    print("signing: one stamp in process (prepare + sign_digest + embed [+ DSS]), median ms")
+    levels = ("B-B", "B-T", "B-LT", "B-LTA")
+    print(f"  {'document':<16}" + "".join(f"{level:>10}" for level in levels))
     for row in report["engine_ms"]:
-        print(f"  {row['document']:<16}{row['B-B']['median_ms']:>10}{row['B-T']['median_ms']:>10}")
+        cells = "".join(f"{row[level]['median_ms']:>10}" for level in levels)
+        print(f"  {row['document']:<16}{cells}")
+        added = "".join(f"{row[level]['bytes_added']:>10}" for level in levels)
+        print(f"  {'  bytes added':<16}{added}")
     p = report["placeholder_bytes"]
     print(f"  placeholder: B-B {p['B-B']} B, B-T {p['B-T']} B (token bound {p['tsa_token_bound']})")
     print("signing throughput per worker (signatures/s, one process, back to back)")

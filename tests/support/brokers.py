@@ -6,15 +6,23 @@ and from whatever else uses the local broker. A broker that is down fails the ru
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
-__all__ = ["amqp_url", "rabbitmqctl"]
+from meterai_common.broker_users import GRANTS, user_definitions
+from meterai_common.messaging import topology_definitions
+
+__all__ = ["BrokerUsers", "amqp_url", "broker_users", "rabbitmqctl"]
 
 
 def rabbitmqctl(*args: str) -> str:
@@ -39,3 +47,47 @@ def amqp_url() -> Iterator[str]:
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     rabbitmqctl("delete_vhost", vhost)
+
+
+@dataclass(frozen=True)
+class BrokerUsers:
+    """A virtual host set up as a deployment sets it up: the platform's definitions imported
+    (topology and one least-privilege user per service), nothing declared by the services."""
+
+    vhost: str
+    urls: dict[str, str]
+    """service (quota, stamping, finishing, signing, admin) → AMQP URL with its own user."""
+
+
+@pytest.fixture(scope="module")
+def broker_users(amqp_url: str) -> Iterator[BrokerUsers]:
+    tag = uuid.uuid4().hex[:8]
+    vhost = f"meterai-users-{tag}"
+    prefix = f"meterai-{tag}-"
+    passwords = {service: secrets.token_urlsafe(16) for service in GRANTS}
+    definitions = {
+        **user_definitions(passwords, vhost=vhost, prefix=prefix),
+        **topology_definitions(vhost=vhost),
+        "vhosts": [{"name": vhost}],
+    }
+    # The broker runs as its own user: the file must be readable to it for the import, and is
+    # removed right after (it holds only this test's throw-away users).
+    with tempfile.TemporaryDirectory() as directory:
+        os.chmod(directory, 0o755)
+        path = os.path.join(directory, "definitions.json")
+        with open(path, "w") as out:
+            json.dump(definitions, out)
+        os.chmod(path, 0o644)
+        rabbitmqctl("import_definitions", path)
+    try:
+        yield BrokerUsers(
+            vhost,
+            {
+                service: f"amqp://{prefix}{service}:{password}@127.0.0.1:5672/{vhost}"
+                for service, password in passwords.items()
+            },
+        )
+    finally:
+        for service in GRANTS:
+            rabbitmqctl("delete_user", prefix + service)
+        rabbitmqctl("delete_vhost", vhost)

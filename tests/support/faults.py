@@ -309,12 +309,20 @@ class StampingClient:
         )
 
     def serial_status(self, serial: str) -> int:
-        answer = _retrying(
-            lambda: self.verify.VerifySerial(
-                verify_pb2.VerifySerialRequest(serial=serial), timeout=10
-            )
-        )
-        return int(answer.status)
+        # Serial lookups are rate-limited per client: wait out the pushback like any client.
+        while True:
+            try:
+                answer = _retrying(
+                    lambda: self.verify.VerifySerial(
+                        verify_pb2.VerifySerialRequest(serial=serial), timeout=10
+                    )
+                )
+                return int(answer.status)
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise
+                pushback = dict(error.trailing_metadata() or ()).get("grpc-retry-pushback-ms")
+                time.sleep(int(pushback or 1000) / 1000)
 
     def wait_terminal(self, job_ids: Iterable[str], timeout: float) -> dict[str, stamping_pb2.Job]:
         """Poll until every job is terminal; tolerates the server being briefly unreachable."""

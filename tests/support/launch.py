@@ -63,14 +63,16 @@ class _Platform:
     env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         # Private like everything else under the home (the platform's processes make it so
         # on start, this just avoids a window).
         fd = os.open(self.home / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         log = os.fdopen(fd, "ab")
         process = subprocess.Popen(
             [METERAI, *args],
-            env=self.env,
+            env=self.env if env is None else env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -147,6 +149,7 @@ class EmbeddedPlatform(_Platform):
             "VERIFY_PORT": "0",
             "QUOTA_MTLS_PORT": "0",
             "STAMPING_MTLS_PORT": "0",
+            "WEB_PORT": "0",
         }
         for variable in (
             "DATABASE_URL",
@@ -170,6 +173,8 @@ class DistributedPlatform(_Platform):
     """Every service in its own process on PostgreSQL + RabbitMQ, N signing workers."""
 
     base_port: int = 0
+    broker_users: dict[str, str] | None = None
+    """Process kind → its own AMQP URL (least-privilege users); None: one URL for all."""
 
     def start(
         self,
@@ -177,12 +182,17 @@ class DistributedPlatform(_Platform):
         amqp_url: str,
         workers: int = 1,
         extra_env: dict[str, str] | None = None,
+        broker_users: dict[str, str] | None = None,
     ) -> DistributedPlatform:
         """Initialise the PKI and schema, spawn every service and ``workers`` signing workers.
 
         :param extra_env: variables set on top of the defaults above (benchmarks tune
             admission limits and the payment provider with it).
+        :param broker_users: each process kind (quota, stamping, finishing, signing) gets its
+            own AMQP URL, as a deployment does; ``serve signing`` and ``serve verify`` then get
+            none, since they use no broker. ``amqp_url`` stays the CLI's (the operator's).
         """
+        self.broker_users = broker_users
         self.base_port = free_port_block(6)
         self.env = {
             **os.environ,
@@ -205,7 +215,7 @@ class DistributedPlatform(_Platform):
         result = self.cli("admin", "migrate")
         assert result.code == 0, result.stderr
         for service in ("quota", "signing", "stamping", "verify"):
-            self._spawn(service, "serve", service)
+            self._spawn(service, "serve", service, env=self._env_of(service))
         for index in range(workers):
             self.add_worker(f"worker-{index}")
         self.wait_serving()
@@ -220,20 +230,31 @@ class DistributedPlatform(_Platform):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             mtls_port = int(probe.getsockname()[1])
-        env = self.env
-        self.env = {**env, "STAMPING_PORT": str(port), "STAMPING_MTLS_PORT": str(mtls_port)}
-        try:
-            self._spawn(name, "serve", "stamping")
-        finally:
-            self.env = env
+        env = {
+            **self._env_of("stamping"),
+            "STAMPING_PORT": str(port),
+            "STAMPING_MTLS_PORT": str(mtls_port),
+        }
+        self._spawn(name, "serve", "stamping", env=env)
         return port
 
     def add_worker(self, name: str, concurrency: int = 1) -> None:
-        self._spawn(name, "worker", "signing", "--concurrency", str(concurrency))
+        env = self._env_of("signing-worker")
+        self._spawn(name, "worker", "signing", "--concurrency", str(concurrency), env=env)
 
     def add_finisher(self, name: str, concurrency: int = 4) -> None:
         """A ``meterai worker finishing`` process (for stamping services with finishers off)."""
-        self._spawn(name, "worker", "finishing", "--concurrency", str(concurrency))
+        env = self._env_of("finishing")
+        self._spawn(name, "worker", "finishing", "--concurrency", str(concurrency), env=env)
+
+    def _env_of(self, kind: str) -> dict[str, str]:
+        if self.broker_users is None:
+            return self.env
+        env = {key: value for key, value in self.env.items() if key != "AMQP_URL"}
+        user = {"signing-worker": "signing", "signing": None, "verify": None}.get(kind, kind)
+        if user is not None:
+            env["AMQP_URL"] = self.broker_users[user]
+        return env
 
     def cli_args(self) -> list[str]:
         return ["--server", f"127.0.0.1:{self.base_port}"] if self.base_port else []

@@ -1,7 +1,9 @@
 """The platform's timestamp authority as its own process, and a fault injector in front of it.
 
 :class:`TsaProcess` runs ``python -m meterai_signing.tsa_service`` (certomancer's responder
-over the test PKI's TSA certificate). :class:`TsaFaults` is an HTTP relay the signing service
+over the test PKI's TSA certificate, which also publishes the PKI's CRLs and answers OCSP;
+:func:`revocation_pki` makes a PKI whose certificates point at the port it will listen on).
+:class:`TsaFaults` is an HTTP relay the signing service
 is pointed at instead: it forwards every request to the real authority, or, on demand, answers
 slowly, answers garbage, or is down, so tests can take the authority away mid-batch.
 """
@@ -18,7 +20,25 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-__all__ = ["TsaFaults", "TsaProcess"]
+from meterai_signing.pki import KeyType, TestPki, generate_test_pki
+from tests.support.launch import free_port_block
+
+__all__ = ["TsaFaults", "TsaProcess", "revocation_pki", "revocation_port"]
+
+
+def revocation_pki(directory: Path, key_type: KeyType = "rsa2048") -> TestPki:
+    """A test PKI whose certificates name CRLs and OCSP responders on a port free right now;
+    start :class:`TsaProcess` on :func:`revocation_port` to serve them."""
+    port = free_port_block(1)
+    return generate_test_pki(
+        directory, key_type=key_type, revocation_url=f"http://127.0.0.1:{port}"
+    )
+
+
+def revocation_port(pki: TestPki) -> int:
+    """The port the PKI's revocation URLs name."""
+    assert pki.revocation_url is not None, "this PKI publishes no revocation data"
+    return int(pki.revocation_url.rsplit(":", 1)[1])
 
 
 class TsaProcess:
@@ -30,6 +50,7 @@ class TsaProcess:
         self.url = ""
 
     def start(self) -> TsaProcess:
+        self._log_path.write_text("")  # an old "serving on" line must not be read as this one's
         log = self._log_path.open("ab")
         self.process = subprocess.Popen(
             [

@@ -4,6 +4,7 @@ whatever order and however often the signing tier's messages arrive."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -287,3 +288,30 @@ def test_the_expected_wait_follows_the_recent_finishing_rate(
     )
     # Two documents in the last 60 s: one every 30 s, so a job with 9 ahead waits 300 s.
     assert fresh.wait_for(9) == (9, 300_000)
+
+
+def test_a_signed_file_the_platform_could_not_verify_fails_and_refunds(
+    world: World, identity: SigningIdentity, tmp_path: Path
+) -> None:
+    """The engine's self-check runs before the commit: a finished file whose new revision is
+    broken (here: the form no longer lists the seal's field) is never delivered, even with a
+    genuine signature over exactly those bytes."""
+    job_id = world.submit()
+    job = world.stamping.get(world.owner, job_id)
+    store = DirectoryStore(tmp_path / "documents")
+    prepared = store.get("prepared", job_id)
+    at = prepared.rindex(b"/Fields [")
+    broken = prepared[:at] + b"/Fielda [" + prepared[at + len(b"/Fields [") :]
+    store.put("prepared", job_id, broken)
+    start, end = pdf_engine.placeholder_of(broken)
+    digest = hashlib.sha256(broken[: start - 1] + broken[end + 1 :]).digest()
+
+    world.stamping.digest_signed(job_id, job.serial or "", sign_digest(identity, digest))
+
+    ended = world.stamping.get(world.owner, job_id)
+    assert ended.state is JobState.FAILED and ended.refunded
+    assert "platform's own check" in (ended.failure_reason or "")
+    with pytest.raises(DocumentNotFound):
+        store.size("stamped", job_id)
+    assert world.balance().available == 2
+    assert world.reconciled()

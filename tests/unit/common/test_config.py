@@ -66,3 +66,47 @@ def test_admission_limits_come_from_the_environment(tmp_path: Path) -> None:
     )
     assert (settings.backlog_high_water, settings.backlog_max_wait_ms) == (500, 750)
     assert Settings.from_env({"METERAI_HOME": str(tmp_path)}).backlog_max_wait_ms == 0
+
+
+def test_broker_and_database_passwords_come_from_secret_files(tmp_path: Path) -> None:
+    (tmp_path / "amqp").write_text("s3cr3t/+@:x\n")
+    (tmp_path / "db").write_text("pg pass\n")
+    settings = Settings.from_env(
+        {
+            "METERAI_HOME": str(tmp_path),
+            "AMQP_URL": "amqp://meterai-stamping@broker:5671/%2F",
+            "AMQP_PASSWORD_FILE": str(tmp_path / "amqp"),
+            "DATABASE_URL": "postgresql+psycopg://stamping@db/meterai?sslmode=verify-full",
+            "DATABASE_PASSWORD_FILE": str(tmp_path / "db"),
+        }
+    )
+    assert settings.amqp_url == "amqp://meterai-stamping:s3cr3t%2F%2B%40%3Ax@broker:5671/%2F"
+    assert settings.database_url == (
+        "postgresql+psycopg://stamping:pg%20pass@db/meterai?sslmode=verify-full"
+    )
+
+
+def test_a_password_file_needs_a_user_in_the_url(tmp_path: Path) -> None:
+    (tmp_path / "amqp").write_text("pw\n")
+    with pytest.raises(ConfigError, match="names no user"):
+        Settings.from_env(
+            {
+                "METERAI_HOME": str(tmp_path),
+                "AMQP_URL": "amqp://broker/",
+                "AMQP_PASSWORD_FILE": str(tmp_path / "amqp"),
+            }
+        )
+
+
+def test_the_signature_level_is_checked_against_the_timestamp_authority(tmp_path: Path) -> None:
+    home = {"METERAI_HOME": str(tmp_path)}
+    tsa = {**home, "METERAI_TSA_URL": "http://127.0.0.1:8318/"}
+    assert Settings.from_env(tsa).signature_level == ""
+    settings = Settings.from_env({**tsa, "METERAI_SIGNATURE_LEVEL": "b-lta"})
+    assert (settings.signature_level, settings.revocation_timeout_ms) == ("B-LTA", 5000)
+    with pytest.raises(ConfigError, match="needs a timestamp authority"):
+        Settings.from_env({**home, "METERAI_SIGNATURE_LEVEL": "B-LT"})
+    with pytest.raises(ConfigError, match="contradicts METERAI_TSA_URL"):
+        Settings.from_env({**tsa, "METERAI_SIGNATURE_LEVEL": "B-B"})
+    with pytest.raises(ConfigError, match="B-B, B-T, B-LT or B-LTA"):
+        Settings.from_env({**tsa, "METERAI_SIGNATURE_LEVEL": "LTV"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from meterai_common.broker_users import user_definitions
 from meterai_common.messaging import (
     SIGNING_QUEUE,
     STAMPING_EVENTS,
@@ -17,7 +18,8 @@ DEFINITIONS = Path(__file__).resolve().parents[3] / "deploy" / "rabbitmq" / "def
 
 def test_deploy_definitions_match_the_code() -> None:
     committed = json.loads(DEFINITIONS.read_text())
-    assert committed == topology_definitions(), "run: meterai admin topology > " + str(DEFINITIONS)
+    expected = {**user_definitions(), **topology_definitions()}
+    assert committed == expected, "run: meterai admin topology --users > " + str(DEFINITIONS)
 
 
 def test_work_queues_are_quorum_with_a_delivery_limit_and_safe_dead_lettering() -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from meterai_stamping.engine import (
     InvalidPlaceholder,
+    Rect,
     SignatureTooLarge,
     embed_signature,
     placeholder_of,
@@ -54,7 +55,10 @@ def test_offsets_that_do_not_frame_the_placeholder_are_refused() -> None:
 def test_the_placeholder_is_found_again_in_the_prepared_file_alone() -> None:
     """A finishing process that did not prepare the document needs nothing but its bytes."""
     once = prepare_seal(build_pdf())
-    twice = prepare_seal(embed_signature(once.data, once.contents_start, once.contents_end, b"0"))
+    twice = prepare_seal(
+        embed_signature(once.data, once.contents_start, once.contents_end, b"0"),
+        rect=Rect(300, 40, 480, 112),
+    )
     for prepared in (once, twice):  # a stamped file stamped again: the newest placeholder
         assert placeholder_of(prepared.data) == (prepared.contents_start, prepared.contents_end)
 

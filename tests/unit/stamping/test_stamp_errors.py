@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import time
 
 import pytest
 from pyhanko.sign.fields import MDPPerm
@@ -23,9 +24,12 @@ from meterai_stamping.engine import (
     RectOutsidePage,
     RectTooSmall,
     StampError,
+    check_stamped,
     inspect,
     prepare,
 )
+from meterai_stamping.engine.bounds import MAX_NESTING
+from meterai_verify.pdf_check import check_pdf
 from tests.unit.stamping.samples import (
     CORPUS,
     SEAL,
@@ -35,6 +39,8 @@ from tests.unit.stamping.samples import (
     build_pdf,
     certify,
     prepare_seal,
+    session_signer,
+    stamp_and_sign,
 )
 
 _PAGE = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>"
@@ -102,9 +108,10 @@ def test_limits_on_bytes_and_pages_are_resource_exhausted() -> None:
 @pytest.mark.parametrize(
     ("name", "password", "says"),
     [
-        ("libreoffice-writer-password.pdf", None, "password-protected"),
+        ("libreoffice-writer-password.pdf", None, "protected by a password"),
         ("r2-user-password.pdf", "wrong", "password is wrong"),
-        ("crazyones-encrypted-256.pdf", "password", "even with the password"),
+        ("crazyones-encrypted-256.pdf", "", "protected by a password"),
+        ("crazyones-encrypted-256.pdf", "Password", "password is wrong"),
     ],
 )
 def test_encrypted_documents_are_refused_with_a_reason(
@@ -122,6 +129,7 @@ def test_encrypted_documents_are_refused_with_a_reason(
             password=password,
         )
     assert caught.value.code == "FAILED_PRECONDITION"
+    assert "password field" in caught.value.message and "--password" in caught.value.message
 
 
 @pytest.mark.parametrize(
@@ -207,19 +215,29 @@ def test_page_count_that_lies_is_malformed() -> None:
         inspect(pdf)
 
 
-def test_prev_chain_that_loops_ends_in_the_error_tree_or_a_stamp() -> None:
+def test_prev_chain_that_loops_is_refused_as_malformed() -> None:
     base = build_pdf()
     at = len(base)
     looped = base + (
         b"xref\n0 1\n0000000000 65535 f \ntrailer\n<< /Size 6 /Root 1 0 R /Prev %d >>\n"
         b"startxref\n%d\n%%%%EOF\n" % (at, at)
     )
-    _stamps_or_refuses(looped)
+    with pytest.raises(MalformedPdf, match="point back to each other") as caught:
+        prepare_seal(looped)
+    assert caught.value.code == "INVALID_ARGUMENT"
+    with pytest.raises(MalformedPdf):
+        inspect(looped)
 
 
-def test_absurdly_nested_objects_end_in_the_error_tree() -> None:
-    depth = 50_000
-    pdf = assemble_pdf(
+def test_a_trailer_size_no_file_can_hold_is_refused() -> None:
+    absurd = build_pdf().replace(b"/Size 6", b"/Size 1000000000")
+    with pytest.raises(MalformedPdf, match="declares 1,000,000,000 objects") as caught:
+        prepare_seal(absurd)
+    assert caught.value.code == "INVALID_ARGUMENT"
+
+
+def _nested_page(depth: int) -> bytes:
+    return assemble_pdf(
         {
             1: b"<< /Type /Catalog /Pages 2 0 R >>",
             2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -229,31 +247,54 @@ def test_absurdly_nested_objects_end_in_the_error_tree() -> None:
             + b" >>",
         }
     )
-    _stamps_or_refuses(pdf)
 
 
-def test_every_truncation_of_a_document_stamps_or_is_refused() -> None:
+@pytest.mark.parametrize("depth", [100, 900, 50_000])
+def test_absurdly_nested_objects_are_refused_quickly(depth: int) -> None:
+    started = time.monotonic()
+    with pytest.raises(MalformedPdf, match=f"more than {MAX_NESTING} levels deep") as caught:
+        prepare_seal(_nested_page(depth))
+    assert caught.value.code == "INVALID_ARGUMENT"
+    assert time.monotonic() - started < 2
+
+
+def test_nesting_within_the_bound_is_stamped_and_verifiable() -> None:
+    check_stamped(stamp_and_sign(_nested_page(MAX_NESTING - 4)))
+
+
+def test_every_truncation_of_a_document_is_refused_or_stamped_verifiably() -> None:
     pdf = build_pdf(xref="stream")
-    for cut in range(0, len(pdf), 7):
-        _stamps_or_refuses(pdf[:cut])
+    outcomes = [_refused_or_verifiable(pdf[:cut]) for cut in range(0, len(pdf), 7)]
+    assert "refused" in outcomes
 
 
-def test_random_byte_corruption_stamps_or_is_refused() -> None:
+def test_random_byte_corruption_is_refused_or_stamped_verifiably() -> None:
     pdf = (CORPUS / "minimal-document.pdf").read_bytes()
     rng = random.Random(20250102)
+    outcomes = []
     for _ in range(150):
         corrupted = bytearray(pdf)
         for _ in range(rng.randint(1, 8)):
             corrupted[rng.randrange(len(corrupted))] = rng.randrange(256)
-        _stamps_or_refuses(bytes(corrupted))
+        outcomes.append(_refused_or_verifiable(bytes(corrupted)))
+    assert {"refused", "stamped"} <= set(outcomes)
 
 
-def _stamps_or_refuses(pdf: bytes) -> None:
+def _refused_or_verifiable(pdf: bytes) -> str:
+    """Refused with a message and a gRPC code, or stamped into a file that passes the
+    platform's own check and its verifier: never a paid stamp nobody can verify."""
     try:
-        prepared = prepare_seal(pdf)
+        signed = stamp_and_sign(pdf)
     except StampError as error:
-        assert error.message
-    else:
-        assert prepared.data.startswith(pdf)
-    with contextlib.suppress(StampError):
-        inspect(pdf)
+        assert error.message and error.code in _CODES
+        with contextlib.suppress(StampError):
+            inspect(pdf)
+        return "refused"
+    assert signed.startswith(pdf)
+    check_stamped(signed)
+    verdict = check_pdf(signed, [session_signer().certificate.dump()])
+    assert [check.ok for check in verdict.signatures][-1:] == [True], verdict
+    return "stamped"
+
+
+_CODES = {"INVALID_ARGUMENT", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED"}

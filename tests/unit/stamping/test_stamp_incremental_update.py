@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from meterai_stamping.engine import Rect
 from tests.unit.stamping.samples import CORPUS, PageSpec, build_pdf, prepare_seal
 
 
@@ -14,12 +15,32 @@ def _update_section(original: bytes, stamped: bytes) -> bytes:
     return stamped[len(original) :]
 
 
-@pytest.mark.parametrize("style", ["table", "hybrid"])
-def test_classic_or_hybrid_file_gets_a_classic_table_chained_with_prev(style: str) -> None:
-    original = build_pdf(xref=style)
+def test_classic_file_gets_a_classic_table_chained_with_prev() -> None:
+    original = build_pdf(xref="table")
     section = _update_section(original, prepare_seal(original).data)
     assert b"\nxref\n" in section and b"/Type /XRef" not in section
     previous = int(re.findall(rb"startxref\s+(\d+)", original)[-1])
+    assert b"/Prev %d" % previous in section
+
+
+def test_hybrid_file_gets_a_hybrid_section_chained_with_prev() -> None:
+    original = build_pdf(xref="hybrid")
+    section = _update_section(original, prepare_seal(original).data)
+    previous = int(re.findall(rb"startxref\s+(\d+)", original)[-1])
+    trailer = section[section.rindex(b"trailer") :]
+    assert b"/Prev %d" % previous in trailer
+    stream_at = int(re.search(rb"/XRefStm (\d+)", trailer).group(1))  # type: ignore[union-attr]
+    stamped = original + section
+    assert re.match(rb"\d+ 0 obj\n<< /Type /XRef ", stamped[stream_at:])
+    assert b"startxref" not in stamped[stream_at : stamped.index(b"\nxref\n", stream_at)]
+
+
+@pytest.mark.parametrize("style", ["table", "stream", "hybrid"])
+def test_the_engines_own_output_is_stamped_again_without_repair(style: str) -> None:
+    once = prepare_seal(build_pdf(xref=style)).data
+    twice = prepare_seal(once, rect=Rect(300, 40, 480, 112)).data
+    section = _update_section(once, twice)
+    previous = int(re.findall(rb"startxref\s+(\d+)", once)[-1])
     assert b"/Prev %d" % previous in section
 
 
@@ -61,7 +82,8 @@ def test_table_entry_pointing_away_from_its_object_is_damage_even_if_never_read(
 def test_sound_table_is_chained_not_repeated() -> None:
     original = build_pdf([PageSpec(text=f"page {i}") for i in range(20)])
     section = _update_section(original, prepare_seal(original).data)
-    assert re.search(rb"xref\n0 \d+\n0000000000 65535 f", section) is None
+    # Only object 0's row opens the table (as Acrobat writes it), then the revised objects.
+    assert re.search(rb"xref\n0 1\n0000000000 65535 f", section)
     assert len(re.findall(rb"\d{10} \d{5} n", section)) < 10
 
 
@@ -72,3 +94,21 @@ def test_update_rewrites_only_the_target_page_and_the_form_root() -> None:
     target_page = 4 + 2 * 29
     # signature, appearance, widget, new AcroForm, plus new revisions of the page and the catalog
     assert numbers == [1, target_page, *range(104, 108)]
+
+
+def test_a_damaged_originals_stream_with_a_wrong_length_gets_a_revision_with_the_right_one() -> (
+    None
+):
+    original = (CORPUS / "issue-297.pdf").read_bytes()
+    section = _update_section(original, prepare_seal(original).data)
+    revised = re.search(rb"\n5 0 obj\n<<(.*?)>>\nstream\n(.*?)\nendstream", section, re.S)
+    assert revised is not None
+    length = int(re.search(rb"/Length (\d+)", revised.group(1)).group(1))  # type: ignore[union-attr]
+    assert length == len(revised.group(2))
+    assert revised.group(2) in original
+
+
+def test_sound_files_get_no_stream_repairs() -> None:
+    original = build_pdf()
+    section = _update_section(original, prepare_seal(original).data)
+    assert b"\n5 0 obj" not in section

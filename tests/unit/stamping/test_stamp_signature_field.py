@@ -7,6 +7,7 @@ from io import BytesIO
 from pypdf import PdfReader
 from pypdf.generic import DictionaryObject
 
+from meterai_stamping.engine import Rect
 from tests.unit.stamping.samples import (
     CORPUS,
     SEAL,
@@ -90,6 +91,6 @@ def test_attachments_outlines_and_pdfa_metadata_survive() -> None:
 
 def test_second_seal_gets_its_own_field_even_with_the_same_serial() -> None:
     once = prepare_seal(build_pdf()).data
-    reader = PdfReader(BytesIO(prepare_seal(once).data))
+    reader = PdfReader(BytesIO(prepare_seal(once, rect=Rect(300, 40, 480, 112)).data))
     names = [f.get_object()["/T"] for f in reader.trailer["/Root"]["/AcroForm"]["/Fields"]]
     assert names == [f"e-meterai {SEAL.serial}", f"e-meterai {SEAL.serial} (2)"]

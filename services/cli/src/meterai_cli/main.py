@@ -175,6 +175,8 @@ def up(verbose: bool) -> None:
             f"meterai is up: quota :{ports.quota}, stamping :{ports.stamping}, "
             f"signing :{ports.signing}, verify :{ports.verify} (state in {settings.home})"
         )
+        scheme = "http" if settings.insecure else "https"
+        click.echo(f"verification site: {scheme}://127.0.0.1:{ports.web}/v/SERIAL")
         if settings.insecure:
             click.echo("WARNING: plaintext gRPC (--insecure): for this machine only.", err=True)
         else:
@@ -199,11 +201,11 @@ def up(verbose: bool) -> None:
 
 
 @cli.command()
-@click.argument("service", type=click.Choice(["quota", "stamping", "signing", "verify"]))
+@click.argument("service", type=click.Choice(["quota", "stamping", "signing", "verify", "web"]))
 @click.option("-v", "--verbose", is_flag=True)
 def serve(service: str, verbose: bool) -> None:
     """Run ONE service in this process (production): configured by DATABASE_URL, AMQP_URL,
-    QUOTA_PORT / STAMPING_PORT / SIGNING_PORT / VERIFY_PORT, GRPC_HOST, METERAI_* ."""
+    QUOTA_PORT / STAMPING_PORT / SIGNING_PORT / VERIFY_PORT / WEB_PORT, GRPC_HOST, METERAI_* ."""
     from meterai_cli.processes import run_service
 
     _logging(verbose)
@@ -449,8 +451,8 @@ def quota_confirm(ctx: Context, order_id: str, reference: str, amount: int, as_j
 @click.option(
     "--password",
     default=None,
-    help="Password of encrypted input files. Encrypted documents are not stamped yet: "
-    "they are refused with the reason, and nothing is charged.",
+    help="Password (user or owner) of encrypted input files; files whose user password is "
+    "empty need none. The stamped file keeps its encryption and permissions.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
@@ -574,6 +576,8 @@ def _print_document(path: Path, answer: Any) -> None:
         )
         if seal.HasField("timestamp_time"):
             click.echo(f"    timestamped {seal.timestamp_time.ToDatetime().isoformat()}Z")
+        changes = [verify_pb2.Change.Name(c).removeprefix("CHANGE_") for c in seal.changes_after]
+        click.echo(f"    changed after the seal: {', '.join(changes).lower() or 'nothing'}")
         if seal.problem:
             click.echo(f"    {seal.problem}")
 
@@ -719,8 +723,18 @@ def admin_create_reseller(name: str, parent: str | None, operator: bool, as_json
     default=None,
     help="File holding the token's user PIN (else METERAI_PKCS11_PIN[_FILE]).",
 )
+@click.option(
+    "--revocation-url",
+    default=None,
+    help="Base URL of the test PKI's CRLs and OCSP responder (the TSA process serves them); "
+    "the certificates then name it, which PAdES B-LT needs.",
+)
 def admin_init_pki(
-    key_type: str, module: str | None, token: str | None, pin_file: Path | None
+    key_type: str,
+    module: str | None,
+    token: str | None,
+    pin_file: Path | None,
+    revocation_url: str | None,
 ) -> None:
     """Create the platform's TLS CA and service certificates under $METERAI_HOME/tls, and a
     TEST signing PKI under $METERAI_HOME/pki, each only if none is there.
@@ -740,7 +754,11 @@ def admin_init_pki(
     settings = _private_settings()
     files = ensure_platform_tls(settings.tls_dir, settings.tls_hosts)
     click.echo(f"platform TLS CA and certificates in {files.directory} (CA {files.ca_certificate})")
-    pki = ensure_test_pki(settings.pki_dir, key_type=key_type)  # type: ignore[arg-type]
+    pki = ensure_test_pki(
+        settings.pki_dir,
+        key_type=key_type,  # type: ignore[arg-type]
+        revocation_url=revocation_url,
+    )
     click.echo(f"test PKI in {pki.directory} (root {pki.root_cert.name})")
     if module is not None or token is not None:
         _init_token_key(settings, module, token, pin_file, key_type)
@@ -946,11 +964,92 @@ def admin_dead_letters(redrive_job: str | None, limit: int, after: int, as_json:
 
 
 @admin.command("topology")
-def admin_topology() -> None:
-    """Print the RabbitMQ definitions (exchanges, queues, bindings) the services declare."""
-    from meterai_common.messaging import topology_definitions
+@click.option(
+    "--users",
+    is_flag=True,
+    help="Also the per-service broker users, their permissions and topic permissions.",
+)
+@click.option(
+    "--passwords-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --users: read each service's password from DIR/amqp-SERVICE.password, creating "
+    "a random one (0600) where missing, and put its hash in the definitions.",
+)
+@click.option("--vhost", default="/", show_default=True, help="Virtual host of the platform.")
+@click.option("--user-prefix", default="meterai-", show_default=True, help="Broker user names.")
+@click.option(
+    "--apply",
+    is_flag=True,
+    help="Instead of printing: declare exchanges, queues and bindings on AMQP_URL (the "
+    "operator's broker user; service users may not configure).",
+)
+def admin_topology(
+    users: bool, passwords_dir: Path | None, vhost: str, user_prefix: str, apply: bool
+) -> None:
+    """Print the RabbitMQ definitions of the platform (for `rabbitmqctl import_definitions` or
+    the broker's `load_definitions`), or declare the topology with --apply.
 
-    click.echo(json.dumps(topology_definitions(), indent=2))
+    \b
+    meterai admin topology --users > deploy/rabbitmq/definitions.json
+    meterai admin topology --users --passwords-dir secrets/ > definitions.json
+    """
+    from meterai_common.broker_users import GRANTS, user_definitions
+    from meterai_common.messaging import ensure_topology_at, topology_definitions
+
+    if apply:
+        settings = _private_settings()
+        if settings.amqp_url is None:
+            raise click.ClickException("--apply needs AMQP_URL (the operator's broker user)")
+        ensure_topology_at(settings.amqp_url)
+        click.echo("topology present", err=True)
+        return
+    definitions = topology_definitions(vhost=vhost)
+    if users:
+        passwords = _broker_passwords(passwords_dir, tuple(GRANTS)) if passwords_dir else None
+        definitions = {
+            **user_definitions(passwords, vhost=vhost, prefix=user_prefix),
+            **definitions,
+        }
+    elif passwords_dir is not None:
+        raise click.UsageError("--passwords-dir goes with --users")
+    click.echo(json.dumps(definitions, indent=2))
+
+
+@admin.command("deploy-secrets")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--owner", type=int, default=None, help="uid/gid for the service folders (root).")
+@click.option("--broker-owner", type=int, default=None, help="uid/gid for DIR/rabbitmq (root).")
+def admin_deploy_secrets(directory: Path, owner: int | None, broker_owner: int | None) -> None:
+    """Write one credential folder per process kind (TLS files, broker password) and the
+    broker's definitions with password hashes, for deployments that mount files.
+
+    \b
+    sudo meterai admin deploy-secrets deploy/secrets --owner 10001 --broker-owner 999
+    docker compose up -d          # each container mounts only its own folder, read-only
+    METERAI_TLS_HOSTS adds host names to the service certificates.
+    """
+    from meterai_cli.deploy_secrets import write_deploy_secrets
+
+    settings = _private_settings()
+    hosts = ("quota", "stamping", "signing", "verify", *settings.tls_hosts)
+    for folder in write_deploy_secrets(directory, hosts, owner=owner, broker_owner=broker_owner):
+        click.echo(f"{folder}")
+
+
+def _broker_passwords(directory: Path, services: tuple[str, ...]) -> dict[str, str]:
+    import secrets
+
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    passwords = {}
+    for service in services:
+        path = directory / f"amqp-{service}.password"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24) + "\n")
+        passwords[service] = path.read_text().splitlines()[0].strip()
+    return passwords
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -24,12 +24,13 @@ from meterai_quota.bootstrap import ensure_demo_reseller, start_quota
 from meterai_signing.bootstrap import start_signing
 from meterai_stamping.bootstrap import start_finishing, start_stamping
 from meterai_verify.bootstrap import start_verify
+from meterai_verify.web.server import start_web
 
 __all__ = ["SERVICES", "PlatformAlreadyRunning", "run_embedded", "run_service"]
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("quota", "stamping", "signing", "verify")
+SERVICES = ("quota", "stamping", "signing", "verify", "web")
 GRACE_S = 10.0
 """In-flight calls get this long to finish after the server stops taking new ones; long-lived
 streams (health and job watches) are cut at the end of it, and clients re-watch."""
@@ -74,6 +75,10 @@ def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
         signing = start_signing(settings, bus, db)
         started.append(signing)
         settings = settings.with_ports(replace(settings.ports, signing=signing.server.port))
+        web = start_web(settings, db)
+        started.append(web)
+        if not settings.verify_base_url_configured:
+            settings = replace(settings, verify_base_url=f"{web.base_url}/v")
         quota = start_quota(settings, db, transport, payments)
         started.append(quota)
         stamping = start_stamping(settings, db, transport)
@@ -87,6 +92,7 @@ def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
             verify.port,
             quota.server.mtls_port or 0,
             stamping.server.mtls_port or 0,
+            web.port,
         )
         files.write(settings.server_host, ports, insecure=settings.insecure)
         try:
@@ -118,7 +124,8 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
     bus: InProcessBus | None = None
     transport: Transport
     if settings.amqp_url is None:
-        log.warning("AMQP_URL is not set: %s uses an in-process bus (single-process only)", name)
+        if name in ("quota", "stamping"):  # signing, verify and web use no broker
+            log.warning("AMQP_URL is not set: %s uses an in-process bus (single process)", name)
         bus = InProcessBus()
         transport = InProcessTransport(bus)
     else:
@@ -144,6 +151,9 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
                 sys.setswitchinterval(STAMPING_SWITCH_INTERVAL_S)
                 runtime = start_stamping(settings, db, transport)
                 port = runtime.server.port
+            elif name == "web":
+                runtime = start_web(settings, db)
+                port = runtime.port
             else:
                 runtime = start_verify(settings, db)
                 port = runtime.port

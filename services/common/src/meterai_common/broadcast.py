@@ -22,6 +22,7 @@ from meterai_common.messaging import (
     EVENTS_EXCHANGE,
     Handler,
     _parameters,
+    ensure_topology,
 )
 
 __all__ = ["BroadcastConsumer"]
@@ -62,8 +63,9 @@ class BroadcastConsumer:
     def _consume(self) -> None:
         connection = pika.BlockingConnection(_parameters(self._url))
         try:
-            channel = connection.channel()
-            channel.exchange_declare(EVENTS_EXCHANGE, exchange_type="topic", durable=True)
+            # Passive check of the topology (a service user may not declare the exchange); the
+            # queue is server-named and exclusive, which the stamping tier's user may create.
+            channel = ensure_topology(connection)
             queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
             for key in self._keys:
                 channel.queue_bind(queue, EVENTS_EXCHANGE, routing_key=key)

@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from meterai_common.tls import ClientTls, ServerTls, TlsFiles
 
@@ -37,6 +38,8 @@ class Ports:
     """Quota for resellers who authenticate with a client certificate instead of a key."""
     stamping_mtls: int = 50056
     """Stamping for resellers who authenticate with a client certificate."""
+    web: int = 8443
+    """The public verification site (HTTPS)."""
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
@@ -87,12 +90,20 @@ class Settings:
     """Per-request bound on the authority's answer; slower counts as unavailable."""
     tsa_token_bound: int = 0
     """Largest timestamp token, bytes; 0 measures it from the authority at start."""
+    signature_level: str = ""
+    """PAdES level of every seal: ``B-B``, ``B-T`` (needs ``tsa_url``), ``B-LT`` (adds the
+    chains and revocation data to the DSS) or ``B-LTA`` (and a document timestamp); empty
+    follows ``tsa_url`` (B-T with it, B-B without)."""
+    revocation_timeout_ms: int = 5000
+    """Per-request bound on each OCSP or CRL answer fetched for B-LT; slower counts as down."""
     audit_checkpoint_every: int = 100
     """Audit events between two checkpoints signed by the platform key."""
     trust_roots: Path | None = None
     """PEM file of root certificates the verification service trusts."""
     verify_base_url: str = "https://verify.meterai.local/v"
     """The QR on every seal encodes ``<verify_base_url>/<serial>``."""
+    verify_base_url_configured: bool = False
+    """``METERAI_VERIFY_BASE_URL`` was set; otherwise ``meterai up`` points QRs at its site."""
     payment_provider: str | None = None
     """``gateway`` waits for ConfirmPayment from the payment gateway or an operator; ``dev``
     confirms orders at once. Unset: ``meterai up`` uses ``dev``, and a quota service run on its
@@ -177,7 +188,11 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         home = (home or Path(env.get("METERAI_HOME", ".meterai"))).absolute()
-        database_url = env.get("DATABASE_URL") or f"sqlite:///{home / 'meterai.db'}"
+        database_url = _with_password(
+            env.get("DATABASE_URL") or f"sqlite:///{home / 'meterai.db'}",
+            env,
+            "DATABASE_PASSWORD_FILE",
+        )
         ports = Ports(
             quota=_int(env, "QUOTA_PORT", Ports.quota),
             stamping=_int(env, "STAMPING_PORT", Ports.stamping),
@@ -185,6 +200,7 @@ class Settings:
             verify=_int(env, "VERIFY_PORT", Ports.verify),
             quota_mtls=_int(env, "QUOTA_MTLS_PORT", Ports.quota_mtls),
             stamping_mtls=_int(env, "STAMPING_MTLS_PORT", Ports.stamping_mtls),
+            web=_int(env, "WEB_PORT", Ports.web),
         )
         insecure = env.get("METERAI_INSECURE", "")
         if insecure not in ("", "0", "1"):
@@ -208,10 +224,25 @@ class Settings:
         tsa_url = env.get("METERAI_TSA_URL") or None
         if tsa_url is not None and not tsa_url.startswith(("https://", "http://")):
             raise ConfigError(f"METERAI_TSA_URL must be an http(s) URL, not {tsa_url!r}")
+        level = env.get("METERAI_SIGNATURE_LEVEL", "").upper()
+        if level not in ("", "B-B", "B-T", "B-LT", "B-LTA"):
+            raise ConfigError(
+                f"METERAI_SIGNATURE_LEVEL must be B-B, B-T, B-LT or B-LTA, not {level!r}"
+            )
+        if level == "B-B" and tsa_url is not None:
+            raise ConfigError("METERAI_SIGNATURE_LEVEL=B-B contradicts METERAI_TSA_URL")
+        if level not in ("", "B-B") and tsa_url is None:
+            raise ConfigError(
+                f"METERAI_SIGNATURE_LEVEL={level} needs a timestamp authority (METERAI_TSA_URL)"
+            )
         return cls(
             home=home,
             database_url=database_url,
-            amqp_url=env.get("AMQP_URL") or None,
+            amqp_url=(
+                _with_password(env["AMQP_URL"], env, "AMQP_PASSWORD_FILE")
+                if env.get("AMQP_URL")
+                else None
+            ),
             documents=_documents(env.get("METERAI_DOCUMENTS"), home),
             bind_host=env.get("GRPC_HOST", "127.0.0.1"),
             ports=ports,
@@ -221,6 +252,7 @@ class Settings:
             signing_chain=_path(env, "METERAI_SIGNING_CHAIN"),
             trust_roots=_path(env, "METERAI_TRUST_ROOTS"),
             verify_base_url=base_url,
+            verify_base_url_configured=bool(env.get("METERAI_VERIFY_BASE_URL")),
             payment_provider=provider,
             max_document_bytes=_int(env, "METERAI_MAX_DOCUMENT_BYTES", cls.max_document_bytes),
             max_document_pages=_int(env, "METERAI_MAX_DOCUMENT_PAGES", cls.max_document_pages),
@@ -249,6 +281,11 @@ class Settings:
             tsa_password=_secret(env, "METERAI_TSA_PASSWORD"),
             tsa_timeout_ms=_int(env, "METERAI_TSA_TIMEOUT_MS", cls.tsa_timeout_ms) or 1,
             tsa_token_bound=_int(env, "METERAI_TSA_TOKEN_BOUND", cls.tsa_token_bound),
+            signature_level=level,
+            revocation_timeout_ms=_int(
+                env, "METERAI_REVOCATION_TIMEOUT_MS", cls.revocation_timeout_ms
+            )
+            or 1,
             audit_checkpoint_every=max(
                 1, _int(env, "METERAI_AUDIT_CHECKPOINT_EVERY", cls.audit_checkpoint_every)
             ),
@@ -283,6 +320,35 @@ def _secret(env: Mapping[str, str], name: str) -> str | None:
         except (OSError, IndexError) as exc:
             raise ConfigError(f"{name}_FILE={file_name!r} cannot be read: {exc}") from None
     return env.get(name) or None
+
+
+def _with_password(url: str, env: Mapping[str, str], file_variable: str) -> str:
+    """``url`` with the password read from the file ``env[file_variable]`` names, if set.
+
+    Deployments mount each service's broker and database password as a read-only secret file
+    and keep the URL without it, so the password is neither in the environment (``docker
+    inspect``, ``/proc/PID/environ``) nor in any log line that prints a URL.
+    """
+    file_name = env.get(file_variable)
+    if not file_name:
+        return url
+    try:
+        password = Path(file_name).read_text().splitlines()[0].strip()
+    except (OSError, IndexError) as exc:
+        raise ConfigError(f"{file_variable}={file_name!r} cannot be read: {exc}") from None
+    parts = urlsplit(url)
+    if not parts.username:
+        raise ConfigError(
+            f"{file_variable} is set but the URL names no user: write it as "
+            "scheme://USER@host/... and the password goes in the file"
+        )
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{quote(unquote(parts.username), safe='')}:{quote(password, safe='')}@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

@@ -42,10 +42,14 @@ __all__ = [
     "PublishError",
     "QueueDepth",
     "QueueSpec",
+    "TopologyMissing",
     "declare_topology",
+    "ensure_topology",
+    "ensure_topology_at",
     "queue_depths",
     "quorum_arguments",
     "topology_definitions",
+    "wait_for_topology",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,19 +103,90 @@ def quorum_arguments() -> dict[str, Any]:
     }
 
 
+class TopologyMissing(ConnectionError):
+    """The broker lacks the platform's exchanges or queues and this user may not create them.
+
+    A connection error, so consumers and publishers keep retrying (and saying why) until the
+    operator imports the definitions; nothing is lost meanwhile, the outbox keeps its rows.
+    """
+
+
 def declare_topology(channel: Any) -> None:
-    """Declare exchanges, queues and bindings; idempotent, run by every process at connect."""
+    """Declare exchanges, queues and bindings (idempotent); needs the *configure* permission,
+    which only the operator's broker user holds in a deployment with per-service users."""
     channel.exchange_declare(EVENTS_EXCHANGE, exchange_type="topic", durable=True)
     channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="topic", durable=True)
+    channel.exchange_declare(SIGNING_QUEUE, exchange_type="direct", durable=True)
     channel.queue_declare(DEAD_LETTERS_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
     channel.queue_bind(DEAD_LETTERS_QUEUE, DEAD_LETTER_EXCHANGE, routing_key="#")
+    channel.queue_declare(SIGNING_QUEUE, durable=True, arguments=quorum_arguments())
+    channel.queue_bind(SIGNING_QUEUE, SIGNING_QUEUE, routing_key=SIGNING_QUEUE)
     for spec in QUEUES:
         channel.queue_declare(spec.name, durable=True, arguments=quorum_arguments())
         for key in spec.routing_keys:
             channel.queue_bind(spec.name, EVENTS_EXCHANGE, routing_key=key)
 
 
-def topology_definitions() -> dict[str, Any]:
+def ensure_topology(connection: Any) -> Any:
+    """Return an open channel on a broker that has the platform's topology.
+
+    Every process runs this at connect. It first checks, passively (no permission needed),
+    that every exchange and queue exists; only when one is missing does it declare them all,
+    which works for the operator's user and for an all-powerful development user, and fails
+    with :class:`TopologyMissing` (naming the fix) for a least-privilege service user.
+    """
+    channel = connection.channel()
+    try:
+        for exchange in (EVENTS_EXCHANGE, DEAD_LETTER_EXCHANGE, SIGNING_QUEUE):
+            channel.exchange_declare(exchange, passive=True)
+        for queue in (DEAD_LETTERS_QUEUE, SIGNING_QUEUE, *(spec.name for spec in QUEUES)):
+            channel.queue_declare(queue, passive=True)
+        return channel
+    except pika.exceptions.ChannelClosedByBroker as error:
+        if error.reply_code != 404:
+            raise
+        missing = error.reply_text
+    channel = connection.channel()
+    try:
+        declare_topology(channel)
+    except pika.exceptions.ChannelClosedByBroker as error:
+        if error.reply_code != 403:
+            raise
+        raise TopologyMissing(
+            f"the broker lacks the platform's topology ({missing}) and this user may not "
+            "declare it: import deploy/rabbitmq/definitions.json into the broker, or run "
+            "`meterai admin topology --apply` with the operator's AMQP_URL"
+        ) from error
+    return channel
+
+
+def ensure_topology_at(url: str) -> None:
+    """:func:`ensure_topology` on a connection of its own (before Celery sends or consumes)."""
+    connection = pika.BlockingConnection(_parameters(url))
+    try:
+        ensure_topology(connection)
+    finally:
+        connection.close()
+
+
+def wait_for_topology(url: str, patience_s: float = 600.0) -> None:
+    """Retry :func:`ensure_topology_at` with backoff while the broker is down or lacks the
+    topology, saying why each time; give up with SystemExit after ``patience_s``."""
+    deadline = time.monotonic() + patience_s
+    backoff = 0.5
+    while True:
+        try:
+            ensure_topology_at(url)
+            return
+        except _CONNECTION_ERRORS as error:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the broker is not usable: {error}") from None
+            log.warning("waiting for the broker (%s); retrying in %.1f s", error, backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+
+def topology_definitions(vhost: str = "/") -> dict[str, Any]:
     """The topology as a RabbitMQ definitions document (``deploy/rabbitmq/definitions.json``)."""
     queues = [
         {"name": DEAD_LETTERS_QUEUE, "arguments": {"x-queue-type": "quorum"}},
@@ -131,7 +206,7 @@ def topology_definitions() -> dict[str, Any]:
         "exchanges": [
             {
                 "name": name,
-                "vhost": "/",
+                "vhost": vhost,
                 "type": "topic",
                 "durable": True,
                 "auto_delete": False,
@@ -139,12 +214,23 @@ def topology_definitions() -> dict[str, Any]:
                 "arguments": {},
             }
             for name in (EVENTS_EXCHANGE, DEAD_LETTER_EXCHANGE)
+        ]
+        + [
+            {
+                "name": SIGNING_QUEUE,
+                "vhost": vhost,
+                "type": "direct",
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
         ],
         "queues": [
-            {"vhost": "/", "durable": True, "auto_delete": False, **queue} for queue in queues
+            {"vhost": vhost, "durable": True, "auto_delete": False, **queue} for queue in queues
         ],
         "bindings": [
-            {"vhost": "/", "destination_type": "queue", "arguments": {}, **binding}
+            {"vhost": vhost, "destination_type": "queue", "arguments": {}, **binding}
             for binding in bindings
         ],
     }
@@ -205,9 +291,8 @@ class PikaPublisher:
     def _ensure_channel(self) -> Any:
         if self._connection is None or not self._connection.is_open:
             self._connection = pika.BlockingConnection(_parameters(self._url))
-            self._channel = self._connection.channel()
+            self._channel = ensure_topology(self._connection)
             self._channel.confirm_delivery()
-            declare_topology(self._channel)
         return self._channel
 
     def _reset(self) -> None:
@@ -304,8 +389,7 @@ class PikaConsumer:
     def _consume(self) -> None:
         connection = pika.BlockingConnection(_parameters(self._url))
         try:
-            channel = connection.channel()
-            declare_topology(channel)
+            channel = ensure_topology(connection)
             channel.basic_qos(prefetch_count=self._prefetch)
             self.connected.set()
             for method, properties, body in channel.consume(

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -218,8 +218,22 @@ class OutboxRelay:
         batch: int = 200,
         retention: timedelta = PUBLISHED_RETENTION,
         purge_every_s: float = PURGE_EVERY_S,
+        names: Collection[str] | None = None,
     ) -> None:
+        """:param names: publish only rows of these task/event names (``None``: all). A
+        service's broker user may publish only its own messages, so each relay takes only
+        its own service's rows and leaves the others to their owners' relays."""
         self._engine = engine
+        self._any_pending, self._pending, self._claim_pending = (
+            _ANY_PENDING,
+            _PENDING,
+            _CLAIM_PENDING,
+        )
+        if names is not None:
+            mine = outbox_table.c.name.in_(sorted(names))
+            self._any_pending = _ANY_PENDING.where(mine)
+            self._pending = _PENDING.where(mine)
+            self._claim_pending = self._pending.with_for_update(skip_locked=True)
         self._dispatch = dispatch
         self._poll_interval = poll_interval
         self._batch = batch
@@ -276,12 +290,13 @@ class OutboxRelay:
     def run_once(self) -> int:
         """Publish what is pending; return how many rows were published."""
         with reading(self._engine) as conn:
-            first = conn.execute(_ANY_PENDING).first()
+            first = conn.execute(self._any_pending).first()
         if first is None:
             return 0
         published: list[int] = []
         with self._engine.begin() as conn:
-            query = _CLAIM_PENDING if conn.dialect.name == "postgresql" else _PENDING
+            postgres = conn.dialect.name == "postgresql"
+            query = self._claim_pending if postgres else self._pending
             for row in conn.execute(query, {"b_limit": self._batch}).all():
                 message = OutboxMessage(row.id, row.kind, row.name, row.message_id, row.payload)
                 try:

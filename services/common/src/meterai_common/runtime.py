@@ -15,7 +15,13 @@ from typing import Any, Protocol
 
 from meterai_common.broadcast import BroadcastConsumer
 from meterai_common.bus import InProcessBus
-from meterai_common.messaging import Handler, PikaConsumer, PikaPublisher, QueueSpec
+from meterai_common.messaging import (
+    Handler,
+    PikaConsumer,
+    PikaPublisher,
+    QueueSpec,
+    ensure_topology_at,
+)
 from meterai_common.outages import is_database_outage
 from meterai_common.outbox import OutboxMessage
 from meterai_common.tasks import CeleryTaskSender, make_celery
@@ -85,11 +91,18 @@ class BrokerTransport(_Dispatch):
         self._sender = CeleryTaskSender(make_celery(amqp_url))
         self._consumers: list[PikaConsumer] = []
         self._broadcasts: list[BroadcastConsumer] = []
+        self._topology_seen = False
 
     def publish(self, routing_key: str, body: bytes, *, message_id: str) -> None:
         self._publisher.publish(routing_key, body, message_id=message_id)
 
     def send(self, task_name: str, kwargs: dict[str, Any]) -> None:
+        if not self._topology_seen:
+            # Celery does not declare the signing queue (its user may not): check it is there
+            # once, so a broker without the topology fails the send (the outbox keeps the
+            # row) instead of publishing into nowhere.
+            ensure_topology_at(self._url)
+            self._topology_seen = True
         self._sender.send(task_name, kwargs)
 
     def subscribe(self, spec: QueueSpec, handler: Handler, *, consumers: int = 1) -> None:

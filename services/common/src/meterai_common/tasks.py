@@ -34,12 +34,15 @@ def make_celery(amqp_url: str) -> Celery:
         worker_prefetch_multiplier=1,
         task_default_queue=SIGNING_QUEUE,
         task_queues=[
+            # Declared by ``ensure_topology`` (or the operator), never by Celery: a service's
+            # broker user may not configure anything (``meterai_common.broker_users``).
             Queue(
                 SIGNING_QUEUE,
-                Exchange(SIGNING_QUEUE, type="direct", durable=True),
+                Exchange(SIGNING_QUEUE, type="direct", durable=True, no_declare=True),
                 routing_key=SIGNING_QUEUE,
                 queue_arguments=quorum_arguments(),
                 durable=True,
+                no_declare=True,
             )
         ],
         task_routes={SIGN_DIGEST_TASK: {"queue": SIGNING_QUEUE}},
@@ -52,6 +55,9 @@ def make_celery(amqp_url: str) -> Celery:
         worker_max_tasks_per_child=10_000,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
+        # Remote control needs a reply queue per worker (the *configure* permission); the
+        # operator's view is `meterai admin queues`, not `celery inspect`.
+        worker_enable_remote_control=False,
         task_send_sent_event=False,
     )
     return app
@@ -68,6 +74,10 @@ class CeleryTaskSender:
             task_name,
             kwargs=kwargs,
             queue=SIGNING_QUEUE,
+            # Named, not left to Celery: without it the task goes through the default
+            # exchange, which would let any publisher reach any queue by name.
+            exchange=SIGNING_QUEUE,
+            routing_key=SIGNING_QUEUE,
             retry=True,
             retry_policy={
                 "max_retries": 3,

@@ -102,7 +102,8 @@ def start_quota(
         with reading(db) as conn:
             return authenticate_certificate(conn, reseller_id, der)
 
-    relay = OutboxRelay(db, transport.dispatch)
+    # Only quota's own announcements: its broker user may publish nothing else.
+    relay = OutboxRelay(db, transport.dispatch, names=("QuotaCredited",))
     relay.start()
     servicer = QuotaServicer(
         db,

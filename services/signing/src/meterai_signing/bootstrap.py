@@ -15,7 +15,7 @@ from meterai_common.bus import InProcessBus
 from meterai_common.config import Settings
 from meterai_common.db import create_engine
 from meterai_common.grpc_server import RunningServer, create_server
-from meterai_common.messaging import PikaPublisher
+from meterai_common.messaging import PikaPublisher, wait_for_topology
 from meterai_common.peer_auth import RequirePlatformPeer
 from meterai_common.private_home import make_home_private
 from meterai_common.tasks import SIGN_DIGEST_TASK, make_celery
@@ -101,6 +101,8 @@ def run_signing_worker(settings: Settings, concurrency: int, loglevel: str = "IN
         )
     make_home_private(settings.home)
     url = settings.amqp_url
+    # Celery never declares (its user may not): wait here until the topology is there.
+    wait_for_topology(url)
     app = make_celery(url)
     signer = _signer(settings, DatabaseJobs(_open(settings)), lambda: PikaPublisher(url))
     register_tasks(app, lambda: signer)
@@ -113,6 +115,7 @@ def run_signing_worker(settings: Settings, concurrency: int, loglevel: str = "IN
             "--pool=prefork",
             "--without-gossip",
             "--without-mingle",
+            "--without-heartbeat",
             f"--hostname=signing-{os.getpid()}@%h",
         ]
     )

@@ -29,9 +29,11 @@ from meterai_signing.cms import UnsupportedKeyError
 __all__ = [
     "KeyType",
     "TestPki",
+    "crl_url",
     "ensure_test_pki",
     "generate_test_pki",
     "issue_signer_certificate",
+    "ocsp_url",
 ]
 
 KeyType = Literal["rsa2048", "rsa3072", "ecdsa-p256"]
@@ -47,10 +49,15 @@ _SIGNER_KEY = "signer-key.pem"
 _INTERMEDIATE_KEY = "intermediate-ca-key.pem"
 _TSA_CERT = "tsa.pem"
 _TSA_KEY = "tsa-key.pem"
+_ROOT_KEY = "root-ca-key.pem"
+_REVOCATION_URL = "revocation-url.txt"
 
 _CA_VALIDITY = dt.timedelta(days=20 * 365)
 _INTERMEDIATE_VALIDITY = dt.timedelta(days=10 * 365)
 _SIGNER_VALIDITY = dt.timedelta(days=5 * 365)
+_TSA_VALIDITY = dt.timedelta(days=8 * 365)
+"""Longer than the signer's: a B-LT seal stays verifiable after the signer certificate expires
+for as long as the timestamp authority's certificate does (and, B-LTA, beyond it)."""
 _BACKDATE = dt.timedelta(hours=1)
 """Certificates start slightly in the past so clock skew never makes them 'not yet valid'."""
 
@@ -89,6 +96,21 @@ class TestPki:
     tsa_key: Path
     """Timestamp authority private key (0600), read only by ``meterai serve tsa``."""
 
+    root_key: Path
+    """Root CA key (0600): signs the root's CRL and OCSP answers about the intermediate, so
+    that the test PKI can publish revocation data for the whole chain (a test CA only)."""
+
+    revocation_url_file: Path
+    """Holds the base URL the certificates' CRL distribution points and OCSP addresses
+    start with (absent: the certificates name none, and B-LT cannot be reached)."""
+
+    @property
+    def revocation_url(self) -> str | None:
+        """The base URL of the PKI's CRLs and OCSP responders, if it publishes any."""
+        if not self.revocation_url_file.is_file():
+            return None
+        return self.revocation_url_file.read_text().strip() or None
+
 
 def _paths(directory: Path) -> TestPki:
     return TestPki(
@@ -101,6 +123,50 @@ def _paths(directory: Path) -> TestPki:
         intermediate_key=directory / _INTERMEDIATE_KEY,
         tsa_cert=directory / _TSA_CERT,
         tsa_key=directory / _TSA_KEY,
+        root_key=directory / _ROOT_KEY,
+        revocation_url_file=directory / _REVOCATION_URL,
+    )
+
+
+def crl_url(base_url: str, issuer: str) -> str:
+    """Where the test PKI publishes the CRL of ``issuer`` (``root`` or ``intermediate``)."""
+    return f"{base_url.rstrip('/')}/crl/{issuer}.crl"
+
+
+def ocsp_url(base_url: str, issuer: str) -> str:
+    """Where the test PKI answers OCSP requests about certificates ``issuer`` issued."""
+    return f"{base_url.rstrip('/')}/ocsp/{issuer}"
+
+
+def _revocation_extensions(
+    builder: x509.CertificateBuilder, base_url: str | None, issuer: str
+) -> x509.CertificateBuilder:
+    # Both a CRL distribution point and an OCSP address: validators differ in which they
+    # try first, and the DSS then holds whichever the platform fetched.
+    if base_url is None:
+        return builder
+    return builder.add_extension(
+        x509.CRLDistributionPoints(
+            [
+                x509.DistributionPoint(
+                    full_name=[x509.UniformResourceIdentifier(crl_url(base_url, issuer))],
+                    relative_name=None,
+                    reasons=None,
+                    crl_issuer=None,
+                )
+            ]
+        ),
+        critical=False,
+    ).add_extension(
+        x509.AuthorityInformationAccess(
+            [
+                x509.AccessDescription(
+                    x509.oid.AuthorityInformationAccessOID.OCSP,
+                    x509.UniformResourceIdentifier(ocsp_url(base_url, issuer)),
+                )
+            ]
+        ),
+        critical=False,
     )
 
 
@@ -173,6 +239,8 @@ def _certificate(
     is_ca: bool,
     timestamping: bool = False,
     public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey | None = None,
+    revocation_url: str | None = None,
+    issuer_slug: str = "intermediate",
 ) -> x509.Certificate:
     public_key = public_key or subject_key.public_key()
     builder = (
@@ -194,6 +262,7 @@ def _certificate(
             critical=False,
         )
     )
+    builder = _revocation_extensions(builder, revocation_url, issuer_slug)
     if timestamping:
         # RFC 3161 §2.3: a TSA certificate has exactly this one purpose, marked critical.
         builder = builder.add_extension(
@@ -228,6 +297,7 @@ def generate_test_pki(
     key_type: KeyType = "rsa2048",
     common_name: str = "meterai test signer",
     organization: str = "meterai test",
+    revocation_url: str | None = None,
 ) -> TestPki:
     """Generate a root CA, an intermediate CA and a document signer, overwriting any old files.
 
@@ -238,6 +308,9 @@ def generate_test_pki(
     :param common_name: Common name of the signer certificate, which validators
         show as the signer's name.
     :param organization: Organization name put in all three subjects.
+    :param revocation_url: Base URL of the PKI's revocation service
+        (``meterai_signing.tsa_service`` serves ``/crl/…`` and ``/ocsp/…`` under it): every
+        certificate below the root then names its issuer's CRL and OCSP responder there.
     :return: The paths of the files written.
     """
     directory.mkdir(parents=True, exist_ok=True)
@@ -269,6 +342,8 @@ def generate_test_pki(
         validity=_INTERMEDIATE_VALIDITY,
         ca_path_length=0,
         is_ca=True,
+        revocation_url=revocation_url,
+        issuer_slug="root",
     )
 
     signer_key = _new_key(key_type)
@@ -282,6 +357,7 @@ def generate_test_pki(
         validity=_SIGNER_VALIDITY,
         ca_path_length=None,
         is_ca=False,
+        revocation_url=revocation_url,
     )
 
     tsa_key = _new_key(key_type)
@@ -292,14 +368,24 @@ def generate_test_pki(
         issuer_key=intermediate_key,
         issuer_public_key=intermediate_key.public_key(),
         now=now,
-        validity=_SIGNER_VALIDITY,
+        validity=_TSA_VALIDITY,
         ca_path_length=None,
         is_ca=False,
         timestamping=True,
+        revocation_url=revocation_url,
     )
 
     pki = _paths(directory)
-    for path, key in ((pki.intermediate_key, intermediate_key), (pki.tsa_key, tsa_key)):
+    if revocation_url is None:
+        pki.revocation_url_file.unlink(missing_ok=True)
+    else:
+        pki.revocation_url_file.write_text(revocation_url.rstrip("/") + "\n")
+    keys = (
+        (pki.root_key, root_key),
+        (pki.intermediate_key, intermediate_key),
+        (pki.tsa_key, tsa_key),
+    )
+    for path, key in keys:
         _write_private(
             path,
             key.private_bytes(
@@ -329,6 +415,7 @@ def ensure_test_pki(
     *,
     key_type: KeyType = "rsa2048",
     common_name: str = "meterai test signer",
+    revocation_url: str | None = None,
 ) -> TestPki:
     """Return the test PKI in ``directory``, generating it only if any file is missing.
 
@@ -339,6 +426,7 @@ def ensure_test_pki(
     :param directory: Where the PEM files live or are to be written.
     :param key_type: Key type used only when generating.
     :param common_name: Signer common name used only when generating.
+    :param revocation_url: Base URL of the revocation service, used only when generating.
     :return: The paths of the PKI files.
     """
     pki = _paths(directory)
@@ -354,7 +442,9 @@ def ensure_test_pki(
     )
     if all(path.is_file() for path in required):
         return pki
-    return generate_test_pki(directory, key_type=key_type, common_name=common_name)
+    return generate_test_pki(
+        directory, key_type=key_type, common_name=common_name, revocation_url=revocation_url
+    )
 
 
 def issue_signer_certificate(
@@ -387,5 +477,6 @@ def issue_signer_certificate(
         ca_path_length=None,
         is_ca=False,
         public_key=public_key,
+        revocation_url=pki.revocation_url,
     )
     return _pem(signer) + _pem(intermediate)

@@ -11,15 +11,24 @@ usage timeStamping, issued by the test intermediate) and an HTTP front:
 Run it as its own process: ``python -m meterai_signing.tsa_service --pki DIR --port 8318``,
 then point the signing service at it with ``METERAI_TSA_URL=http://127.0.0.1:8318/``.
 A production platform uses a qualified TSA instead (the same variable).
+
+The same process publishes the test PKI's revocation data
+(:mod:`meterai_signing.revocation`): ``GET /crl/<ca>.crl`` and OCSP at ``/ocsp/<ca>`` (POST, or
+GET with the request in the path) for ``root`` and ``intermediate``. Certificates point there
+when the PKI was made with a revocation URL (``meterai admin init-pki --revocation-url``),
+which is what PAdES B-LT fetches.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import logging
 import signal
 import sys
 import threading
+import urllib.parse
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
@@ -32,6 +41,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from meterai_signing.pki import ensure_test_pki
+from meterai_signing.revocation import RevocationAuthority, UnknownIssuer
 
 __all__ = ["TsaServer", "load_time_stamper", "main"]
 
@@ -81,6 +91,26 @@ class _ParsedKeyBackend(crypto_utils.PycaCryptographyBackend):
         return signature
 
 
+class _WholeSecondStamper(TimeStamper):
+    """certomancer's responder with ``genTime`` in whole seconds.
+
+    The test PKI's OCSP answers and CRLs are dated in whole seconds (RFC 5280 wants no
+    fractions there); a token dated 14:01:38.39 would make an answer fetched a moment later
+    but dated 14:01:38 look older than the signature, and B-LT validators rightly refuse
+    revocation data older than what it vouches for. RFC 3161 lets a TSA round ``genTime``.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lock = threading.Lock()
+
+    def request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        with self._lock:
+            self.fixed_dt = datetime.now(UTC).replace(microsecond=0)
+            response: tsp.TimeStampResp = super().request_tsa_response(req)
+            return response
+
+
 def load_time_stamper(pki_dir: Path) -> TimeStamper:
     """certomancer's responder over the test PKI's TSA certificate and key (made if missing)."""
     crypto_utils.CRYPTO_BACKEND = _ParsedKeyBackend()
@@ -88,7 +118,7 @@ def load_time_stamper(pki_dir: Path) -> TimeStamper:
     tsa_cert = x509.Certificate.load(_pem_der(pki.tsa_cert))
     tsa_key = keys.PrivateKeyInfo.load(_pem_der(pki.tsa_key))
     intermediate = x509.Certificate.load(_pem_der(pki.intermediate_cert))
-    return TimeStamper(
+    return _WholeSecondStamper(
         tsa_cert=tsa_cert,
         tsa_key=tsa_key,
         certs_to_embed=[tsa_cert, intermediate],
@@ -104,12 +134,38 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     wbufsize = -1
 
+    def do_GET(self) -> None:
+        if self.path.startswith("/ocsp/") and self.server.revocation is not None:
+            # RFC 6960 appendix A.1: GET {url}/{url-encoded base64 of the DER request}, the
+            # form NSS (pdfsig) uses for small requests.
+            name, _, encoded = self.path.removeprefix("/ocsp/").partition("/")
+            try:
+                body = base64.b64decode(urllib.parse.unquote(encoded), validate=True)
+            except ValueError as exc:
+                self._answer(400, f"not a base64 OCSPRequest: {exc}".encode(), "text/plain")
+                return
+            self._ocsp(name, body)
+            return
+        name = self.path.removeprefix("/crl/").removesuffix(".crl")
+        if not self.path.startswith("/crl/") or self.server.revocation is None:
+            self._answer(404, b"CRLs are at /crl/<ca>.crl", "text/plain")
+            return
+        try:
+            crl = self.server.revocation.crl(name)
+        except UnknownIssuer as exc:
+            self._answer(404, str(exc).encode(), "text/plain")
+            return
+        self._answer(200, crl, "application/pkix-crl")
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if not 0 < length <= _MAX_REQUEST:
-            self._answer(400, b"a TimeStampReq of at most 64 KiB is expected", "text/plain")
+            self._answer(400, b"a request of at most 64 KiB is expected", "text/plain")
             return
         body = self.rfile.read(length)
+        if self.path.startswith("/ocsp/") and self.server.revocation is not None:
+            self._ocsp(self.path.removeprefix("/ocsp/"), body)
+            return
         try:
             request = tsp.TimeStampReq.load(body)
             request.native  # noqa: B018 - parse it all now, not half-way through answering
@@ -118,6 +174,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(400, f"not a TimeStampReq: {exc}".encode(), "text/plain")
             return
         self._answer(200, response.dump(), "application/timestamp-reply")
+
+    def _ocsp(self, name: str, body: bytes) -> None:
+        assert self.server.revocation is not None
+        try:
+            response = self.server.revocation.ocsp(name, body)
+        except UnknownIssuer as exc:
+            self._answer(404, str(exc).encode(), "text/plain")
+            return
+        except (ValueError, TypeError, KeyError) as exc:
+            self._answer(400, f"not an OCSPRequest: {exc}".encode(), "text/plain")
+            return
+        self._answer(200, response, "application/ocsp-response")
 
     def _answer(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -131,13 +199,20 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class TsaServer(ThreadingHTTPServer):
-    """An HTTP server answering RFC 3161 requests with :attr:`stamper`."""
+    """An HTTP server answering RFC 3161 requests with :attr:`stamper`, and CRL and OCSP
+    requests with :attr:`revocation` when it has one."""
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], stamper: TimeStamper) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        stamper: TimeStamper,
+        revocation: RevocationAuthority | None = None,
+    ) -> None:
         super().__init__(address, _Handler)
         self.stamper = stamper
+        self.revocation = revocation
 
     @property
     def url(self) -> str:
@@ -152,7 +227,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8318, help="0 picks a free port")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s tsa %(message)s")
-    server = TsaServer((args.host, args.port), load_time_stamper(args.pki))
+    server = TsaServer(
+        (args.host, args.port),
+        load_time_stamper(args.pki),
+        RevocationAuthority(ensure_test_pki(args.pki)),
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

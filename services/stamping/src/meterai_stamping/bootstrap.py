@@ -25,6 +25,7 @@ from meterai_common.messaging import DEAD_LETTERS, SIGNING_QUEUE, STAMPING_EVENT
 from meterai_common.outages import is_database_outage
 from meterai_common.outbox import OutboxRelay, oldest_pending_age
 from meterai_common.runtime import Periodic, Transport
+from meterai_common.tasks import SIGN_DIGEST_TASK
 from meterai_common.tls import ClientTls, secure_channel
 from meterai_stamping import engine as pdf_engine
 from meterai_stamping.admission import Admission, AdmissionLimits
@@ -34,6 +35,7 @@ from meterai_stamping.early_refusal import EarlyRefusal
 from meterai_stamping.grpc_api import StampingServicer
 from meterai_stamping.handlers import Stamping, StampingConfig
 from meterai_stamping.job_updates import ENDED_EVENTS, JobUpdates
+from meterai_stamping.ltv import LongTermSettings, add_long_term_data
 
 __all__ = ["FinishingRuntime", "StampingRuntime", "start_finishing", "start_stamping"]
 
@@ -56,6 +58,8 @@ QUEUE_WAIT_TARGET_S = 0.05
 whole round of calls (``GRPC_THREADS``) is queued: a client sending a few calls at once to a
 busy server is not an overload."""
 SHARED_RELAY_POLL_S = 0.02
+OUTBOX_NAMES = (SIGN_DIGEST_TASK, "DocumentStamped", "StampFailed")
+"""What the stamping tier's relays publish: its broker user may publish nothing else."""
 """Outbox poll of a finishing worker, which publishes for stamping services without finishers."""
 ADMISSION_RATE_WINDOW = timedelta(seconds=10)
 """The finishing rate that converts a wait limit (``METERAI_BACKLOG_MAX_WAIT_MS``) into
@@ -170,7 +174,33 @@ def _stamping_config(settings: Settings, identity: str) -> StampingConfig:
         ),
         signature_size=chain.signature_size,
         signer_certificate=chain.signer_certificate,
+        long_term=_long_term(settings),
     )
+
+
+def _long_term(settings: Settings) -> Callable[[bytes], bytes] | None:
+    """B-LT / B-LTA finishing as configured, with the verification service's trust roots
+    (the test PKI's root by default), read when the first document needs them."""
+    level = settings.signature_level
+    if level not in ("B-LT", "B-LTA"):
+        return None
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    @functools.cache
+    def long_term_settings() -> LongTermSettings:
+        path = settings.trust_roots or settings.pki_dir / "root-ca.pem"
+        roots = x509.load_pem_x509_certificates(path.read_bytes())
+        return LongTermSettings(
+            level=level,  # type: ignore[arg-type]
+            trust_roots=tuple(root.public_bytes(Encoding.DER) for root in roots),
+            timeout_s=settings.revocation_timeout_ms / 1000,
+            tsa_url=settings.tsa_url,
+            tsa_username=settings.tsa_username,
+            tsa_password=settings.tsa_password,
+        )
+
+    return lambda pdf: add_long_term_data(pdf, long_term_settings())
 
 
 def _finish_signed_documents(stamping: Stamping, transport: Transport, consumers: int) -> None:
@@ -199,7 +229,9 @@ def start_finishing(settings: Settings, db: Engine, transport: Transport) -> Fin
     """
     # Its relay also publishes what stamping services without finishers commit; they cannot
     # wake it, so it looks often.
-    relay = OutboxRelay(db, transport.dispatch, poll_interval=SHARED_RELAY_POLL_S)
+    relay = OutboxRelay(
+        db, transport.dispatch, poll_interval=SHARED_RELAY_POLL_S, names=OUTBOX_NAMES
+    )
     store = open_document_store(settings.documents, db)
     stamping = Stamping(db, store, _stamping_config(settings, "finishing"), committed=relay.notify)
     _finish_signed_documents(stamping, transport, max(1, settings.finishers))
@@ -219,7 +251,7 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
     relay: OutboxRelay | None = None
     outbox_age: OutboxAge | None = None
     if settings.finishers > 0:
-        relay = OutboxRelay(db, transport.dispatch)
+        relay = OutboxRelay(db, transport.dispatch, names=OUTBOX_NAMES)
         stamping = Stamping(
             db, store, _stamping_config(settings, "stamping"), committed=relay.notify
         )

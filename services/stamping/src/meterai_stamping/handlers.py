@@ -49,6 +49,7 @@ from meterai_stamping.domain.jobs import (
     validate_submission,
     verify_url,
 )
+from meterai_stamping.ltv import LongTermRefused, RevocationUnavailable
 
 __all__ = ["Stamping", "StampingConfig"]
 
@@ -90,6 +91,9 @@ class StampingConfig:
     """Time per document assumed before any throughput has been observed."""
     throughput_window: timedelta = timedelta(seconds=60)
     """Recent completions over this window give the platform's current rate."""
+    long_term: Callable[[bytes], bytes] | None = None
+    """Adds the validation data (B-LT) and document timestamp (B-LTA) to a signed document
+    (:func:`meterai_stamping.ltv.add_long_term_data`); ``None`` leaves it as signed."""
 
 
 class Stamping:
@@ -249,6 +253,17 @@ class Stamping:
             digest.update(prepared[end + 1 :])
             check_answer(cms, digest.digest(), self._config.signer_certificate())
             stamped = pdf_engine.embed_signature(prepared, start, end, cms)
+            pdf_engine.check_stamped(stamped)  # never deliver what the verifier cannot read
+            if self._config.long_term is not None:
+                stamped = self._config.long_term(stamped)
+        except RevocationUnavailable as error:
+            # Like a TSA outage: the job stays PREPARED and is re-driven (signed and finished
+            # again) until its deadline fails and refunds it.
+            log.warning("job %s waits for revocation data: %s", job_id, error)
+            return
+        except LongTermRefused as error:
+            self._fail_if_awaiting(job_id, serial, str(error))
+            return
         except ForgedAnswer as error:
             log.warning(
                 "rejected the signing answer for job %s serial %s: %s", job_id, serial, error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -13,9 +14,11 @@ from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
 from meterai_common.config import Settings
 from meterai_common.grpc_errors import RequestError
 from meterai_common.grpc_server import RunningServer, create_server
+from meterai_verify.admission import BusyRefusal
 from meterai_verify.grpc_api import VerificationServicer
+from meterai_verify.sandbox import Sandbox
 
-__all__ = ["start_verify"]
+__all__ = ["start_verify", "trust_roots_for"]
 
 TEST_ROOT = "root-ca.pem"
 """Root of the generated test PKI in ``$METERAI_HOME/pki`` (embedded platform, tests)."""
@@ -29,7 +32,9 @@ def _load_roots(path: Path) -> list[bytes]:
     return [certificate.public_bytes(Encoding.DER) for certificate in certificates]
 
 
-def start_verify(settings: Settings, db: Engine) -> RunningServer:
+def trust_roots_for(settings: Settings) -> Callable[[], list[bytes]]:
+    """The DER roots seals must chain to, read when first needed (and cached)."""
+
     def trust_roots() -> list[bytes]:
         path = settings.trust_roots or settings.pki_dir / TEST_ROOT
         if not path.exists():
@@ -39,12 +44,21 @@ def start_verify(settings: Settings, db: Engine) -> RunningServer:
             )
         return _load_roots(path)
 
-    servicer = VerificationServicer(db, trust_roots)
+    return trust_roots
+
+
+def start_verify(settings: Settings, db: Engine) -> RunningServer:
+    trust_roots = trust_roots_for(settings)
+    sandbox = Sandbox()
+    sandbox.warm()
+    servicer = VerificationServicer(db, trust_roots, sandbox)
+    refusal = BusyRefusal(f"/{SERVICE_NAME}/VerifyDocument", servicer.in_flight)
     return create_server(
         "verify",
         settings.bind_host,
         settings.ports.verify,
         [(verify_pb2_grpc.add_VerificationServiceServicer_to_server, servicer)],
         [SERVICE_NAME],
+        interceptors=[refusal],
         tls=settings.server_tls("verify"),
     )

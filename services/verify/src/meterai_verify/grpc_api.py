@@ -1,13 +1,12 @@
 """VerificationService servicer: anyone may check a serial or a stamped PDF, no key needed.
 
-A PDF is genuine when it carries at least one e-meterai seal and every seal's signature is
-intact, valid and chains to the platform's root (checked by pyHanko's validator, which we did
-not write), covers the document as signed, and names a serial the ledger has ISSUED against
-the very digest that signature signed.
+The servicer only translates: the verdict is :mod:`meterai_verify.verdicts`' (the same the web
+site shows), the PDF is parsed in a confined worker (:mod:`meterai_verify.sandbox`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +18,13 @@ from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
 from meterai_common.db import reading
 from meterai_common.grpc_errors import RequestError, status_from_errors
 from meterai_common.proto_time import timestamp
-from meterai_verify.pdf_check import PdfCheckError, check_pdf
+from meterai_verify.admission import InFlight
+from meterai_verify.changes import Change
+from meterai_verify.pdf_check import PdfCheckError
+from meterai_verify.rate_limits import TokenBuckets, client_address
+from meterai_verify.sandbox import Sandbox, SandboxBusy
+from meterai_verify.serial_facts import SerialFacts, serial_facts
+from meterai_verify.verdicts import Reason, SealVerdict, Verdict, judge_document
 
 __all__ = ["VerificationServicer"]
 
@@ -27,29 +32,65 @@ _STATUS = {
     "ISSUED": verify_pb2.SERIAL_STATUS_ISSUED,
     "VOID": verify_pb2.SERIAL_STATUS_VOID,
     "HELD": verify_pb2.SERIAL_STATUS_PENDING,
+    "PENDING": verify_pb2.SERIAL_STATUS_PENDING,
     "UNKNOWN": verify_pb2.SERIAL_STATUS_UNKNOWN,
 }
+_VERDICT = {
+    Verdict.GENUINE: verify_pb2.VERDICT_GENUINE,
+    Verdict.MODIFIED: verify_pb2.VERDICT_MODIFIED,
+    Verdict.NOT_GENUINE: verify_pb2.VERDICT_NOT_GENUINE,
+}
+_CHANGE = {
+    Change.FORM_FILLING: verify_pb2.CHANGE_FORM_FILLING,
+    Change.ANNOTATIONS: verify_pb2.CHANGE_ANNOTATIONS,
+    Change.SIGNATURES: verify_pb2.CHANGE_SIGNATURES,
+    Change.CONTENT: verify_pb2.CHANGE_CONTENT,
+    Change.VALIDATION_DATA: verify_pb2.CHANGE_VALIDATION_DATA,
+}
+SLOT_WAIT_S = 2.0
+"""How long a VerifyDocument call waits for a free verification worker before pushback."""
+SERIAL_LOOKUPS_PER_S = 20.0
+SERIAL_LOOKUP_BURST = 60
+"""VerifySerial per client address, as on the web site: a checker needs a few, a scan many."""
+QUEUED_PER_WORKER = 1
+"""VerifyDocument calls allowed to wait for a worker, per worker; more are refused at once,
+so the server does not hold many uploads in memory while they wait."""
 
 
 class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
-    def __init__(self, engine: Engine, trust_roots: Callable[[], list[bytes]]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        trust_roots: Callable[[], list[bytes]],
+        sandbox: Sandbox | None = None,
+    ) -> None:
         self._db = engine
         self._trust_roots = trust_roots
+        self._sandbox = sandbox or Sandbox()
+        self._lookups = TokenBuckets(SERIAL_LOOKUPS_PER_S, SERIAL_LOOKUP_BURST, 100_000)
+        self.in_flight = InFlight(self._sandbox.limits.concurrency * (1 + QUEUED_PER_WORKER))
+        """Calls verifying or waiting; :class:`~meterai_verify.admission.BusyRefusal` refuses
+        new ones before their upload is read while it is full."""
 
-    def _serial(self, serial: str) -> Any:
+    def _facts(self, serial: str) -> SerialFacts:
         with reading(self._db) as conn:
-            return ledger.verify_serial(conn, serial)
+            return serial_facts(conn, serial)
 
     def VerifySerial(self, request: Any, context: grpc.ServicerContext) -> Any:
         with status_from_errors(context):
-            info = self._serial(request.serial.strip().upper())
+            wait = self._lookups.take(client_address(context.peer()))
+            if wait:
+                pushback = str(max(1, math.ceil(wait * 1000)))
+                context.set_trailing_metadata((("grpc-retry-pushback-ms", pushback),))
+                raise RequestError("RESOURCE_EXHAUSTED", "too many serial lookups: slow down")
+            with reading(self._db) as conn:
+                info = ledger.verify_serial(conn, request.serial.strip().upper())
             return verify_pb2.SerialVerification(
                 serial=info.serial,
                 status=_STATUS[info.status],
                 stamped_at=timestamp(info.stamped_at),
                 document_digest=info.document_digest or "",
                 document_type=info.document_type or "",
-                reseller_id=str(info.reseller_id or ""),
                 reseller_name=info.reseller_name or "",
             )
 
@@ -57,42 +98,47 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
         with status_from_errors(context):
             if not request.pdf:
                 raise RequestError("INVALID_ARGUMENT", "pdf is empty: send the document's bytes")
+            if not self.in_flight.enter():
+                context.set_trailing_metadata((("grpc-retry-pushback-ms", "1000"),))
+                raise RequestError(
+                    "RESOURCE_EXHAUSTED", "verification is busy: retry in 1 s"
+                ) from None
             try:
-                result = check_pdf(request.pdf, self._trust_roots())
+                checked = self._sandbox.check(request.pdf, self._trust_roots(), wait_s=SLOT_WAIT_S)
+            except SandboxBusy:
+                context.set_trailing_metadata((("grpc-retry-pushback-ms", "1000"),))
+                raise RequestError(
+                    "RESOURCE_EXHAUSTED", "every verification worker is busy: retry in 1 s"
+                ) from None
             except PdfCheckError as error:
                 raise RequestError("INVALID_ARGUMENT", str(error)) from None
-            seals = [self._seal(signature) for signature in result.signatures if signature.serial]
-            problem = "" if seals else "no e-meterai seal found in this document"
-            genuine = bool(seals) and all(not seal.problem for seal in seals)
-            return verify_pb2.DocumentVerification(genuine=genuine, seals=seals, problem=problem)
+            finally:
+                self.in_flight.leave()
+            verdict = judge_document(checked, self._facts)
+            return verify_pb2.DocumentVerification(
+                genuine=verdict.genuine,
+                seals=[_seal(seal) for seal in verdict.seals],
+                problem=verdict.problem,
+                verdict=_VERDICT[verdict.verdict],
+                other_signatures=verdict.other_signatures,
+            )
 
-    def _seal(self, signature: Any) -> Any:
-        info = self._serial(signature.serial)
-        status = _STATUS[info.status]
-        digest_matches = bool(info.document_digest) and (
-            info.document_digest.lower() == (signature.message_digest or "").lower()
-        )
-        problems = []
-        if not (signature.intact and signature.valid):
-            problems.append("the signature does not match the document (altered or corrupt)")
-        if signature.intact and signature.valid and not signature.trusted:
-            problems.append("the signer is not the e-meterai issuer")
-        if not signature.coverage_ok:
-            problems.append("the document was changed after stamping in a way not permitted")
-        if status != verify_pb2.SERIAL_STATUS_ISSUED:
-            problems.append(f"serial {signature.serial} is {info.status.lower()}, not issued")
-        elif not digest_matches:
-            problems.append("the serial was issued for a different document")
-        return verify_pb2.SealVerification(
-            serial=signature.serial,
-            field_name=signature.field_name or "",
-            signature_valid=bool(signature.intact and signature.valid),
-            trusted=bool(signature.trusted),
-            coverage_ok=bool(signature.coverage_ok),
-            serial_status=status,
-            digest_matches=digest_matches,
-            signing_time=timestamp(signature.signing_time),
-            problem="; ".join(problems),
-            level=signature.level,
-            timestamp_time=timestamp(signature.timestamp_time),
-        )
+
+def _seal(seal: SealVerdict) -> Any:
+    return verify_pb2.SealVerification(
+        serial=seal.serial,
+        field_name=seal.field_name,
+        signature_valid=seal.signature_valid,
+        trusted=seal.trusted,
+        coverage_ok=seal.coverage_ok and Reason.CHANGED_AFTER_STAMPING not in seal.reasons,
+        serial_status=_STATUS[seal.serial_status],
+        digest_matches=seal.digest_matches,
+        signing_time=timestamp(seal.signing_time),
+        problem=seal.problem,
+        level=seal.level,
+        timestamp_time=timestamp(seal.timestamp_time),
+        verdict=_VERDICT[seal.verdict],
+        changes_after=[_CHANGE[change] for change in seal.changes],
+        reasons=[reason.value for reason in seal.reasons],
+        stamped_revision_length=seal.signed_revision_end,
+    )

@@ -32,7 +32,8 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
-from meterai_verify.levels import pades_level, proven_time
+from meterai_verify.changes import Change, changes_after
+from meterai_verify.levels import long_term_level, proven_time
 
 __all__ = [
     "SERIAL_LENGTH",
@@ -117,11 +118,19 @@ class SignatureCheck:
     """Why the signature could not be evaluated at all, if so; every verdict is then False."""
 
     level: str = ""
-    """PAdES baseline level reached (:func:`~meterai_verify.levels.pades_level`): ``B-B``,
-    ``B-T``; empty when the signature does not hold at all."""
+    """PAdES baseline level reached (:func:`~meterai_verify.levels.long_term_level`): ``B-B``,
+    ``B-T``, ``B-LT``, ``B-LTA``; empty when the signature does not hold at all."""
 
     timestamp_time: datetime | None = None
     """Time proven by a valid, trusted signature timestamp (B-T), if there is one."""
+
+    changes: tuple[Change, ...] = ()
+    """What later revisions changed (:func:`~meterai_verify.changes.changes_after`); empty
+    when nothing was added after this signature, or when it could not be evaluated."""
+
+    signed_revision_end: int = 0
+    """Offset just past the signature's ``/ByteRange``: ``pdf[:signed_revision_end]`` is
+    exactly the revision the signer signed. 0 when the byte range cannot be read."""
 
     @property
     def coverage_ok(self) -> bool:
@@ -269,6 +278,16 @@ def _signer(embedded: EmbeddedPdfSignature) -> str | None:
     return name
 
 
+def _revision_end(embedded: EmbeddedPdfSignature) -> int:
+    try:
+        byte_range = [int(v) for v in embedded.byte_range]
+    except Exception:  # a malformed /ByteRange only loses the download of the revision
+        return 0
+    if len(byte_range) != 4:
+        return 0
+    return byte_range[2] + byte_range[3]
+
+
 def _unevaluable(embedded: EmbeddedPdfSignature, reason: str | None, error: str) -> SignatureCheck:
     field_name = _text(embedded.field_name) or ""
     try:
@@ -289,11 +308,14 @@ def _unevaluable(embedded: EmbeddedPdfSignature, reason: str | None, error: str)
         message_digest=digest,
         signing_time=None,
         error=error,
+        signed_revision_end=_revision_end(embedded),
     )
 
 
 async def _check_signature(
-    embedded: EmbeddedPdfSignature, trust_roots: list[x509.Certificate]
+    embedded: EmbeddedPdfSignature,
+    trust_roots: list[x509.Certificate],
+    everyone: list[EmbeddedPdfSignature],
 ) -> SignatureCheck:
     reason = _text(embedded.sig_object.get("/Reason"))
     field_name = _text(embedded.field_name) or ""
@@ -313,6 +335,13 @@ async def _check_signature(
         return _unevaluable(embedded, reason, f"signature cannot be validated: {exc}")
     except Exception as exc:  # untrusted CMS: any decoder failure is a bad signature
         return _unevaluable(embedded, reason, f"malformed signature: {exc}")
+    coverage = _coverage(status.coverage)
+    try:
+        changes = changes_after(
+            embedded, status.modification_level, coverage is Coverage.WHOLE_FILE, everyone
+        )
+    except Exception:  # untrusted structure: what cannot be named counts as a content change
+        changes = (Change.CONTENT,)
     return SignatureCheck(
         field_name=field_name,
         reason=reason,
@@ -321,13 +350,15 @@ async def _check_signature(
         intact=status.intact,
         valid=status.valid,
         trusted=status.trusted,
-        coverage=_coverage(status.coverage),
+        coverage=coverage,
         modification_level=_modification_level(status),
         modifications_acceptable=bool(status.docmdp_ok),
         message_digest=_message_digest(embedded),
         signing_time=status.signer_reported_dt,
-        level=pades_level(status),
+        level=await long_term_level(embedded, status, trust_roots),
         timestamp_time=proven_time(status),
+        changes=changes,
+        signed_revision_end=_revision_end(embedded),
     )
 
 
@@ -340,9 +371,8 @@ async def async_check_pdf(pdf: bytes, trust_roots: list[bytes]) -> PdfCheck:
     """
     roots = _trust_roots(trust_roots)
     reader = _reader(bytes(pdf))
-    checks = [
-        await _check_signature(embedded, roots) for embedded in reader.embedded_regular_signatures
-    ]
+    everyone = list(reader.embedded_regular_signatures)
+    checks = [await _check_signature(embedded, roots, everyone) for embedded in everyone]
     return PdfCheck(signatures=tuple(checks))
 
 

@@ -19,11 +19,15 @@ from .errors import (
     PageOutOfRange,
     RectOutsidePage,
     RectTooSmall,
+    SealOverlaps,
     SignatureTooLarge,
     StampError,
+    UnverifiableStamp,
 )
 from .model import DocumentInfo, Limits, PageSize, PreparedDocument, Rect, Seal
+from .self_check import check_stamped
 from .signature import embed_signature, placeholder_of
+from .specimen import Specimen
 from .stamp import inspect, prepare
 
 __all__ = [
@@ -45,8 +49,12 @@ __all__ = [
     "RectOutsidePage",
     "RectTooSmall",
     "Seal",
+    "SealOverlaps",
     "SignatureTooLarge",
+    "Specimen",
     "StampError",
+    "UnverifiableStamp",
+    "check_stamped",
     "embed_signature",
     "inspect",
     "placeholder_of",

@@ -1,7 +1,8 @@
 """The visible seal: a QR code and the stamp-duty legend, as a PDF content stream.
 
 Everything is vector graphics and text in the standard Helvetica fonts, so the
-seal is a few kilobytes, sharp at any zoom and prints cleanly.  The layout
+seal is a few kilobytes, sharp at any zoom and prints cleanly.  It is an
+opaque, framed card: whatever lies under the rectangle is covered.  The layout
 adapts to the rectangle's shape: text beside the QR code in a wide rectangle,
 below it in a tall one.
 """
@@ -13,10 +14,20 @@ from dataclasses import dataclass
 from .font_metrics import FontName, text_width
 from .qr import QUIET_ZONE, QrSymbol
 
-__all__ = ["FONT_RESOURCES", "LEGEND", "SealLayout", "layout_seal", "seal_content"]
+__all__ = [
+    "FONT_RESOURCES",
+    "LEGEND",
+    "SEAL_COLOUR",
+    "SealLayout",
+    "layout_seal",
+    "seal_content",
+]
 
 LEGEND = ("METERAI ELEKTRONIK", "10000", "SEPULUH RIBU RUPIAH")
 """Fixed lines printed above the serial number."""
+
+SEAL_COLOUR = b"0.72 0.08 0.2"
+"""RGB of the frame and legend: the crimson of the stamp-duty seal people know."""
 
 FONT_RESOURCES = (
     b"<</Font<<"
@@ -91,13 +102,34 @@ def layout_seal(width: float, height: float, qr: QrSymbol) -> SealLayout:
 def seal_content(layout: SealLayout, qr: QrSymbol, serial: str) -> bytes:
     """Content stream drawing the seal into ``[0 0 width height]``.
 
-    The QR square gets an opaque white background so it scans even over page
-    content; the legend is drawn without a background to hide as little of
-    the document as possible.
+    The seal is an opaque card: white fill over the whole rectangle, so body
+    text never shows through the serial or the value, and a frame in
+    :data:`SEAL_COLOUR` that people recognise as the e-meterai.  The frame
+    lies inside the QR code's quiet zone, one module wide at most, so the
+    three modules of white left are what scanners need.  The legend is drawn
+    in the seal colour, the serial in black.
     """
+    w, h = layout.width, layout.height
+    line = min(layout.module * 0.6, 0.03 * min(w, h))
+    inner = line * 1.8
     parts: list[bytes] = [
-        b"q 1 1 1 rg ",
-        _rect(layout.qr_x, layout.qr_y, layout.qr_side, layout.qr_side),
+        b"q 1 1 1 rg 0 0 ",
+        _num(w),
+        b" ",
+        _num(h),
+        b" re f ",
+        SEAL_COLOUR,
+        b" RG ",
+        _num(line),
+        b" w ",
+        _rect(line / 2, line / 2, w - line, h - line),
+        b" re S ",
+        _num(line / 3),
+        b" w ",
+        _rect(inner, inner, w - 2 * inner, h - 2 * inner),
+        b" re S 1 1 1 rg ",
+        _rect(layout.qr_x + inner, layout.qr_y + inner, layout.qr_side - 2 * inner,
+              layout.qr_side - 2 * inner),
         b" re f 0 0 0 rg q ",
         _num(layout.module),
         b" 0 0 ",
@@ -107,7 +139,7 @@ def seal_content(layout: SealLayout, qr: QrSymbol, serial: str) -> bytes:
         b" ",
         _num(layout.qr_y),
         b" cm\n",
-    ]
+    ]  # fmt: skip
     top = qr.size - 1 + QUIET_ZONE
     parts.extend(
         b"%d %d %d 1 re\n" % (col + QUIET_ZONE, top - row, length) for row, col, length in qr.runs
@@ -130,7 +162,7 @@ def _legend(box: tuple[float, float, float, float], lines: tuple[str, ...]) -> b
         natural = text_width(text, font, rel)
         if natural > 0:
             unit = min(unit, width / natural)
-    out: list[bytes] = [b"BT "]
+    out: list[bytes] = [b"BT ", SEAL_COLOUR, b" rg "]
     used = total_units * unit
     y = y1 - (height - used) / 2
     for (resource, font, rel), text in zip(_LINES, lines, strict=True):
@@ -138,6 +170,8 @@ def _legend(box: tuple[float, float, float, float], lines: tuple[str, ...]) -> b
         y -= size * _LEADING
         baseline = y + size * (_LEADING - 1) / 2 + size * 0.2
         x = x0 + (width - text_width(text, font, size)) / 2
+        if text is lines[-1]:
+            out.append(b"0 0 0 rg ")  # the serial, in black: what people read out
         out.append(
             b"%s %s Tf 1 0 0 1 %s %s Tm (%s) Tj "
             % (resource, _num(size), _num(x), _num(baseline), _escape(text))

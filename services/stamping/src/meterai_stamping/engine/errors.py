@@ -26,11 +26,13 @@ __all__ = [
     "PageOutOfRange",
     "RectOutsidePage",
     "RectTooSmall",
+    "SealOverlaps",
     "SignatureTooLarge",
     "StampError",
+    "UnverifiableStamp",
 ]
 
-ErrorCode = Literal["INVALID_ARGUMENT", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED"]
+ErrorCode = Literal["INVALID_ARGUMENT", "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED", "INTERNAL"]
 
 
 class StampError(Exception):
@@ -53,14 +55,11 @@ class MalformedPdf(StampError):
 
 
 class EncryptedPdf(StampError):
-    """The document is encrypted.
+    """The document is encrypted and the password is missing, wrong or unusable.
 
-    Encrypted documents are refused even when the right password is supplied:
-    stamping them would mean writing the new objects encrypted with the
-    document key while keeping the signature ``/Contents`` in clear, and
-    validators disagree on such files.  The message tells the user whether the
-    password was missing, wrong, or right-but-unsupported, and to upload a copy
-    saved without password protection.
+    With the right password (or none, for documents whose user password is
+    empty) encrypted documents are stamped and keep their encryption; the
+    message says which password is needed and how to send it.
     """
 
     code: ClassVar[ErrorCode] = "FAILED_PRECONDITION"
@@ -119,3 +118,23 @@ class InvalidRequest(StampError):
 
 class InvalidPlaceholder(StampError):
     """``embed_signature`` was given offsets that do not delimit a ``/Contents`` placeholder."""
+
+
+class UnverifiableStamp(StampError):
+    """A finished output failed :func:`~meterai_stamping.engine.check_stamped`.
+
+    The engine wrote something the platform could not verify or stamp again:
+    the platform's fault, never the user's, so the job fails and is refunded.
+    """
+
+    code: ClassVar[ErrorCode] = "INTERNAL"
+
+
+class SealOverlaps(StampError):
+    """The seal rectangle overlaps an e-meterai already on that page.
+
+    The message names the seal in the way and the nearest free rectangle of
+    the same size, if the page has one.
+    """
+
+    code: ClassVar[ErrorCode] = "FAILED_PRECONDITION"

@@ -4,7 +4,14 @@ An incremental update leaves every original byte in place and appends new
 object revisions, a cross-reference section for them, and a trailer pointing
 back (``/Prev``) to the previous section.  That is what keeps earlier
 signatures valid.  The section is written in the form the file already uses:
-a cross-reference stream after a stream, a classic table otherwise.
+a cross-reference stream after a stream, a classic table otherwise, and a
+hybrid section (a classic table whose trailer points with ``/XRefStm`` to a
+stream repeating its entries) after a hybrid-reference file.  The last one
+matters to pyHanko, the platform's verifier: it reads a hybrid file's
+objects that the classic table marks free only from the stream of that
+section or of the very next one, so an update that revises such an object
+(the page, the catalog) with a plain table is refused as a reuse of a freed
+object, and each later seal fails the same way.
 
 Only the appended section is built here; the original bytes are never
 copied, so the cost does not grow with the document.  The caller joins the
@@ -42,6 +49,8 @@ class UpdateTrailer:
     """Serialized ``/ID`` array, carried over so the document keeps its identity."""
     prev: int | None
     """Offset of the previous cross-reference section; None for a complete table."""
+    encrypt: bytes | None = None
+    """Serialized ``/Encrypt`` entry of an encrypted document, carried over unchanged."""
 
 
 def build_update(
@@ -51,6 +60,7 @@ def build_update(
     *,
     as_stream: bool,
     existing: dict[int, tuple[int, int]] | None = None,
+    hybrid: bool = False,
 ) -> tuple[bytearray, dict[int, int]]:
     """Return the section to append to *original* and the file offset of each new object's body.
 
@@ -60,6 +70,8 @@ def build_update(
     :param existing: ``{number: (offset, generation)}`` of every original
         object, given when the original cross-reference data is damaged: the
         section then lists all objects and has no ``/Prev``.
+    :param hybrid: write a hybrid section (classic table plus ``/XRefStm``);
+        the caller reserves object number ``trailer.size - 1`` for the stream.
     """
     base = len(original)
     out = bytearray()
@@ -75,6 +87,11 @@ def build_update(
         out += b"\nendobj\n"
     if as_stream:
         _append_xref_stream(out, base, entries, trailer, complete=existing is not None)
+    elif hybrid and existing is None:
+        stream_at = base + len(out)
+        _append_xref_stream(out, base, entries, trailer, complete=False, hidden=True)
+        entries[trailer.size - 1] = (stream_at, 0)
+        _append_xref_table(out, base, entries, trailer, complete=False, xref_stm=stream_at)
     else:
         _append_xref_table(out, base, entries, trailer, complete=existing is not None)
     return out, body_offsets
@@ -86,6 +103,8 @@ def _trailer_entries(trailer: UpdateTrailer, size: int) -> bytes:
         parts += [b" /Info ", trailer.info]
     if trailer.ids is not None:
         parts += [b" /ID ", trailer.ids]
+    if trailer.encrypt is not None:
+        parts += [b" /Encrypt ", trailer.encrypt]
     if trailer.prev is not None:
         parts.append(b" /Prev %d" % trailer.prev)
     return b"".join(parts)
@@ -109,6 +128,7 @@ def _append_xref_table(
     trailer: UpdateTrailer,
     *,
     complete: bool,
+    xref_stm: int | None = None,
 ) -> None:
     start = base + len(out)
     lines = [b"xref\n"]
@@ -121,12 +141,16 @@ def _append_xref_table(
                 lines.append(b"0000000000 65535 f\r\n" if n == 0 else b"0000000000 00001 f\r\n")
         lines.insert(1, b"0 %d\n" % trailer.size)
     else:
+        # A first row for object 0, as Acrobat writes: readers such as pypdf otherwise take a
+        # table starting elsewhere for one numbered off by its first number, and warn.
+        lines.append(b"0 1\n0000000000 65535 f\r\n")
         numbers = sorted(entries)
         for first, count in _subsections(numbers):
             lines.append(b"%d %d\n" % (first, count))
             lines.extend(b"%010d %05d n\r\n" % entries[n] for n in range(first, first + count))
     out += b"".join(lines)
-    out += b"trailer\n<< " + _trailer_entries(trailer, trailer.size) + b" >>\n"
+    hybrid = b"" if xref_stm is None else b" /XRefStm %d" % xref_stm
+    out += b"trailer\n<< " + _trailer_entries(trailer, trailer.size) + hybrid + b" >>\n"
     out += b"startxref\n%d\n%%%%EOF\n" % start
 
 
@@ -137,7 +161,11 @@ def _append_xref_stream(
     trailer: UpdateTrailer,
     *,
     complete: bool,
+    hidden: bool = False,
 ) -> None:
+    """Append a cross-reference stream; *hidden* for the ``/XRefStm`` of a hybrid
+    section, which is found through the table's trailer and so carries no
+    trailer entries or ``startxref`` of its own."""
     start = base + len(out)
     own = trailer.size - 1
     entries = {**entries, own: (start, 0)}
@@ -157,8 +185,9 @@ def _append_xref_stream(
             rows += b"\x00" + bytes(width) + (b"\xff\xff" if n == 0 else b"\x00\x01")
     index_text = b" ".join(b"%d %d" % run for run in index)
     out += b"%d 0 obj\n<< /Type /XRef /W [1 %d 2] /Index [%s] " % (own, width, index_text)
-    out += _trailer_entries(trailer, trailer.size)
+    out += b"/Size %d" % trailer.size if hidden else _trailer_entries(trailer, trailer.size)
     out += b" /Length %d >>\nstream\n" % len(rows)
     out += rows
     out += b"\nendstream\nendobj\n"
-    out += b"startxref\n%d\n%%%%EOF\n" % start
+    if not hidden:
+        out += b"startxref\n%d\n%%%%EOF\n" % start

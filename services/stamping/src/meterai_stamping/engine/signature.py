@@ -15,6 +15,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 from .errors import InvalidPlaceholder, SignatureTooLarge
@@ -38,11 +39,18 @@ SignedRegion = tuple[int, int, tuple[int, int, int, int]]
 """``(contents_start, contents_end, byte_range)``."""
 
 
-def signature_dictionary(signature_size: int, signing_time: datetime, reason: str) -> bytes:
+def signature_dictionary(
+    signature_size: int,
+    signing_time: datetime,
+    reason: str,
+    encrypt_string: Callable[[bytes], bytes] = lambda literal: literal,
+) -> bytes:
     """Body of the ``/Type /Sig`` dictionary with placeholders for range and CMS.
 
     ``/ETSI.CAdES.detached`` makes it a PAdES baseline signature; the
     ``/Adobe.PPKLite`` filter is what every validator expects alongside it.
+    *encrypt_string* turns ``/M`` and ``/Reason`` into the document's
+    ciphertext when it is encrypted; ``/Contents`` always stays in clear.
     """
     return b"".join(
         (
@@ -53,9 +61,9 @@ def signature_dictionary(signature_size: int, signing_time: datetime, reason: st
             _CONTENTS_KEY,
             b"0" * (2 * signature_size),
             b"> /M ",
-            pdf_date(signing_time),
+            encrypt_string(pdf_date(signing_time)),
             b" /Reason ",
-            pdf_text(reason),
+            encrypt_string(pdf_text(reason)),
             b" >>",
         )
     )

@@ -17,6 +17,7 @@ document.  Damaged files get the lenient reader and its repairs.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
@@ -24,6 +25,7 @@ from io import BytesIO
 from pypdf import PasswordType, PdfReader
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, PdfObject
 
+from .bounds import check_declared_size
 from .errors import (
     CertifiedNoChanges,
     CertifiedNoNewFields,
@@ -36,7 +38,14 @@ from .errors import (
 from .geometry import PageGeometry
 from .model import Limits
 
-__all__ = ["LocatedPage", "SourceDocument", "open_document", "scan_objects"]
+__all__ = [
+    "LocatedPage",
+    "SharedBytesIO",
+    "SourceDocument",
+    "assess_cross_references",
+    "open_document",
+    "scan_objects",
+]
 
 _HEADER_WINDOW = 1024
 _TAIL_WINDOW = 2048
@@ -54,6 +63,9 @@ _XREF_ROW = re.compile(rb"(\d{10}) (\d{5}) ([nf])")
 _PREV = re.compile(rb"/Prev\s+(\d{1,12})")
 _XREF_STM = re.compile(rb"/XRefStm\s+(\d{1,12})")
 _MAX_SECTIONS = 10_000
+_LENGTH = re.compile(rb"/Length\s+(\d{1,12})(?!\s+\d+\s+R)")
+_MAX_XREF_STREAM = 16 * 1024 * 1024
+"""Bytes a cross-reference stream may inflate to while being checked (2M objects)."""
 _ANY_OBJECT = re.compile(rb"(?<![0-9])(\d{1,10})[ \t\r\n\f\0]+(\d{1,5})[ \t\r\n\f\0]+obj\b")
 
 
@@ -79,6 +91,11 @@ class SourceDocument:
     """Offset of the last cross-reference section, the ``/Prev`` of the update."""
     xref_is_stream: bool
     """Whether that last section is a cross-reference stream (PDF 1.5+)."""
+    hybrid: bool
+    """Whether a classic section of the chain points with ``/XRefStm`` to a
+    stream listing objects that pre-1.5 readers must not see (Word writes
+    such hybrid-reference files).  Updates then carry a stream of their own
+    (see :func:`~meterai_stamping.engine.incremental.build_update`)."""
     damaged: bool
     """True when the file's cross-reference data is wrong (bad offsets, bad
     ``startxref``).  Viewers silently repair such files; an update chained to
@@ -209,13 +226,14 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
             "The upload is not a PDF file (it does not start with %PDF-); "
             "upload the document as PDF."
         )
-    startxref, xref_is_stream, sound = _assess_cross_references(pdf)
+    startxref, xref_is_stream, sound, hybrid = assess_cross_references(pdf)
     reader = _read_trusting_cross_references(pdf) if sound else None
     if reader is None:
-        reader = PdfReader(_SharedBytesIO(pdf), strict=False)
-    damaged = not sound or reader.xref_index != 0
+        reader = PdfReader(SharedBytesIO(pdf), strict=False)
+    damaged = not sound
+    check_declared_size(reader.trailer.get("/Size"), len(pdf))
     if reader.is_encrypted:
-        _refuse_encrypted(reader, password)
+        _decrypt(reader, password)
     root_ref = reader.trailer.raw_get("/Root") if "/Root" in reader.trailer else None
     catalog = reader.get_object(root_ref) if isinstance(root_ref, IndirectObject) else None
     if not isinstance(root_ref, IndirectObject) or not isinstance(catalog, DictionaryObject):
@@ -231,6 +249,7 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
         page_count=0,
         startxref=startxref,
         xref_is_stream=xref_is_stream,
+        hybrid=hybrid,
         damaged=damaged,
         next_number=0,
     )
@@ -254,7 +273,7 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
     return doc
 
 
-class _SharedBytesIO(BytesIO):
+class SharedBytesIO(BytesIO):
     """A read-only stream over the caller's bytes that never copies them.
 
     ``BytesIO`` shares an initial ``bytes`` value until it is written to or
@@ -276,20 +295,26 @@ class _SharedBytesIO(BytesIO):
 def _read_trusting_cross_references(data: bytes) -> PdfReader | None:
     """A pypdf reader that takes the cross-reference data as it is, or None.
 
-    Called only once :func:`_assess_cross_references` has found the data
+    Called only once :func:`assess_cross_references` has found the data
     sound.  Strict reading skips pypdf's lenient pass over every listed
     object; the reader is switched back to lenient afterwards, so objects are
     still parsed as forgivingly as viewers do.  Whatever the strict reader
-    rejects, and tables that are not zero-indexed (which only lenient mode
-    corrects), are left to the lenient reader: this is a shortcut, not a
-    verdict on the file.
+    rejects is left to the lenient reader: this is a shortcut, not a verdict
+    on the file.
+
+    pypdf flags a classic table whose first subsection does not start at
+    object 0 (``xref_index``) as possibly misnumbered.  Every incremental
+    update without a row for object 0 looks like that, the platform's own
+    outputs included, and taking the flag as damage is what made a second
+    seal on a hybrid-xref file impossible (damaged files with object streams
+    are refused).  The chain check has already matched every such row with
+    the object header it points to, so the numbering is known to be right.
     """
     try:
-        reader = PdfReader(_SharedBytesIO(data), strict=True)
+        reader = PdfReader(SharedBytesIO(data), strict=True)
     except Exception:
         return None
-    if reader.xref_index != 0:
-        return None
+    reader.xref_index = 0
     reader.strict = False
     return reader
 
@@ -305,13 +330,56 @@ def _next_free_number(doc: SourceDocument) -> int:
     return max(declared, max(known, default=0) + 1)
 
 
-def _refuse_encrypted(reader: PdfReader, password: str | None) -> None:
-    advice = "Save a copy without password protection and upload that copy."
-    if password is None:
-        raise EncryptedPdf(f"The document is password-protected. {advice}")
-    if reader.decrypt(password) == PasswordType.NOT_DECRYPTED:
-        raise EncryptedPdf(f"The password is wrong for this document. {advice}")
-    raise EncryptedPdf(f"Encrypted documents cannot be stamped, even with the password. {advice}")
+def _decrypt(reader: PdfReader, password: str | None) -> None:
+    """Open an encrypted document with *password*, or the empty user password without one.
+
+    pypdf's reader has already tried the empty password while opening; when
+    that worked the key is there, and deriving it again (for AES-256, dozens
+    of AES and SHA-2 rounds by design) would only double the cost.
+
+    Many documents are encrypted only to set permissions, with an empty user
+    password that every viewer opens silently; those need no password here
+    either.  pypdf's security handler supports RC4 (40 and 128 bit), AES-128
+    and AES-256, revisions 2 to 6.
+    """
+    how = (
+        "Send the document's password with the request (the password field; "
+        "meterai stamp --password), or upload a copy saved without password protection."
+    )
+    encryption = getattr(reader, "_encryption", None)
+    if encryption is not None and encryption.is_decrypted():
+        return _refuse_withdrawn_revision(reader)  # pypdf's reader opened it with ""
+    try:
+        opened = reader.decrypt(password or "")
+    except Exception as exc:  # an unsupported or broken security handler
+        raise EncryptedPdf(
+            f"The document's encryption cannot be read ({exc}). Upload a copy saved without "
+            "password protection."
+        ) from exc
+    if opened != PasswordType.NOT_DECRYPTED:
+        _refuse_withdrawn_revision(reader)
+        return
+    if not password:
+        raise EncryptedPdf(f"The document is protected by a password. {how}")
+    raise EncryptedPdf(
+        "The password is wrong for this document: it is neither its user (open) password "
+        f"nor its owner password. {how}"
+    )
+
+
+def _refuse_withdrawn_revision(reader: PdfReader) -> None:
+    """Refuse AES-256 revision 5, the pre-standard variant Adobe withdrew for revision 6.
+
+    The engine could stamp it, but pyHanko, the platform's verifier, cannot
+    open such files at all, so a seal on one could never be shown genuine.
+    """
+    encryption = getattr(reader, "_encryption", None)
+    if encryption is not None and getattr(encryption, "R", 0) == 5:
+        raise EncryptedPdf(
+            "The document uses AES-256 encryption revision 5, a pre-standard variant that "
+            "was withdrawn and that the e-meterai verifier cannot read. Save it again with "
+            "current AES-256 encryption (any recent PDF editor does) and upload that copy."
+        )
 
 
 def _refuse_certified(doc: SourceDocument) -> None:
@@ -360,12 +428,12 @@ def _refuse_certified(doc: SourceDocument) -> None:
     )
 
 
-def _assess_cross_references(data: bytes) -> tuple[int, bool, bool]:
+def assess_cross_references(data: bytes) -> tuple[int, bool, bool, bool]:
     """Find ``startxref`` and decide whether the xref data is trustworthy.
 
     Returns the ``startxref`` offset, whether it points at a cross-reference
-    stream, and whether the data is sound.  pypdf silently repairs wrong
-    offsets; other readers repair too, but not always the same way, and
+    stream, whether the data is sound, and whether a section is hybrid.
+    pypdf silently repairs wrong offsets; other readers repair too, but not always the same way, and
     validators flag the file as damaged.  Checking walks the ``/Prev`` chain
     and matches each classic-table entry against the object header it points
     to: linear in the number of objects, not in file size.  Cross-reference
@@ -379,34 +447,77 @@ def _assess_cross_references(data: bytes) -> tuple[int, bool, bool]:
         and not _CLASSIC_XREF.match(data, startxref)
         and _OBJECT_HEADER.match(data, startxref)
     )
-    return startxref, is_stream, _chain_is_sound(data, startxref)
+    sound, hybrid = _chain_is_sound(data, startxref)
+    return startxref, is_stream, sound, hybrid
 
 
-def _chain_is_sound(data: bytes, offset: int) -> bool:
-    """Follow ``startxref`` and every ``/Prev``; each section must be where it is said to be."""
+def _chain_is_sound(data: bytes, offset: int) -> tuple[bool, bool]:
+    """Follow ``startxref`` and every ``/Prev``; each section must be where it is said to be.
+
+    Returns (sound, some classic section has an ``/XRefStm``).  A ``/Prev``
+    that leads back to a section already seen is refused: which revision is
+    the last cannot be known, so no reader agrees on the document.
+    """
     seen: set[int] = set()
-    while offset not in seen and len(seen) < _MAX_SECTIONS:
+    hybrid = False
+    while len(seen) < _MAX_SECTIONS:
+        if offset in seen:
+            raise MalformedPdf(
+                "The PDF's cross-reference sections point back to each other (a /Prev loop), "
+                "so its revisions cannot be told apart; re-save it with a PDF editor and "
+                "try again."
+            )
         seen.add(offset)
         if not 0 < offset < len(data):
-            return False
+            return False, hybrid
         if _CLASSIC_XREF.match(data, offset):
             trailer_at = _classic_table_end(data, offset)
             if trailer_at < 0:
-                return False
+                return False, hybrid
             dictionary = data[trailer_at : data.find(b"startxref", trailer_at)]
             extra = _XREF_STM.search(dictionary)
-            if extra is not None and not _OBJECT_HEADER.match(data, int(extra.group(1))):
-                return False
+            if extra is not None:
+                hybrid = True
+                at = int(extra.group(1))
+                if not _OBJECT_HEADER.match(data, at) or not _stream_inflates(data, at):
+                    return False, hybrid
         elif _OBJECT_HEADER.match(data, offset):
             stream_at = data.find(b"stream", offset)
             dictionary = data[offset : stream_at if stream_at > 0 else offset]
+            if not _stream_inflates(data, offset):
+                return False, hybrid
         else:
-            return False
+            return False, hybrid
         prev = _PREV.search(dictionary)
         if prev is None:
-            return True
+            return True, hybrid
         offset = int(prev.group(1))
-    return False
+    return False, hybrid
+
+
+def _stream_inflates(data: bytes, offset: int) -> bool:
+    """Whether the cross-reference stream at *offset* inflates without a zlib error.
+
+    pypdf quietly recovers what it can from corrupt Flate data; pyHanko, the
+    platform's verifier, refuses the whole file.  Cross-reference streams are
+    a few bytes per object, and inflating stops at :data:`_MAX_XREF_STREAM`,
+    so a decompression bomb costs no more than a large honest table.
+    """
+    stream_at = data.find(b"stream", offset, offset + 4096)
+    if stream_at < 0:
+        return False
+    dictionary = data[offset:stream_at]
+    length = _LENGTH.search(dictionary)
+    if b"/FlateDecode" not in dictionary or length is None:
+        return True  # unfiltered or indirect /Length: pypdf's own reading decides
+    start = stream_at + 6
+    start += 2 if data.startswith(b"\r\n", start) else 1
+    try:
+        inflater = zlib.decompressobj()
+        inflater.decompress(data[start : start + int(length.group(1))], _MAX_XREF_STREAM)
+    except zlib.error:
+        return False
+    return True
 
 
 def _classic_table_end(data: bytes, offset: int) -> int:

@@ -30,6 +30,8 @@ from pypdf.generic import (
 )
 
 from .appearance import FONT_RESOURCES, layout_seal, seal_content
+from .bounds import MAX_NESTING, check_nesting
+from .encryption import cipher_of
 from .errors import (
     DocumentTooLarge,
     InvalidRequest,
@@ -41,10 +43,19 @@ from .errors import (
 from .geometry import PageGeometry, place
 from .incremental import NewObject, UpdateTrailer, build_update
 from .model import MM_PER_PT, DocumentInfo, Limits, PreparedDocument, Rect, Seal
+from .overlap import settle
 from .pdf_syntax import pdf_number, pdf_text, serialize
 from .qr import QrSymbol, encode_qr
+from .repair import repaired_stream_lengths
 from .signature import fill_byte_range, signature_dictionary, update_digest
 from .source import LocatedPage, SourceDocument, open_document, scan_objects
+from .specimen import (
+    Specimen,
+    image_object,
+    place_specimen,
+    specimen_content,
+    specimen_resources,
+)
 
 __all__ = ["DEFAULT_LIMITS", "MIN_MODULE_PT", "inspect", "prepare"]
 
@@ -93,6 +104,8 @@ def prepare(
     reason: str,
     password: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    move_if_overlapping: bool = False,
+    specimen: Specimen | None = None,
 ) -> PreparedDocument:
     """Stamp the seal on *page* inside *rect* and reserve room for a PAdES signature.
 
@@ -103,16 +116,33 @@ def prepare(
     :param signature_size: largest DER size of the CMS that will be embedded.
     :param signing_time: written as ``/M``; naive values are taken as UTC.
     :param reason: written as ``/Reason``, shown by viewers in the signature panel.
-    :param password: encrypted documents are refused even with the right
-        password (see :class:`~meterai_stamping.engine.EncryptedPdf`).
+    :param password: the user or owner password of an encrypted document;
+        without one the empty user password is tried, which opens documents
+        encrypted only to set permissions.  The update is encrypted with the
+        document's key (see :mod:`~meterai_stamping.engine.encryption`).
+    :param move_if_overlapping: when *rect* overlaps an e-meterai already on the
+        page, use the nearest free rectangle of the same size instead of refusing
+        (:class:`~meterai_stamping.engine.SealOverlaps`).
+    :param specimen: the issuer's artwork to draw the seal on, with the QR code and
+        serial where it says; None draws the platform's own card.
     :raises StampError: a subclass saying what is wrong; nothing else escapes.
     """
     with _errors_as_stamp_errors():
         _check_request(page, rect, seal, signature_size)
+        if specimen is not None and not (
+            isinstance(specimen, Specimen) and specimen.is_well_formed()
+        ):
+            raise InvalidRequest(
+                "The specimen needs exactly one artwork (content stream or JPEG), a positive "
+                "size, and QR and serial boxes inside it."
+            )
         doc = open_document(pdf, password, limits)
         located = doc.locate_page(page)
-        qr = _check_fit(page, located.geometry, rect, seal, limits)
-        return _stamp(doc, located, rect, seal, qr, signature_size, signing_time, reason)
+        _check_revised_nesting(doc, located)
+        if located.geometry.contains(rect):
+            rect = settle(doc, located, page, rect, move=move_if_overlapping)
+        qr = _check_fit(page, located.geometry, rect, seal, limits, specimen)
+        return _stamp(doc, located, rect, seal, qr, signature_size, signing_time, reason, specimen)
 
 
 class _errors_as_stamp_errors:
@@ -132,6 +162,11 @@ class _errors_as_stamp_errors:
     ) -> Literal[False]:
         if exc is None or isinstance(exc, StampError) or not isinstance(exc, Exception):
             return False
+        if _caused_by(exc, RecursionError):
+            raise MalformedPdf(
+                f"The PDF nests arrays or dictionaries more than {MAX_NESTING} levels deep, "
+                "which no document needs; re-save it with a PDF editor and try again."
+            ) from exc
         if isinstance(exc, MemoryError):
             raise DocumentTooLarge(
                 "The document is too complex to process within the memory limit; "
@@ -140,6 +175,27 @@ class _errors_as_stamp_errors:
         raise MalformedPdf(
             "The PDF is damaged and cannot be read; re-save it with a PDF editor and try again."
         ) from exc
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether *kind* is in the chain of causes: pypdf wraps what it trips on."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 16:
+        if isinstance(current, kind):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def _check_revised_nesting(doc: SourceDocument, page: LocatedPage) -> None:
+    """The objects the update copies must stay readable by recursive readers."""
+    check_nesting(page.dictionary, f"page object {page.ref.idnum}")
+    check_nesting(doc.catalog, "document catalog")
+    for key, what in (("/AcroForm", "form dictionary"),):
+        check_nesting(doc.resolve(doc.catalog.get(key)), what)
+    check_nesting(doc.resolve(page.dictionary.get("/Annots")), "annotation list")
 
 
 def _check_request(page: int, rect: Rect, seal: Seal, signature_size: int) -> None:
@@ -160,7 +216,12 @@ def _check_request(page: int, rect: Rect, seal: Seal, signature_size: int) -> No
 
 
 def _check_fit(
-    number: int, geometry: PageGeometry, rect: Rect, seal: Seal, limits: Limits
+    number: int,
+    geometry: PageGeometry,
+    rect: Rect,
+    seal: Seal,
+    limits: Limits,
+    specimen: Specimen | None = None,
 ) -> QrSymbol:
     minimum = limits.min_seal_side_pt
     size = geometry.displayed_size
@@ -186,6 +247,16 @@ def _check_fit(
         qr = encode_qr(seal.verify_url)
     except Exception as exc:
         raise InvalidRequest(f"The verify URL cannot be encoded as a QR code: {exc}") from exc
+    if specimen is not None:
+        module = place_specimen(specimen, rect.width, rect.height, qr).module
+        if module < MIN_MODULE_PT:
+            raise RectTooSmall(
+                f"The seal rectangle is {rect.width:.1f} x {rect.height:.1f} pt; the specimen's "
+                f"QR box would get {module * MM_PER_PT:.2f} mm modules, below the 0.35 mm "
+                f"phones scan reliably. Enlarge the rectangle by "
+                f"{MIN_MODULE_PT / module:.2f} times or more."
+            )
+        return qr
     layout = layout_seal(rect.width, rect.height, qr)
     if layout.module < MIN_MODULE_PT:
         needed = layout.qr_side * MIN_MODULE_PT / layout.module
@@ -207,6 +278,7 @@ def _stamp(
     signature_size: int,
     signing_time: datetime,
     reason: str,
+    specimen: Specimen | None = None,
 ) -> PreparedDocument:
     existing = scan_objects(doc.data) if doc.damaged else None
     first = doc.next_number
@@ -218,8 +290,20 @@ def _stamp(
     field_ref = IndirectObject(field_n, 0, reader)
 
     placement = place(page.geometry, rect)
-    layout = layout_seal(rect.width, rect.height, qr)
-    content = zlib.compress(seal_content(layout, qr, seal.serial), 6)
+    extra: list[NewObject] = []
+    if specimen is None:
+        layout = layout_seal(rect.width, rect.height, qr)
+        content = zlib.compress(seal_content(layout, qr, seal.serial), 6)
+        resources = FONT_RESOURCES
+    else:
+        fitted = place_specimen(specimen, rect.width, rect.height, qr)
+        content = zlib.compress(specimen_content(specimen, fitted, qr, seal.serial), 6)
+        image = None
+        if specimen.jpeg:
+            image = IndirectObject(next_free, 0, reader)
+            extra.append(NewObject(next_free, 0, image_object(specimen)))
+            next_free += 1
+        resources = specimen_resources(specimen, image)
     appearance = b"".join(
         (
             b"<< /Type /XObject /Subtype /Form /BBox [0 0 ",
@@ -229,7 +313,7 @@ def _stamp(
             b"] /Matrix [",
             b" ".join(pdf_number(v) for v in placement.matrix),
             b"] /Resources ",
-            FONT_RESOURCES,
+            resources,
             b" /Filter /FlateDecode /Length %d >>\nstream\n" % len(content),
             content,
             b"\nendstream",
@@ -244,25 +328,46 @@ def _stamp(
             b"] /AP << /N %d 0 R >> >>" % ap_n,
         )
     )
+    cipher = cipher_of(reader)
+    signature = (
+        signature_dictionary(signature_size, signing_time, reason)
+        if cipher is None
+        else signature_dictionary(
+            signature_size, signing_time, reason, lambda text: cipher.string(text, sig_n)
+        )
+    )
     objects = [
-        NewObject(sig_n, 0, signature_dictionary(signature_size, signing_time, reason)),
+        NewObject(sig_n, 0, signature),
         NewObject(ap_n, 0, appearance),
         NewObject(field_n, 0, widget),
-        *_annots_revision(doc, page, field_ref),
+        *extra,
     ]
+    annots_objects, next_free = _annots_revision(doc, page, [field_ref], next_free)
+    objects.extend(annots_objects)
     form_objects, next_free = _acroform_revision(doc, field_ref, next_free)
     objects.extend(form_objects)
+    if cipher is not None:
+        objects = [objects[0], *(cipher.object(item) for item in objects[1:])]
+    elif existing:
+        revised = {item.number for item in objects}
+        objects.extend(
+            item
+            for item in repaired_stream_lengths(doc.data, existing)
+            if item.number not in revised
+        )
 
     as_stream = doc.xref_is_stream and not doc.damaged
+    hybrid = doc.hybrid and not as_stream and not doc.damaged
     trailer = UpdateTrailer(
-        size=next_free + (1 if as_stream else 0),
+        size=next_free + (1 if as_stream or hybrid else 0),
         root=b"%d %d R" % (doc.root_ref.idnum, doc.root_ref.generation),
         info=_trailer_ref(doc, "/Info"),
         ids=_trailer_ids(doc, seal, signing_time),
         prev=None if doc.damaged else doc.startxref,
+        encrypt=None if cipher is None else cipher.encrypt_ref,
     )
     update, offsets = build_update(
-        doc.data, objects, trailer, as_stream=as_stream, existing=existing
+        doc.data, objects, trailer, as_stream=as_stream, existing=existing, hybrid=hybrid
     )
     base = len(doc.data)
     contents_start, contents_end, byte_range = fill_byte_range(
@@ -279,19 +384,33 @@ def _stamp(
 
 
 def _annots_revision(
-    doc: SourceDocument, page: LocatedPage, widget: IndirectObject
-) -> list[NewObject]:
+    doc: SourceDocument, page: LocatedPage, added: list[IndirectObject], next_free: int
+) -> tuple[list[NewObject], int]:
     """Add the widget to the page: rewrite the ``/Annots`` array object if it is
-    indirect (the page stays untouched), else write a new page revision."""
+    indirect (the page stays untouched), else write a new page revision.
+
+    Annotations written directly inside the array are moved into objects of
+    their own.  pyHanko's change analysis refuses an ``/Annots`` array holding
+    direct dictionaries as a suspicious modification, so without the move the
+    first seal on such a page would be reported as altered by the second.
+    """
     raw = page.dictionary.get("/Annots")
-    if isinstance(raw, IndirectObject):
-        array = doc.resolve(raw)
-        if isinstance(array, ArrayObject):
-            return [NewObject(raw.idnum, raw.generation, serialize(ArrayObject([*array, widget])))]
-    items = list(raw) if isinstance(raw, ArrayObject) else []
+    array = doc.resolve(raw)
+    items = list(array) if isinstance(array, ArrayObject) else []
+    objects: list[NewObject] = []
+    for index, item in enumerate(items):
+        if isinstance(item, DictionaryObject):
+            objects.append(NewObject(next_free, 0, serialize(item)))
+            items[index] = IndirectObject(next_free, 0, doc.reader)
+            next_free += 1
+    revised_array = ArrayObject([*items, *added])
+    if isinstance(raw, IndirectObject) and isinstance(array, ArrayObject):
+        objects.append(NewObject(raw.idnum, raw.generation, serialize(revised_array)))
+        return objects, next_free
     revised = DictionaryObject(page.dictionary)
-    revised[NameObject("/Annots")] = ArrayObject([*items, widget])
-    return [NewObject(page.ref.idnum, page.ref.generation, serialize(revised))]
+    revised[NameObject("/Annots")] = revised_array
+    objects.append(NewObject(page.ref.idnum, page.ref.generation, serialize(revised)))
+    return objects, next_free
 
 
 def _acroform_revision(
@@ -323,7 +442,8 @@ def _acroform_revision(
             revised[NameObject("/Fields")] = ArrayObject([*items, field])
         flags = doc.resolve(form.get("/SigFlags"))
         current = int(flags) if isinstance(flags, int) and not isinstance(flags, bool) else 0
-        if not out or current & _SIG_FLAGS != _SIG_FLAGS:
+        redrawn = _drop_need_appearances(revised)
+        if not out or current & _SIG_FLAGS != _SIG_FLAGS or redrawn:
             revised[NameObject("/SigFlags")] = NumberObject(current | _SIG_FLAGS)
             out.append(NewObject(raw.idnum, raw.generation, serialize(revised)))
         return out, next_free
@@ -337,6 +457,7 @@ def _acroform_revision(
         flags = doc.resolve(form.get("/SigFlags"))
         current = int(flags) if isinstance(flags, int) and not isinstance(flags, bool) else 0
         revised[NameObject("/SigFlags")] = NumberObject(current | _SIG_FLAGS)
+        _drop_need_appearances(revised)
         catalog[NameObject("/AcroForm")] = revised
     else:
         form_n = next_free
@@ -347,6 +468,23 @@ def _acroform_revision(
         catalog[NameObject("/AcroForm")] = IndirectObject(form_n, 0, doc.reader)
     objects.append(NewObject(doc.root_ref.idnum, doc.root_ref.generation, serialize(catalog)))
     return objects, next_free
+
+
+def _drop_need_appearances(form: DictionaryObject) -> bool:
+    """Remove ``/NeedAppearances`` from a revised AcroForm; True if it was there.
+
+    The flag asks viewers to rebuild every field's appearance, and poppler
+    (22.12 here) rebuilds signature widgets too, as an empty box: the seal
+    and its QR code vanish.  Signing software clears it for that reason
+    (pyHanko's ``ensure_sig_flags``; pyHanko's change analysis exempts the
+    key, so earlier signatures stay valid).  Fields without an appearance
+    stream are still drawn from their value by every viewer, flag or not;
+    the rendering tests check that the page looks the same outside the seal.
+    """
+    if NameObject("/NeedAppearances") not in form:
+        return False
+    del form[NameObject("/NeedAppearances")]
+    return True
 
 
 def _field_name(doc: SourceDocument, serial: str) -> str:

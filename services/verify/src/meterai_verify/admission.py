@@ -1,0 +1,67 @@
+"""VerifyDocument calls refused before their upload is read, while verification is busy.
+
+A unary gRPC handler runs only once the whole request has arrived and been deserialized: a
+flood of 10 MB uploads would make the server receive and copy every one of them just to say
+"busy", at the expense of every other call in the process. This interceptor decides when the
+call starts, from an in-memory count, and answers a refused call as a client stream that
+never reads its request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import NoReturn
+
+import grpc
+
+__all__ = ["BusyRefusal", "InFlight"]
+
+PUSHBACK_MS = "1000"
+
+
+class InFlight:
+    """Calls being verified or waiting for a worker, at most ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def full(self) -> bool:
+        return self._count >= self.limit
+
+    def enter(self) -> bool:
+        with self._lock:
+            if self._count >= self.limit:
+                return False
+            self._count += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._count -= 1
+
+
+def _refuse(_requests: Iterator[bytes], context: grpc.ServicerContext) -> NoReturn:
+    context.set_trailing_metadata((("grpc-retry-pushback-ms", PUSHBACK_MS),))
+    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "verification is busy: retry in 1 s")
+    raise AssertionError("abort raises")  # pragma: no cover
+
+
+class BusyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Refuses ``method`` at once while ``in_flight`` is full, without reading the upload."""
+
+    def __init__(self, method: str, in_flight: InFlight) -> None:
+        self._method = method
+        self._in_flight = in_flight
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        if details.method == self._method and self._in_flight.full:
+            return grpc.stream_unary_rpc_method_handler(_refuse)
+        return continuation(details)

@@ -1,0 +1,1 @@
+"""The public verification web site and JSON API (``meterai serve web``)."""
