@@ -22,6 +22,7 @@ KINDS = {  # container → (credential folder, broker user or None)
     "signing": ("signing", None),
     "signing-worker": ("signing", "signing"),
     "verify": ("verify", None),
+    "web": ("web", None),
     "cli": ("admin", "admin"),
 }
 
@@ -46,13 +47,13 @@ def test_each_container_uses_its_own_broker_user_or_none(name: str) -> None:
 
 def test_only_the_public_services_publish_ports() -> None:
     published = {name for name, service in SERVICES.items() if service.get("ports")}
-    assert published == {"quota", "stamping", "verify"}
+    assert published == {"quota", "stamping", "verify", "web"}
 
 
 @pytest.mark.parametrize("name", sorted(KINDS))
 def test_only_serving_containers_bind_beyond_loopback(name: str) -> None:
     binds = SERVICES[name]["environment"].get("GRPC_HOST") == "0.0.0.0"
-    assert binds == (name in ("quota", "stamping", "signing", "verify"))
+    assert binds == (name in ("quota", "stamping", "signing", "verify", "web"))
 
 
 def test_containers_run_read_only_without_capabilities() -> None:

@@ -24,6 +24,7 @@ IDENTITY = {
     "meterai-signing": "signing",
     "meterai-signing-worker": "signing",
     "meterai-verify": "verify",
+    "meterai-web": "web",
 }
 BROKER_USER = {
     "meterai-quota": "quota",
@@ -86,7 +87,7 @@ def test_each_pod_holds_only_its_own_credentials(name: str) -> None:
         expected.add(f"meterai-amqp-{BROKER_USER[name]}")
     if IDENTITY[name] == "signing":
         expected.add("meterai-signing-key")
-    if name in ("meterai-stamping", "meterai-finishing-worker", "meterai-verify"):
+    if name in ("meterai-stamping", "meterai-finishing-worker", "meterai-verify", "meterai-web"):
         expected.add("meterai-trust")
     assert _secrets(name) == expected
 
@@ -118,9 +119,9 @@ def test_ingress_is_denied_unless_a_policy_allows_it() -> None:
     assert "ingress" not in deny
 
 
-def test_the_public_reaches_only_quota_stamping_and_verify() -> None:
+def test_the_public_reaches_only_quota_stamping_and_verification() -> None:
     public = {n for n in DEPLOYMENTS if _labels(n).get("meterai.id/public") == "true"}
-    assert public == {"meterai-quota", "meterai-stamping", "meterai-verify"}
+    assert public == {"meterai-quota", "meterai-stamping", "meterai-verify", "meterai-web"}
     selector = POLICIES["meterai-public-ingress"]["spec"]["podSelector"]["matchLabels"]
     assert selector == {"meterai.id/public": "true"}
 

@@ -27,7 +27,7 @@ from meterai_common.tls import TlsFiles, ensure_platform_tls
 
 __all__ = ["IDENTITIES", "write_deploy_secrets"]
 
-IDENTITIES = ("quota", "stamping", "finishing", "signing", "verify", "admin")
+IDENTITIES = ("quota", "stamping", "finishing", "signing", "verify", "web", "admin")
 """Process identities that get a folder (``signing`` serves both the gRPC service and the
 workers; only the workers use its broker password)."""
 
