@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from meterai_common.metrics import GrpcMetrics
 from meterai_common.tls import ServerTls
 
 __all__ = [
@@ -123,7 +124,8 @@ def create_server(
     :param register: pairs of ``(add_XServicer_to_server, servicer)``.
     :param service_names: full proto service names reported by the health service.
     :param port: 0 binds a free port; the bound port is returned.
-    :param interceptors: run on the server's network thread for every new call, in order.
+    :param interceptors: run on the server's network thread for every new call, in order,
+        after the one that counts and times every call (:mod:`meterai_common.metrics`).
     :param pool: the workers that serve calls, instead of ``max_workers`` new threads.
     :param tls: the server's certificate; ``None`` serves plaintext, which only an explicit
         ``--insecure`` / ``METERAI_INSECURE=1`` asks for (and is announced loudly).
@@ -133,7 +135,7 @@ def create_server(
     server = grpc.server(
         pool or futures.ThreadPoolExecutor(max_workers, thread_name_prefix=f"grpc-{name}"),
         maximum_concurrent_rpcs=max_concurrent_rpcs,
-        interceptors=tuple(interceptors),
+        interceptors=(GrpcMetrics(), *interceptors),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from meterai_common import metrics
+
 __all__ = ["Admission", "AdmissionLimits", "Arrival", "BrokerUnavailable", "Overloaded"]
 
 
@@ -34,15 +36,20 @@ class Overloaded(Exception):
 
     code = "RESOURCE_EXHAUSTED"
 
-    def __init__(self, message: str, pushback_ms: int) -> None:
+    reason = "backlog"
+    """The limit that refused, a label of ``meterai_submits_refused_total``."""
+
+    def __init__(self, message: str, pushback_ms: int, reason: str | None = None) -> None:
         super().__init__(f"{message}; nothing was charged, retry in {pushback_ms / 1000:g} s")
         self.pushback_ms = pushback_ms
+        self.reason = reason or self.reason
 
 
 class BrokerUnavailable(Overloaded):
     """The signing queue cannot take messages (broker down or in a resource alarm)."""
 
     code = "UNAVAILABLE"
+    reason = "broker"
 
 
 @dataclass(frozen=True)
@@ -160,6 +167,7 @@ class Admission:
             self._check_backlog(self._sample("", self._backlog))
         self._take_token(reseller_id)
         self._check_inflight(self._sample(reseller_id, lambda: self._inflight(reseller_id)))
+        metrics.SUBMITS_ADMITTED.inc()
 
     def arrival(self, reseller_id: str | None) -> Arrival:
         """Judge a call on arrival from what is already known.
@@ -223,6 +231,7 @@ class Admission:
                 f"the platform is busy: {backlog} documents are waiting to be signed, about "
                 f"{wait_s:.1f} s of work (limit {limits.backlog_max_wait_s:g} s)",
                 pushback_ms,
+                "backlog_wait",
             )
 
     def _check_inflight(self, inflight: int) -> None:
@@ -232,6 +241,7 @@ class Admission:
                 f"you have {inflight} documents waiting to be signed (limit "
                 f"{limit}); they are being processed",
                 1000,
+                "inflight",
             )
 
     def _refilled(self, bucket: _Bucket, now: float) -> float:
@@ -244,7 +254,9 @@ class Admission:
     def _rate_limited(self, tokens: float) -> Overloaded:
         rate = self._limits.reseller_rate_per_s
         wait_ms = int((1.0 - tokens) / rate * 1000) + 1
-        return Overloaded(f"rate limit of {rate:g} documents per second reached", wait_ms)
+        return Overloaded(
+            f"rate limit of {rate:g} documents per second reached", wait_ms, "rate_limit"
+        )
 
     def _take_token(self, reseller_id: str) -> None:
         now = self._clock()

@@ -31,6 +31,7 @@ from typing import Any, NoReturn
 
 import grpc
 
+from meterai_common import metrics
 from meterai_common.auth import Authenticator
 from meterai_stamping.admission import Admission, Overloaded
 
@@ -52,7 +53,8 @@ def cleared_at_edge() -> bool:
 
 
 def refuse(context: grpc.ServicerContext, refused: Overloaded) -> NoReturn:
-    """End the call with the refusal's status, message and pushback trailer."""
+    """End the call with the refusal's status, message and pushback trailer (counted)."""
+    metrics.SUBMITS_REFUSED.labels(refused.reason).inc()
     context.set_trailing_metadata(((PUSHBACK_HEADER, str(refused.pushback_ms)),))
     context.abort(getattr(grpc.StatusCode, refused.code), str(refused))
     raise AssertionError("grpc's abort returned")  # pragma: no cover
@@ -165,6 +167,7 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
             f"the stamping service is busy: submissions have waited {waited * 1000:.0f} ms "
             "for a free worker",
             QUEUE_PUSHBACK_MS,
+            "server_queue",
         )
 
 

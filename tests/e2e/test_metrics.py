@@ -1,0 +1,148 @@
+"""Operators see the platform move: ``meterai up`` serves Prometheus metrics at the address
+it writes into ``platform.json``, and a stamp and a refusal move the counters and histograms.
+
+The platform runs with a reseller rate of one submission a second and a burst of one, so of
+two submissions sent at the same moment one is admitted and the other refused by the rate limit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
+from tests.support.channels import platform_channel
+from tests.support.corpus import CORPUS
+from tests.support.launch import EmbeddedPlatform
+
+DOCUMENT = CORPUS / "pdflatex-4-pages.pdf"
+RECT = "380,60,520,200"
+SUBMIT = "/meterai.stamping.v1.StampingService/SubmitDocument"
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPlatform]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("METERAI_RESELLER_RATE", "1")
+        patch.setenv("METERAI_RESELLER_BURST", "1")
+        patch.delenv("METRICS_PORT", raising=False)
+        platform = EmbeddedPlatform(tmp_path_factory.mktemp("metrics")).start()
+    yield platform
+    platform.stop()
+
+
+def _metrics_url(platform: EmbeddedPlatform) -> str:
+    url = json.loads((platform.home / "platform.json").read_text())["metrics"]
+    assert isinstance(url, str) and url.startswith("http://127.0.0.1:"), url
+    return url
+
+
+def _scrape(url: str) -> Samples:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def _two_at_once(platform: EmbeddedPlatform) -> list[grpc.StatusCode]:
+    """Send two submissions together; return their status codes."""
+    api_key = json.loads((platform.home / "credentials.json").read_text())["api_key"]
+    port = json.loads((platform.home / "platform.json").read_text())["ports"]["stamping"]
+    fields: dict[str, Any] = dict(
+        pdf=DOCUMENT.read_bytes(),
+        placement=stamping_pb2.Placement(
+            page=1, rect=stamping_pb2.Rect(x0=380, y0=60, x1=520, y1=200)
+        ),
+        metadata=stamping_pb2.DocumentMetadata(document_type="Surat Lamaran"),
+        filename=DOCUMENT.name,
+    )
+    with platform_channel(platform.home, port) as channel:
+        stub = stamping_pb2_grpc.StampingServiceStub(channel)
+        calls = [
+            stub.SubmitDocument.future(
+                stamping_pb2.SubmitDocumentRequest(idempotency_key=f"metrics-{n}", **fields),
+                metadata=(("x-api-key", api_key),),
+                timeout=30,
+            )
+            for n in range(2)
+        ]
+        return sorted((call.code() for call in calls), key=lambda code: code.name)
+
+
+def test_a_stamp_and_a_refusal_move_the_counters_and_histograms(
+    embedded: EmbeddedPlatform,
+) -> None:
+    url = _metrics_url(embedded)
+    assert embedded.cli("quota", "buy", "3").code == 0
+    before = _scrape(url)
+
+    stamped = embedded.cli(
+        "stamp", str(DOCUMENT), "--rect", RECT, "--out", str(embedded.home / "out"), "--json"
+    )
+    assert stamped.code == 0, stamped.stdout + stamped.stderr
+    time.sleep(1.1)  # the token the CLI's submission took is back
+    codes = _two_at_once(embedded)
+    assert codes == [grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED], codes
+    deadline = time.monotonic() + 30
+    while True:  # the second admitted document is stamped in the background
+        after = _scrape(url)
+        done = _value(after, "meterai_stamps_done_total")
+        if done - _value(before, "meterai_stamps_done_total") >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+
+    def moved(name: str, **labels: str) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    assert moved("meterai_submits_admitted_total") == 2
+    assert moved("meterai_submits_refused_total", reason="rate_limit") == 1
+    assert moved("meterai_stamps_done_total") == 2
+    assert moved("meterai_stamps_failed_total") == 0
+    assert moved("meterai_grpc_server_handled_total", method=SUBMIT, code="OK") == 2
+    assert moved("meterai_grpc_server_handled_total", method=SUBMIT, code="RESOURCE_EXHAUSTED") == 1
+    assert moved("meterai_grpc_server_handling_seconds_count", method=SUBMIT) == 3
+    assert moved("meterai_grpc_server_handling_seconds_sum", method=SUBMIT) > 0
+    buckets = [
+        value
+        for (name, labels), value in after.items()
+        if name == "meterai_grpc_server_handling_seconds_bucket" and ("method", SUBMIT) in labels
+    ]
+    assert max(buckets) - min(buckets) > 0, "every observation fell in one bucket or none"
+    assert moved("meterai_signing_duration_seconds_count") >= 2
+    assert _value(after, "meterai_worker_up", kind="embedded") == 1
+
+
+def test_the_platform_gauges_are_sampled_from_the_database(embedded: EmbeddedPlatform) -> None:
+    url = _metrics_url(embedded)
+    deadline = time.monotonic() + 20
+    while True:
+        samples = _scrape(url)
+        purchased = _value(samples, "meterai_ledger_units", state="purchased")
+        if purchased > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert purchased >= 2, "the ledger gauges were never sampled"
+    units = {
+        state: _value(samples, "meterai_ledger_units", state=state)
+        for state in ("available", "held", "consumed")
+    }
+    assert sum(units.values()) == purchased, units
+    assert ("meterai_backlog_jobs", ()) in samples
+    assert ("meterai_outbox_oldest_age_seconds", ()) in samples
