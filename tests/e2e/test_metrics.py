@@ -8,19 +8,22 @@ two submissions sent at the same moment one is admitted and the other refused by
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from tests.support.channels import platform_channel
 from tests.support.corpus import CORPUS
-from tests.support.launch import EmbeddedPlatform
+from tests.support.launch import EmbeddedPlatform, _Platform, free_port_block
 
 DOCUMENT = CORPUS / "pdflatex-4-pages.pdf"
 RECT = "380,60,520,200"
@@ -146,3 +149,95 @@ def test_the_platform_gauges_are_sampled_from_the_database(embedded: EmbeddedPla
     assert sum(units.values()) == purchased, units
     assert ("meterai_backlog_jobs", ()) in samples
     assert ("meterai_outbox_oldest_age_seconds", ()) in samples
+
+
+def test_a_service_process_serves_metrics_on_metrics_port(tmp_path: Path) -> None:
+    """``meterai serve X`` (here verify, which needs no broker) serves ``/metrics`` on
+    ``METRICS_PORT`` at ``GRPC_HOST``, and its gRPC calls are counted there."""
+    base = free_port_block(2)
+    platform = _Platform(tmp_path)
+    platform.env = {
+        **os.environ,
+        "METERAI_HOME": str(tmp_path),
+        "VERIFY_PORT": str(base),
+        "METRICS_PORT": str(base + 1),
+        "GRPC_HOST": "127.0.0.1",
+    }
+    for variable in ("DATABASE_URL", "AMQP_URL", "METERAI_INSECURE"):
+        platform.env.pop(variable, None)
+    assert platform.cli("admin", "init-pki").code == 0
+    platform._spawn("verify", "serve", "verify")
+    url = f"http://127.0.0.1:{base + 1}/metrics"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                before = _scrape(url)
+                break
+            except OSError:
+                if platform.processes["verify"].poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(platform.log("verify")) from None
+                time.sleep(0.2)
+        assert _value(before, "meterai_worker_up", kind="verify") == 1
+        with platform_channel(tmp_path, base) as channel:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=30, wait_for_ready=True
+            )
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        after = _scrape(url)
+        check = "/grpc.health.v1.Health/Check"
+        handled = "meterai_grpc_server_handled_total"
+        assert _value(after, handled, method=check, code="OK") == (
+            _value(before, handled, method=check, code="OK") + 1
+        )
+    finally:
+        platform.stop()
+
+
+def test_each_worker_kind_serves_metrics_on_metrics_port(
+    tmp_path: Path, sqlite_url: str, amqp_url: str
+) -> None:
+    """``meterai worker finishing`` and ``meterai worker signing`` (the Celery parent) each
+    serve ``/metrics`` on their own ``METRICS_PORT`` and report themselves alive."""
+    base = free_port_block(2)
+    platform = _Platform(tmp_path)
+    platform.env = {
+        **os.environ,
+        "METERAI_HOME": str(tmp_path),
+        "DATABASE_URL": sqlite_url,
+        "AMQP_URL": amqp_url,
+        "GRPC_HOST": "127.0.0.1",
+    }
+    platform.env.pop("METERAI_INSECURE", None)
+    assert platform.cli("admin", "init-pki").code == 0
+    kinds = {"finishing-worker": base, "signing-worker": base + 1}
+    platform._spawn(
+        "finishing-worker",
+        "worker",
+        "finishing",
+        env={**platform.env, "METRICS_PORT": str(kinds["finishing-worker"])},
+    )
+    platform._spawn(
+        "signing-worker",
+        "worker",
+        "signing",
+        "--concurrency",
+        "1",
+        env={**platform.env, "METRICS_PORT": str(kinds["signing-worker"])},
+    )
+    try:
+        for kind, port in kinds.items():
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    samples = _scrape(f"http://127.0.0.1:{port}/metrics")
+                    break
+                except OSError:
+                    if platform.processes[kind].poll() is not None or time.monotonic() > deadline:
+                        raise AssertionError(platform.log(kind)) from None
+                    time.sleep(0.2)
+            assert _value(samples, "meterai_worker_up", kind=kind) == 1, kind
+            beat = _value(samples, "meterai_worker_heartbeat_timestamp_seconds", kind=kind)
+            assert abs(beat - time.time()) < 30, kind
+    finally:
+        platform.stop()
