@@ -297,12 +297,27 @@ def _code_of(context: grpc.ServicerContext, error: BaseException | None) -> str:
     code = context.code()
     if code is not None:
         return str(code.name)
+    if isinstance(error, GeneratorExit):  # a stream closed under us: the client went away
+        return "CANCELLED"
     return "UNKNOWN" if error is not None else "OK"
 
 
+_children: dict[tuple[str, ...], Any] = {}
+"""Label children by label values: ``labels()`` takes a lock and builds a key on every call,
+which the hot path of every RPC should not pay (the set is bounded: methods x codes)."""
+
+
 def _observe(method: str, started: float, context: grpc.ServicerContext, error: Any) -> None:
-    GRPC_HANDLING_SECONDS.labels(method).observe(time.perf_counter() - started)
-    GRPC_HANDLED.labels(method, _code_of(context, error)).inc()
+    elapsed = time.perf_counter() - started
+    code = _code_of(context, error)
+    seconds = _children.get((method,))
+    if seconds is None:
+        seconds = _children[(method,)] = GRPC_HANDLING_SECONDS.labels(method)
+    handled = _children.get((method, code))
+    if handled is None:
+        handled = _children[(method, code)] = GRPC_HANDLED.labels(method, code)
+    seconds.observe(elapsed)
+    handled.inc()
 
 
 def _measured(behaviour: Any, method: str, *, streaming: bool) -> Any:
