@@ -13,6 +13,12 @@ ending ``_total`` (the client library adds the suffix), and labels of bounded ca
 Counters move where the event happens (admission, the stamping handlers, the gRPC
 interceptor); gauges that need a database or broker query are sampled off the hot path by a
 :class:`~meterai_common.runtime.Periodic` chore in the stamping tier.
+
+``meterai worker signing`` signs in Celery's prefork children, which no HTTP thread of the
+parent can read. It runs in the library's multiprocess mode instead: the command sets
+``PROMETHEUS_MULTIPROC_DIR`` to a fresh directory before this module is imported, every
+process (parent and children, which inherit it) writes its values to files there, and the
+parent's ``/metrics`` adds them up (:func:`serve_metrics`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from wsgiref.simple_server import WSGIServer
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = [
     "BACKLOG_JOBS",
@@ -161,12 +168,14 @@ WORKER_UP = Gauge(
     "1 while this process serves, by process kind (quota, stamping, signing-worker, ...).",
     ["kind"],
     registry=REGISTRY,
+    multiprocess_mode="max",
 )
 WORKER_HEARTBEAT = Gauge(
     "meterai_worker_heartbeat_timestamp_seconds",
     "Unix time this process last proved it is alive; a stuck process stops moving it.",
     ["kind"],
     registry=REGISTRY,
+    multiprocess_mode="max",
 )
 
 HEARTBEAT_S = 5.0
@@ -240,7 +249,12 @@ def serve_metrics(kind: str, host: str, port: int) -> MetricsServer:
     """
     from meterai_common.runtime import Periodic
 
-    httpd, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+    registry = REGISTRY
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:  # this process and its forked workers, added up (see the module's doc)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)
+    httpd, _thread = start_http_server(port, addr=host, registry=registry)
     WORKER_UP.labels(kind).set(1)
     heartbeat = WORKER_HEARTBEAT.labels(kind)
     heartbeat.set(time.time())

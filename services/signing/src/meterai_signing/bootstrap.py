@@ -104,8 +104,8 @@ def run_signing_worker(settings: Settings, concurrency: int, loglevel: str = "IN
     url = settings.amqp_url
     port = metrics_port()
     if port is not None:
-        # Served by the Celery parent: its liveness. The prefork children that sign keep
-        # their own counts (signing latency), which this endpoint does not show.
+        # Served by the Celery parent, adding up what its prefork children measure (the
+        # command put prometheus_client in multiprocess mode, see meterai_common.metrics).
         serve_metrics("signing-worker", settings.bind_host, port)
     # Celery never declares (its user may not): wait here until the topology is there.
     wait_for_topology(url)
