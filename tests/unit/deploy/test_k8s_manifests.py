@@ -106,11 +106,19 @@ def test_each_pod_uses_its_own_broker_user_over_tls_or_none(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(IDENTITY))
-def test_only_serving_pods_listen_beyond_loopback(name: str) -> None:
+def test_workers_serve_only_their_metrics(name: str) -> None:
     (container,) = _pod(name)["containers"]
-    serves = bool(container.get("ports"))
-    assert ("GRPC_HOST" in _env(name)) == serves
-    assert serves == (name not in ("meterai-signing-worker", "meterai-finishing-worker"))
+    served = {port["name"] for port in container["ports"]}
+    assert "metrics" in served and _env(name)["METRICS_PORT"] == "9464"
+    worker = name in ("meterai-signing-worker", "meterai-finishing-worker")
+    assert (served == {"metrics"}) == worker
+
+
+def test_metrics_are_reached_from_prometheus_only() -> None:
+    (rule,) = POLICIES["meterai-metrics-from-prometheus"]["spec"]["ingress"]
+    (source,) = rule["from"]
+    assert source["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    assert rule["ports"] == [{"protocol": "TCP", "port": 9464}]
 
 
 def test_ingress_is_denied_unless_a_policy_allows_it() -> None:

@@ -78,9 +78,19 @@ class PlatformFiles:
             return None
         return RunningPlatform(pid, data.get("host", "127.0.0.1"), Ports(**data.get("ports", {})))
 
-    def write(self, host: str, ports: Ports, *, insecure: bool = False) -> None:
+    def write(
+        self, host: str, ports: Ports, *, insecure: bool = False, metrics: str | None = None
+    ) -> None:
+        """:param metrics: the URL of the platform's Prometheus ``/metrics`` endpoint."""
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        data = {"host": host, "ports": ports.__dict__, "pid": os.getpid(), "insecure": insecure}
+        data: dict[str, object] = {
+            "host": host,
+            "ports": ports.__dict__,
+            "pid": os.getpid(),
+            "insecure": insecure,
+        }
+        if metrics is not None:
+            data["metrics"] = metrics
         fd = os.open(platform_path(self.home), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             json.dump(data, handle, indent=2)

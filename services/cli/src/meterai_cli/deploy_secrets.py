@@ -83,6 +83,12 @@ def write_deploy_secrets(
         if owner is not None:
             _chown_tree(folder, owner)
         written.append(folder)
+    for service in GRANTS:  # broker users that are no platform process (KEDA's scaler)
+        if service not in passwords:
+            folder = directory / service
+            folder.mkdir(mode=0o700, exist_ok=True)
+            passwords[service] = _password(folder / "amqp.password")
+            written.append(folder)
     broker = directory / "rabbitmq"
     broker.mkdir(mode=0o700, exist_ok=True)
     definitions = {

@@ -226,6 +226,10 @@ def worker() -> None:
 @click.option("--loglevel", default="INFO", show_default=True)
 def worker_signing(concurrency: int, loglevel: str) -> None:
     """Consume the signing queue on RabbitMQ (AMQP_URL). SIGTERM finishes work in hand first."""
+    if os.environ.get("METRICS_PORT", "").strip():
+        import tempfile  # before prometheus_client loads: see meterai_common.metrics
+
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="metrics-"))
     from meterai_signing.bootstrap import run_signing_worker
 
     _logging(False)

@@ -16,6 +16,7 @@ from meterai_common.bus import InProcessBus
 from meterai_common.config import Ports, Settings
 from meterai_common.db import create_engine, migrate
 from meterai_common.grpc_server import wait_for_termination_signal
+from meterai_common.metrics import MetricsServer, metrics_port, serve_metrics
 from meterai_common.private_home import make_home_private
 from meterai_common.runtime import BrokerTransport, InProcessTransport, Transport, stop_all
 from meterai_common.tls import ensure_platform_tls
@@ -94,7 +95,9 @@ def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
             stamping.server.mtls_port or 0,
             web.port,
         )
-        files.write(settings.server_host, ports, insecure=settings.insecure)
+        metrics = serve_metrics("embedded", settings.bind_host, metrics_port() or 0)
+        started.append(metrics)
+        files.write(settings.server_host, ports, insecure=settings.insecure, metrics=metrics.url)
         try:
             remember_home(settings.home)
         except OSError as error:
@@ -134,6 +137,7 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
     # open new database sessions per request.
     db = create_engine(settings.database_url, pool_size=24, max_overflow=16)
     runtime: Any
+    metrics = _serve_metrics(name, settings)
     try:
         if name == "signing":
             runtime = start_signing(settings, bus, db)
@@ -166,6 +170,8 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
         if bus is not None:
             bus.stop()
         db.dispose()
+        if metrics is not None:
+            metrics.stop()
 
 
 def run_finishing_worker(settings: Settings, ready: Callable[[], None]) -> None:
@@ -184,6 +190,7 @@ def run_finishing_worker(settings: Settings, ready: Callable[[], None]) -> None:
     make_home_private(settings.home)
     transport = BrokerTransport(settings.amqp_url)
     db = create_engine(settings.database_url, pool_size=max(4, settings.finishers + 2))
+    metrics = _serve_metrics("finishing-worker", settings)
     try:
         migrate(db)
         runtime = start_finishing(settings, db, transport)
@@ -194,3 +201,11 @@ def run_finishing_worker(settings: Settings, ready: Callable[[], None]) -> None:
     finally:
         transport.stop()
         db.dispose()
+        if metrics is not None:
+            metrics.stop()
+
+
+def _serve_metrics(kind: str, settings: Settings) -> MetricsServer | None:
+    """``/metrics`` on ``METRICS_PORT`` at ``GRPC_HOST``, when the port is set."""
+    port = metrics_port()
+    return None if port is None else serve_metrics(kind, settings.bind_host, port)

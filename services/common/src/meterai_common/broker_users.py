@@ -125,6 +125,13 @@ GRANTS: Mapping[str, BrokerGrant] = {
             publishes=("DigestSigned", "SigningFailed"),
         ),
         BrokerGrant(
+            # KEDA's queue-length scaler: passive declarations only, which need no permission.
+            "keda",
+            configure=NOTHING,
+            write=NOTHING,
+            read=NOTHING,
+        ),
+        BrokerGrant(
             # The operator: declares the topology and reads queue depths. It publishes no
             # event: even the operator's credential cannot answer for the signing tier.
             "admin",

@@ -16,6 +16,7 @@ from meterai_common.config import Settings
 from meterai_common.db import create_engine
 from meterai_common.grpc_server import RunningServer, create_server
 from meterai_common.messaging import PikaPublisher, wait_for_topology
+from meterai_common.metrics import metrics_port, serve_metrics
 from meterai_common.peer_auth import RequirePlatformPeer
 from meterai_common.private_home import make_home_private
 from meterai_common.tasks import SIGN_DIGEST_TASK, make_celery
@@ -101,6 +102,11 @@ def run_signing_worker(settings: Settings, concurrency: int, loglevel: str = "IN
         )
     make_home_private(settings.home)
     url = settings.amqp_url
+    port = metrics_port()
+    if port is not None:
+        # Served by the Celery parent, adding up what its prefork children measure (the
+        # command put prometheus_client in multiprocess mode, see meterai_common.metrics).
+        serve_metrics("signing-worker", settings.bind_host, port)
     # Celery never declares (its user may not): wait here until the topology is there.
     wait_for_topology(url)
     app = make_celery(url)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from meterai.events.v1 import events_pb2
+from meterai_common import metrics
 from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
 from meterai_signing.errors import SigningError, SigningUnavailable
 from meterai_signing.job_check import CommittedJobs
@@ -118,6 +119,7 @@ class Signer:
         self._sink_pid = 0
         self._lock = threading.Lock()
 
+    @metrics.SIGNING_SECONDS.time()
     def sign(self, job_id: str, serial: str, digest: bytes) -> bytes:
         if len(digest) != 32:
             raise InvalidSignRequest(f"digest must be 32 bytes of SHA-256, got {len(digest)}")

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from meterai_common import metrics
+
 __all__ = ["Admission", "AdmissionLimits", "Arrival", "BrokerUnavailable", "Overloaded"]
 
 
@@ -43,12 +45,16 @@ class Overloaded(Exception):
         self,
         message: str,
         pushback_ms: int,
+        label: str = "backlog",
         *,
         reason: str = "PLATFORM_BUSY",
         quota_subject: str | None = None,
     ) -> None:
+        """:param label: the limit that refused, a label of ``meterai_submits_refused_total``.
+        :param reason: the stable ``ErrorInfo`` reason the client reads."""
         super().__init__(f"{message}; nothing was charged, retry in {pushback_ms / 1000:g} s")
         self.pushback_ms = pushback_ms
+        self.label = label
         self.reason = reason
         self.quota_subject = quota_subject
 
@@ -59,7 +65,7 @@ class BrokerUnavailable(Overloaded):
     code = "UNAVAILABLE"
 
     def __init__(self, message: str, pushback_ms: int) -> None:
-        super().__init__(message, pushback_ms, reason="SIGNING_QUEUE_UNAVAILABLE")
+        super().__init__(message, pushback_ms, "broker", reason="SIGNING_QUEUE_UNAVAILABLE")
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,7 @@ class Admission:
             self._check_backlog(self._sample("", self._backlog))
         self._take_token(reseller_id)
         self._check_inflight(self._sample(reseller_id, lambda: self._inflight(reseller_id)))
+        metrics.SUBMITS_ADMITTED.inc()
 
     def arrival(self, reseller_id: str | None) -> Arrival:
         """Judge a call on arrival from what is already known.
@@ -240,6 +247,7 @@ class Admission:
                 f"the platform is busy: {backlog} documents are waiting to be signed, about "
                 f"{wait_s:.1f} s of work (limit {limits.backlog_max_wait_s:g} s)",
                 pushback_ms,
+                "backlog_wait",
             )
 
     def _check_inflight(self, inflight: int) -> None:
@@ -249,6 +257,7 @@ class Admission:
                 f"you have {inflight} documents waiting to be signed (limit "
                 f"{limit}); they are being processed",
                 1000,
+                "inflight",
                 reason="RESELLER_INFLIGHT_LIMIT",
                 quota_subject="reseller:documents_in_flight",
             )
@@ -266,6 +275,7 @@ class Admission:
         return Overloaded(
             f"rate limit of {rate:g} documents per second reached",
             wait_ms,
+            "rate_limit",
             reason="RESELLER_RATE_LIMIT",
             quota_subject="reseller:submissions_per_second",
         )

@@ -32,6 +32,7 @@ from meterai_stamping.admission import Admission, AdmissionLimits
 from meterai_stamping.batches import BatchBook
 from meterai_stamping.drain_rate import DrainRate, finishes_in
 from meterai_stamping.early_refusal import EarlyRefusal
+from meterai_stamping.gauges import PlatformGauges
 from meterai_stamping.grpc_api import StampingServicer
 from meterai_stamping.handlers import Stamping, StampingConfig
 from meterai_stamping.job_updates import ENDED_EVENTS, JobUpdates
@@ -318,7 +319,8 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
         tls=settings.server_tls("stamping"),
         mtls_port=settings.ports.stamping_mtls,
     )
-    chores = Periodic("stamping-chores", 5.0, [stamping.redrive_stuck])
+    gauges = PlatformGauges(db, settings.amqp_url)
+    chores = Periodic("stamping-chores", 5.0, [stamping.redrive_stuck, gauges.sample])
     chores.start()
     samples = [admission.refresh] + ([outbox_age.sample] if outbox_age is not None else [])
     sampler = Periodic(

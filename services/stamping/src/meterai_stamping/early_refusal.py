@@ -31,6 +31,7 @@ from typing import Any, NoReturn
 
 import grpc
 
+from meterai_common import metrics
 from meterai_common.auth import Authenticator
 from meterai_common.grpc_errors import PUSHBACK_HEADER, abort_with, details_of
 from meterai_stamping.admission import Admission, Overloaded
@@ -52,7 +53,8 @@ def cleared_at_edge() -> bool:
 
 def refuse(context: grpc.ServicerContext, refused: Overloaded) -> NoReturn:
     """End the call with the refusal's status, message, retry advice (``RetryInfo`` and the
-    pushback trailer) and reason."""
+    pushback trailer) and reason (counted by its limit)."""
+    metrics.SUBMITS_REFUSED.labels(refused.label).inc()
     abort_with(context, refused.code, str(refused), details_of(refused))
 
 
@@ -163,6 +165,7 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
             f"the stamping service is busy: submissions have waited {waited * 1000:.0f} ms "
             "for a free worker",
             QUEUE_PUSHBACK_MS,
+            "server_queue",
             reason="WORKERS_BUSY",
         )
 

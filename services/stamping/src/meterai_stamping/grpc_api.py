@@ -198,7 +198,10 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
                 refuse(
                     context,
                     Overloaded(
-                        "this server is taking another batch now", 2000, reason="BATCHES_BUSY"
+                        "this server is taking another batch now",
+                        2000,
+                        "batches",
+                        reason="BATCHES_BUSY",
                     ),
                 )
             try:

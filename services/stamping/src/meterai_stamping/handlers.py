@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 import meterai_quota as ledger
 from meterai.events.v1 import events_pb2
+from meterai_common import metrics
 from meterai_common.db import reading, transaction
 from meterai_common.documents import DocumentNotFound, DocumentStore
 from meterai_common.outbox import enqueue_event, enqueue_task
@@ -299,6 +300,7 @@ class Stamping:
             self.fail(job_id, error.code, f"the stamp could not be issued: {error}")
             return
         if finished:
+            metrics.STAMPS_DONE.inc()
             self._store.delete(PREPARED, job_id)
             self._committed()
             return
@@ -370,6 +372,8 @@ class Stamping:
                 failure_reason=reason,
             )
             enqueue_event(conn, "StampFailed", event.SerializeToString(), now)
+        metrics.STAMPS_FAILED.inc()
+        metrics.STAMPS_REFUNDED.inc()
         if not dead_lettered:
             # A dead-lettered job keeps its prepared document: the operator may re-drive it.
             self._store.delete(PREPARED, job_id)
