@@ -147,7 +147,9 @@ def judge_seal(signature: SignatureCheck, facts: SerialFacts) -> SealVerdict:
     reasons: list[Reason] = []
     if not signature_valid:
         reasons.append(Reason.SIGNATURE_BROKEN)
-    if not signature.trusted:
+    if signature_valid and not signature.trusted:
+        # Only a signature that holds can be judged by its signer: a broken one says nothing
+        # about who made it, so a tampered document is not blamed on the issuer.
         reasons.append(Reason.UNTRUSTED_SIGNER)
     if not coverage_ok:
         reasons.append(Reason.PARTIAL_COVERAGE)
