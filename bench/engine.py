@@ -328,7 +328,7 @@ def _ours(identity: SigningIdentity, seal: Seal) -> Callable[[bytes], bytes]:
             reason=reason,
         )
         cms = sign_digest(identity, prepared.digest)
-        return embed_signature(prepared.data, prepared.contents_start, prepared.contents_end, cms)
+        return embed_signature(prepared, prepared.contents_start, prepared.contents_end, cms)
 
     return stamp_and_sign
 
