@@ -23,7 +23,17 @@ from dataclasses import dataclass
 from io import BytesIO
 
 from pypdf import PasswordType, PdfReader
-from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, PdfObject
+from pypdf._encryption import Encryption
+from pypdf.errors import PdfReadError
+from pypdf.generic import (
+    ArrayObject,
+    ByteStringObject,
+    DictionaryObject,
+    IndirectObject,
+    NullObject,
+    PdfObject,
+    TextStringObject,
+)
 
 from .bounds import check_declared_size
 from .errors import (
@@ -35,6 +45,7 @@ from .errors import (
     NotAPdf,
     PageOutOfRange,
 )
+from .file_keys import open_with_password
 from .geometry import PageGeometry
 from .model import Limits
 
@@ -229,7 +240,7 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
     startxref, xref_is_stream, sound, hybrid = assess_cross_references(pdf)
     reader = _read_trusting_cross_references(pdf) if sound else None
     if reader is None:
-        reader = PdfReader(SharedBytesIO(pdf), strict=False)
+        reader = _KeyDeferringReader(SharedBytesIO(pdf), strict=False)
     damaged = not sound
     check_declared_size(reader.trailer.get("/Size"), len(pdf))
     if reader.is_encrypted:
@@ -292,6 +303,29 @@ class SharedBytesIO(BytesIO):
         return self._view[:]
 
 
+class _KeyDeferringReader(PdfReader):
+    """A pypdf reader that reads the ``/Encrypt`` dictionary but derives no key yet.
+
+    pypdf's reader tries the empty password while it opens; :func:`_decrypt`
+    does that itself, the cheaper way round and remembering the key
+    (:mod:`~meterai_stamping.engine.file_keys`), so the costly AES-256 check
+    is never run twice for one document.
+    """
+
+    def _handle_encryption(self, password: str | bytes | None) -> None:
+        self._override_encryption = True
+        ids = self.trailer.get("/ID", NullObject()).get_object()
+        first = ids[0].get_object() if isinstance(ids, ArrayObject) and ids else None
+        id1 = (
+            first.original_bytes if isinstance(first, (ByteStringObject, TextStringObject)) else b""
+        )
+        entry = self.trailer["/Encrypt"]
+        if not isinstance(entry, DictionaryObject):
+            raise PdfReadError("/Encrypt entry of the trailer is not a dictionary")
+        self._encryption = Encryption.read(entry, id1)
+        self._override_encryption = False
+
+
 def _read_trusting_cross_references(data: bytes) -> PdfReader | None:
     """A pypdf reader that takes the cross-reference data as it is, or None.
 
@@ -311,7 +345,7 @@ def _read_trusting_cross_references(data: bytes) -> PdfReader | None:
     the object header it points to, so the numbering is known to be right.
     """
     try:
-        reader = PdfReader(SharedBytesIO(data), strict=True)
+        reader = _KeyDeferringReader(SharedBytesIO(data), strict=True)
     except Exception:
         return None
     reader.xref_index = 0
@@ -333,9 +367,9 @@ def _next_free_number(doc: SourceDocument) -> int:
 def _decrypt(reader: PdfReader, password: str | None) -> None:
     """Open an encrypted document with *password*, or the empty user password without one.
 
-    pypdf's reader has already tried the empty password while opening; when
-    that worked the key is there, and deriving it again (for AES-256, dozens
-    of AES and SHA-2 rounds by design) would only double the cost.
+    The reader has derived no key yet (:class:`_KeyDeferringReader`); the key
+    is derived once, the empty user password first, and remembered for the
+    same document and password (:mod:`~meterai_stamping.engine.file_keys`).
 
     Many documents are encrypted only to set permissions, with an empty user
     password that every viewer opens silently; those need no password here
@@ -347,10 +381,15 @@ def _decrypt(reader: PdfReader, password: str | None) -> None:
         "meterai stamp --password), or upload a copy saved without password protection."
     )
     encryption = getattr(reader, "_encryption", None)
-    if encryption is not None and encryption.is_decrypted():
-        return _refuse_withdrawn_revision(reader)  # pypdf's reader opened it with ""
+    if encryption is None:
+        raise EncryptedPdf(
+            "The document's encryption cannot be read. Upload a copy saved without "
+            "password protection."
+        )
+    if encryption.is_decrypted():
+        return _refuse_withdrawn_revision(reader)
     try:
-        opened = reader.decrypt(password or "")
+        opened = open_with_password(encryption, password or "")
     except Exception as exc:  # an unsupported or broken security handler
         raise EncryptedPdf(
             f"The document's encryption cannot be read ({exc}). Upload a copy saved without "
