@@ -30,9 +30,11 @@ from pypdf.generic import (
     ByteStringObject,
     DictionaryObject,
     IndirectObject,
+    NameObject,
     NullObject,
     PdfObject,
     TextStringObject,
+    read_object,
 )
 
 from .bounds import check_declared_size
@@ -77,6 +79,10 @@ _MAX_SECTIONS = 10_000
 _LENGTH = re.compile(rb"/Length\s+(\d{1,12})(?!\s+\d+\s+R)")
 _MAX_XREF_STREAM = 16 * 1024 * 1024
 """Bytes a cross-reference stream may inflate to while being checked (2M objects)."""
+_KIDS = re.compile(rb"/Kids\s*\[((?:\s*\d{1,10}\s+\d{1,5}\s+R)*)\s*\]")
+_KID = re.compile(rb"(\d{1,10})\s+(\d{1,5})\s+R")
+_MAX_NODE_BYTES = 4 * 1024 * 1024
+"""Largest page-tree node read the quick way (about 300,000 kids)."""
 _ANY_OBJECT = re.compile(rb"(?<![0-9])(\d{1,10})[ \t\r\n\f\0]+(\d{1,5})[ \t\r\n\f\0]+obj\b")
 
 
@@ -192,9 +198,46 @@ class SourceDocument:
                 "re-save it with a PDF editor and try again."
             )
         visited.add(key)
-        node = self.resolve(ref)
+        node = self._tree_node_object(ref)
         if not isinstance(node, DictionaryObject):
             raise _broken_tree()
+        return node
+
+    def _tree_node_object(self, ref: IndirectObject) -> PdfObject | None:
+        """The page-tree node *ref*, its ``/Kids`` read by one regular expression.
+
+        pypdf reads an array item by item in Python, a few microseconds per
+        reference, so the root of a flat tree with hundreds of pages would
+        cost more than the rest of a stamp.  For a node written as a plain
+        dictionary in the file (not in an object stream, not encrypted, no
+        strings), the ``/Kids`` array of references is taken out, the rest
+        parsed by pypdf, and the array built from the references found; the
+        node goes into pypdf's cache as if pypdf had read it.  Anything else,
+        or any doubt, is pypdf's reading.
+        """
+        reader = self.reader
+        cached = reader.cache_get_indirect_object(ref.generation, ref.idnum)
+        if cached is not None or self.damaged or reader.is_encrypted:
+            return cached if cached is not None else self.resolve(ref)
+        offset = reader.xref.get(ref.generation, {}).get(ref.idnum)
+        header = _OBJECT_HEADER.match(self.data, offset) if isinstance(offset, int) else None
+        if header is None or tuple(map(int, header.group(1, 2))) != (ref.idnum, ref.generation):
+            return self.resolve(ref)
+        end = self.data.find(b"endobj", header.end(), header.end() + _MAX_NODE_BYTES)
+        body = self.data[header.end() : end].lstrip() if end > 0 else b""
+        kids = list(_KIDS.finditer(body))
+        if len(kids) != 1 or len(kids[0].group(1)) < 64 or b"(" in body or b"stream" in body:
+            return self.resolve(ref)
+        found = kids[0]
+        rest = body[: found.start()] + b"/Kids []" + body[found.end() :]
+        node = read_object(BytesIO(rest), reader)
+        if not isinstance(node, DictionaryObject) or node.get("/Kids") != ArrayObject():
+            return self.resolve(ref)
+        node[NameObject("/Kids")] = ArrayObject(
+            IndirectObject(int(number), int(generation), reader)
+            for number, generation in _KID.findall(found.group(1))
+        )
+        reader.cache_indirect_object(ref.generation, ref.idnum, node)
         return node
 
     def _geometry(self, page: DictionaryObject, inherited: dict[str, PdfObject]) -> PageGeometry:
@@ -265,7 +308,12 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
         next_number=0,
     )
     doc.next_number = _next_free_number(doc)
-    pages = doc.resolve(catalog.get("/Pages"))
+    pages_ref = catalog.raw_get("/Pages") if "/Pages" in catalog else None
+    pages = (
+        doc._tree_node_object(pages_ref)
+        if isinstance(pages_ref, IndirectObject)
+        else doc.resolve(pages_ref)
+    )
     if not isinstance(pages, DictionaryObject):
         raise _broken_tree()
     doc.page_count = _count(doc.resolve(pages.get("/Count")))
