@@ -24,6 +24,7 @@ from io import BytesIO
 
 from pypdf import PasswordType, PdfReader
 from pypdf._encryption import Encryption
+from pypdf._utils import StreamType
 from pypdf.errors import PdfReadError
 from pypdf.generic import (
     ArrayObject,
@@ -83,6 +84,9 @@ _KIDS = re.compile(rb"/Kids\s*\[((?:\s*\d{1,10}\s+\d{1,5}\s+R)*)\s*\]")
 _KID = re.compile(rb"(\d{1,10})\s+(\d{1,5})\s+R")
 _MAX_NODE_BYTES = 4 * 1024 * 1024
 """Largest page-tree node read the quick way (about 300,000 kids)."""
+ClassicTables = dict[int, tuple[list[tuple[int, list[tuple[bytes, bytes, bytes]]]], int]]
+"""Checked classic tables by offset of their ``xref`` keyword: the rows of each subsection
+(``(first number, [(offset, generation, kind), ...])``) and where ``trailer`` starts."""
 _ANY_OBJECT = re.compile(rb"(?<![0-9])(\d{1,10})[ \t\r\n\f\0]+(\d{1,5})[ \t\r\n\f\0]+obj\b")
 
 
@@ -280,8 +284,9 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
             "The upload is not a PDF file (it does not start with %PDF-); "
             "upload the document as PDF."
         )
-    startxref, xref_is_stream, sound, hybrid = assess_cross_references(pdf)
-    reader = _read_trusting_cross_references(pdf) if sound else None
+    tables: ClassicTables = {}
+    startxref, xref_is_stream, sound, hybrid = assess_cross_references(pdf, tables)
+    reader = _read_trusting_cross_references(pdf, tables) if sound else None
     if reader is None:
         reader = _KeyDeferringReader(SharedBytesIO(pdf), strict=False)
     damaged = not sound
@@ -352,13 +357,80 @@ class SharedBytesIO(BytesIO):
 
 
 class _KeyDeferringReader(PdfReader):
-    """A pypdf reader that reads the ``/Encrypt`` dictionary but derives no key yet.
+    """A pypdf reader that derives no key yet and reuses the checked classic tables.
 
     pypdf's reader tries the empty password while it opens; :func:`_decrypt`
     does that itself, the cheaper way round and remembering the key
     (:mod:`~meterai_stamping.engine.file_keys`), so the costly AES-256 check
     is never run twice for one document.
+
+    Classic cross-reference tables that :func:`assess_cross_references` has
+    already parsed and checked row by row (*tables*) are entered from its
+    rows, with pypdf's own rules (the first revision of a number read wins,
+    free rows recorded), instead of pypdf reading each row again.
     """
+
+    def __init__(
+        self, stream: SharedBytesIO, *, strict: bool, tables: ClassicTables | None = None
+    ) -> None:
+        self._checked_tables = tables or {}
+        super().__init__(stream, strict=strict)
+
+    def _read_standard_xref_table(self, stream: StreamType) -> None:
+        table = self._checked_tables.get(stream.tell() - 1)
+        if table is None:
+            super()._read_standard_xref_table(stream)
+            return
+        subsections, trailer_at = table
+        for first, rows in subsections:
+            if rows and rows[0][2] == b"f":  # the usual free head of the list, object 0
+                self._enter_rows(first, rows[:1])
+                first, rows = first + 1, rows[1:]
+            if not self._enter_plain_rows(first, rows):
+                self._enter_rows(first, rows)
+        stream.seek(trailer_at + len(b"trailer"))
+
+    def _enter_plain_rows(self, first: int, rows: list[tuple[bytes, bytes, bytes]]) -> bool:
+        """Enter a run of in-use generation-0 rows with dictionary operations in C; False
+        (nothing entered) when the run holds any other row."""
+        if not rows:
+            return True
+        offsets, generations, kinds = zip(*rows, strict=True)
+        if set(generations) != {b"00000"} or set(kinds) != {b"n"}:
+            return False
+        xref, free = self.xref, self.xref_free_entry
+        entries = xref.setdefault(0, {})
+        free.setdefault(0, {})
+        numbers = range(first, first + len(rows))
+        if entries:
+            fresh = set(numbers).difference(entries)
+            xref[0] = {**dict(zip(numbers, map(int, offsets), strict=True)), **entries}
+        else:
+            fresh = set(numbers)
+            xref[0] = dict(zip(numbers, map(int, offsets), strict=True))
+        in_use = dict.fromkeys(fresh, False)
+        free[0].update(in_use)
+        if 65535 in free:
+            free[65535].update(in_use)
+        return True
+
+    def _enter_rows(self, first: int, rows: list[tuple[bytes, bytes, bytes]]) -> None:
+        """Enter rows one by one, as pypdf's own table reader does."""
+        xref, free = self.xref, self.xref_free_entry
+        for number, (at, generation_text, kind) in enumerate(rows, first):
+            generation = int(generation_text)
+            entries = xref.get(generation)
+            if entries is None:
+                entries = xref[generation] = {}
+                free[generation] = {}
+            if number in entries:
+                continue
+            is_free = kind == b"f"
+            if not is_free:
+                entries[number] = int(at)
+            free[generation][number] = is_free
+            if 65535 in free:
+                free[65535][number] = is_free
 
     def _handle_encryption(self, password: str | bytes | None) -> None:
         self._override_encryption = True
@@ -374,7 +446,7 @@ class _KeyDeferringReader(PdfReader):
         self._override_encryption = False
 
 
-def _read_trusting_cross_references(data: bytes) -> PdfReader | None:
+def _read_trusting_cross_references(data: bytes, tables: ClassicTables) -> PdfReader | None:
     """A pypdf reader that takes the cross-reference data as it is, or None.
 
     Called only once :func:`assess_cross_references` has found the data
@@ -393,7 +465,7 @@ def _read_trusting_cross_references(data: bytes) -> PdfReader | None:
     the object header it points to, so the numbering is known to be right.
     """
     try:
-        reader = _KeyDeferringReader(SharedBytesIO(data), strict=True)
+        reader = _KeyDeferringReader(SharedBytesIO(data), strict=True, tables=tables)
     except Exception:
         return None
     reader.xref_index = 0
@@ -515,7 +587,9 @@ def _refuse_certified(doc: SourceDocument) -> None:
     )
 
 
-def assess_cross_references(data: bytes) -> tuple[int, bool, bool, bool]:
+def assess_cross_references(
+    data: bytes, tables: ClassicTables | None = None
+) -> tuple[int, bool, bool, bool]:
     """Find ``startxref`` and decide whether the xref data is trustworthy.
 
     Returns the ``startxref`` offset, whether it points at a cross-reference
@@ -534,11 +608,13 @@ def assess_cross_references(data: bytes) -> tuple[int, bool, bool, bool]:
         and not _CLASSIC_XREF.match(data, startxref)
         and _OBJECT_HEADER.match(data, startxref)
     )
-    sound, hybrid = _chain_is_sound(data, startxref)
+    sound, hybrid = _chain_is_sound(data, startxref, tables)
     return startxref, is_stream, sound, hybrid
 
 
-def _chain_is_sound(data: bytes, offset: int) -> tuple[bool, bool]:
+def _chain_is_sound(
+    data: bytes, offset: int, tables: ClassicTables | None = None
+) -> tuple[bool, bool]:
     """Follow ``startxref`` and every ``/Prev``; each section must be where it is said to be.
 
     Returns (sound, some classic section has an ``/XRefStm``).  A ``/Prev``
@@ -558,7 +634,7 @@ def _chain_is_sound(data: bytes, offset: int) -> tuple[bool, bool]:
         if not 0 < offset < len(data):
             return False, hybrid
         if _CLASSIC_XREF.match(data, offset):
-            trailer_at = _classic_table_end(data, offset)
+            trailer_at = _classic_table_end(data, offset, tables)
             if trailer_at < 0:
                 return False, hybrid
             dictionary = data[trailer_at : data.find(b"startxref", trailer_at)]
@@ -607,7 +683,7 @@ def _stream_inflates(data: bytes, offset: int) -> bool:
     return True
 
 
-def _classic_table_end(data: bytes, offset: int) -> int:
+def _classic_table_end(data: bytes, offset: int, tables: ClassicTables | None = None) -> int:
     """Check every in-use entry of the table at *offset*; return where ``trailer`` starts, or -1.
 
     Each subsection's rows are checked in one regular-expression match, then
@@ -615,17 +691,25 @@ def _classic_table_end(data: bytes, offset: int) -> int:
     the header as ``N G obj``, so a plain comparison settles nearly every row.
     """
     pos = data.index(b"xref", offset) + 4
+    keyword_at = pos - 4
+    subsections: list[tuple[int, list[tuple[bytes, bytes, bytes]]]] = []
     while True:
         sub = _XREF_SUBSECTION.match(data, pos)
         if sub is None:
             at = _skip_space(data, pos)
-            return at if data.startswith(b"trailer", at) else -1
+            if not data.startswith(b"trailer", at):
+                return -1
+            if tables is not None:
+                tables[keyword_at] = (subsections, at)
+            return at
         first, count = int(sub.group(1)), int(sub.group(2))
         pos = sub.end()
         end = pos + 20 * count
         if end > len(data) or _XREF_ROWS.fullmatch(data, pos, end) is None:
             return -1
-        for number, (at, generation, kind) in enumerate(_XREF_ROW.findall(data, pos, end), first):
+        rows = _XREF_ROW.findall(data, pos, end)
+        subsections.append((first, rows))
+        for number, (at, generation, kind) in enumerate(rows, first):
             if kind != b"n" or data.startswith(b"%d %d obj" % (number, int(generation)), int(at)):
                 continue
             header = _OBJECT_HEADER.match(data, int(at))
