@@ -72,6 +72,7 @@ from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, sig
 from meterai_signing.pki import TestPki, generate_test_pki
 from meterai_stamping.domain.jobs import seal_reason, verify_url
 from meterai_stamping.engine import Rect, Seal, check_stamped, embed_signature, prepare
+from meterai_stamping.engine.file_keys import forget_file_keys
 
 __all__ = [
     "BenchDocument",
@@ -132,11 +133,21 @@ class Measurement:
     the stamping service runs before each commit (not part of :attr:`ours_ms`)."""
     hash_ms: float = 0.0
     """Median milliseconds of SHA-256 over the whole input alone: the floor of any signer."""
+    first_open_ms: float = 0.0
+    """For an encrypted document, the median of ours when its file key is not known yet (the
+    first seal on it); :attr:`ours_ms` is then the next seal on the same document, which
+    reuses the key.  Zero for unencrypted documents."""
+
+    @property
+    def stamp_ms(self) -> float:
+        """What one seal on a document seen for the first time costs: the figure the targets
+        are checked against."""
+        return self.first_open_ms or self.ours_ms
 
     @property
     def speedup(self) -> float:
         """How many times faster ours is than pyHanko."""
-        return self.pyhanko_ms / self.ours_ms
+        return self.pyhanko_ms / self.stamp_ms
 
 
 @dataclass(frozen=True)
@@ -328,7 +339,7 @@ def _ours(identity: SigningIdentity, seal: Seal) -> Callable[[bytes], bytes]:
             reason=reason,
         )
         cms = sign_digest(identity, prepared.digest)
-        return embed_signature(prepared.data, prepared.contents_start, prepared.contents_end, cms)
+        return embed_signature(prepared, prepared.contents_start, prepared.contents_end, cms)
 
     return stamp_and_sign
 
@@ -426,6 +437,16 @@ def _check_signed(pdf: bytes, pki: TestPki) -> None:
 def _checked(signed: bytes) -> bytes:
     check_stamped(signed)
     return signed
+
+
+def _first_seal(stamp_and_sign: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
+    """*stamp_and_sign* on a document whose file key the engine has not derived yet."""
+
+    def first(pdf: bytes) -> bytes:
+        forget_file_keys()
+        return stamp_and_sign(pdf)
+
+    return first
 
 
 def _sha256(pdf: bytes) -> bytes:
@@ -550,11 +571,21 @@ def run(*, quick: bool = False) -> tuple[list[Measurement], dict[str, Any]]:
                 ours_ms, hash_ms = _time_interleaved(
                     (contenders[0], _sha256), document.data, **timing
                 )
+                first_open_ms = 0.0
+                if document.name == _ENCRYPTED:
+                    first_open_ms, _ = _time(_first_seal(contenders[0]), document.data, **timing)
                 signed = contenders[0](document.data)
                 check_ms, _ = _time(_checked, signed, **timing)
                 measurements.append(
                     Measurement(
-                        document, ours_ms, pyhanko_ms, stock_ms, (a, b, c), check_ms, hash_ms
+                        document,
+                        ours_ms,
+                        pyhanko_ms,
+                        stock_ms,
+                        (a, b, c),
+                        check_ms,
+                        hash_ms,
+                        first_open_ms,
                     )
                 )
         if not quick:
@@ -587,8 +618,8 @@ def _target_lines(measurements: list[Measurement], targets: Targets) -> dict[str
             continue
         report[f"{name}_max_ms"] = {
             "target": targets.one_page_max_ms,
-            "value": round(m.ours_ms, 3),
-            "met": m.ours_ms <= targets.one_page_max_ms,
+            "value": round(m.stamp_ms, 3),
+            "met": m.stamp_ms <= targets.one_page_max_ms,
         }
         report[f"{name}_min_speedup_vs_pyhanko"] = {
             "target": targets.one_page_min_speedup,
@@ -626,10 +657,15 @@ def _print(measurements: list[Measurement], facts: dict[str, Any], report: dict[
     for m in measurements:
         print(
             f"{m.document.name:<16} {m.document.pages:>5} {len(m.document.data):>11,}"
-            f" {m.ours_ms:>9.3f} {m.pyhanko_ms:>11.3f} {m.speedup:>7.1f}x"
-            f" {m.pyhanko_stock_ms:>9.3f} {m.pyhanko_stock_ms / m.ours_ms:>7.1f}x"
+            f" {m.stamp_ms:>9.3f} {m.pyhanko_ms:>11.3f} {m.speedup:>7.1f}x"
+            f" {m.pyhanko_stock_ms:>9.3f} {m.pyhanko_stock_ms / m.stamp_ms:>7.1f}x"
             f" {m.check_ms:>9.3f} {m.hash_ms:>8.3f} {'/'.join(str(r) for r in m.runs):>13}"
         )
+        if m.first_open_ms:
+            print(
+                f"{'':<16} ours above: first seal, file key derived; the next seal on the "
+                f"same document (key reused): {m.ours_ms:.3f} ms"
+            )
     print(
         "pyHanko = signer with the key kept loaded (the baseline); "
         "stock = pyHanko's SimpleSigner, which re-reads the key per signature"
@@ -669,11 +705,12 @@ def main(argv: list[str] | None = None) -> None:
                 "name": m.document.name,
                 "pages": m.document.pages,
                 "bytes": len(m.document.data),
-                "ours_ms": round(m.ours_ms, 3),
+                "ours_ms": round(m.stamp_ms, 3),
                 "pyhanko_ms": round(m.pyhanko_ms, 3),
                 "speedup_vs_pyhanko": round(m.speedup, 2),
                 "check_stamped_ms": round(m.check_ms, 3),
                 "sha256_ms": round(m.hash_ms, 3),
+                **({"next_seal_same_document_ms": round(m.ours_ms, 3)} if m.first_open_ms else {}),
             }
             for m in measurements
         ],

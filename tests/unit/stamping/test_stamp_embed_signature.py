@@ -66,3 +66,20 @@ def test_the_placeholder_is_found_again_in_the_prepared_file_alone() -> None:
 def test_a_file_without_a_filled_placeholder_has_none_to_find() -> None:
     with pytest.raises(InvalidPlaceholder):
         placeholder_of(build_pdf())
+
+
+def test_embedding_into_the_prepared_document_gives_the_same_file_as_into_its_bytes() -> None:
+    original = build_pdf()
+    prepared = prepare_seal(original)
+    cms = bytes(range(256)) * 4
+    start, end = prepared.contents_start, prepared.contents_end
+    from_parts = embed_signature(prepared, start, end, cms)
+    assert from_parts == embed_signature(prepared.data, start, end, cms)
+    assert type(from_parts) is bytes and from_parts.startswith(original)
+    assert prepared.data == prepared.original + prepared.update
+
+
+def test_offsets_inside_the_original_are_refused_for_a_prepared_document() -> None:
+    prepared = prepare_seal(build_pdf())
+    with pytest.raises(InvalidPlaceholder):
+        embed_signature(prepared, 10, 20, b"0")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 __all__ = [
     "MM_PER_PT",
@@ -124,10 +125,17 @@ class PreparedDocument:
 
     Only :attr:`digest` needs to travel to the signer; the rest stays with the
     stamping service until :func:`~meterai_stamping.engine.embed_signature`.
+
+    The file is kept as the untouched original plus the appended update:
+    :attr:`data` joins them on first use (one copy of the file), and
+    :func:`~meterai_stamping.engine.embed_signature` given the document itself
+    writes the signed file from the two parts without that copy.
     """
 
-    data: bytes
-    """The whole output file; ``/Contents`` holds a placeholder of ``0`` hex digits."""
+    original: bytes
+    """The input document, an exact prefix of the output."""
+    update: bytes
+    """The appended incremental update; ``/Contents`` holds a placeholder of ``0`` hex digits."""
     contents_start: int
     """Offset of the first hex digit inside ``<...>`` of ``/Contents``."""
     contents_end: int
@@ -138,3 +146,8 @@ class PreparedDocument:
     """SHA-256 over the two byte ranges: what the CMS must sign."""
     page_count: int
     """Number of pages in the document."""
+
+    @cached_property
+    def data(self) -> bytes:
+        """The whole output file: :attr:`original` followed by :attr:`update`."""
+        return b"".join((self.original, self.update))

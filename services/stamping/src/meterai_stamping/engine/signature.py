@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from .errors import InvalidPlaceholder, SignatureTooLarge
+from .model import PreparedDocument
 from .pdf_syntax import pdf_date, pdf_text
 
 __all__ = [
@@ -136,18 +137,32 @@ def update_digest(
 
 
 def embed_signature(
-    prepared: bytes, contents_start: int, contents_end: int, cms_der: bytes
+    prepared: bytes | PreparedDocument, contents_start: int, contents_end: int, cms_der: bytes
 ) -> bytes:
     """Put the DER-encoded CMS into the ``/Contents`` placeholder of a prepared file.
 
     The rest of the file is untouched, so the digest the CMS signs stays valid.
     The CMS is written as upper-case hex followed by the zero padding the
     placeholder reserved (trailing zeros are ignored by DER parsers).  The
-    result is assembled from views of *prepared*: one copy of the file.
+    result is assembled from views of *prepared* in one join: one copy of the
+    file.  Given the :class:`PreparedDocument` itself (in process, right after
+    :func:`~meterai_stamping.engine.prepare`), the original and the update are
+    joined around the CMS directly, so the whole prepared file is never built.
 
     :raises SignatureTooLarge: the CMS needs more room than was reserved.
     :raises InvalidPlaceholder: the offsets do not delimit a placeholder.
     """
+    head: bytes = b""
+    if isinstance(prepared, PreparedDocument):
+        head = prepared.original
+        if contents_start <= len(head):
+            raise InvalidPlaceholder(
+                "contents_start/contents_end do not delimit the /Contents placeholder of this "
+                "document; pass the values returned by prepare together with its data."
+            )
+        prepared = prepared.update
+        contents_start -= len(head)
+        contents_end -= len(head)
     if not (
         0 < contents_start <= contents_end < len(prepared)
         and prepared[contents_start - 1 : contents_start] == b"<"
@@ -167,5 +182,5 @@ def embed_signature(
         )
     view = memoryview(prepared)
     return b"".join(
-        (view[:contents_start], hex_cms, b"0" * (room - len(hex_cms)), view[contents_end:])
+        (head, view[:contents_start], hex_cms, b"0" * (room - len(hex_cms)), view[contents_end:])
     )

@@ -23,7 +23,20 @@ from dataclasses import dataclass
 from io import BytesIO
 
 from pypdf import PasswordType, PdfReader
-from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, PdfObject
+from pypdf._encryption import Encryption
+from pypdf._utils import StreamType
+from pypdf.errors import PdfReadError
+from pypdf.generic import (
+    ArrayObject,
+    ByteStringObject,
+    DictionaryObject,
+    IndirectObject,
+    NameObject,
+    NullObject,
+    PdfObject,
+    TextStringObject,
+    read_object,
+)
 
 from .bounds import check_declared_size
 from .errors import (
@@ -35,6 +48,7 @@ from .errors import (
     NotAPdf,
     PageOutOfRange,
 )
+from .file_keys import open_with_password
 from .geometry import PageGeometry
 from .model import Limits
 
@@ -66,6 +80,13 @@ _MAX_SECTIONS = 10_000
 _LENGTH = re.compile(rb"/Length\s+(\d{1,12})(?!\s+\d+\s+R)")
 _MAX_XREF_STREAM = 16 * 1024 * 1024
 """Bytes a cross-reference stream may inflate to while being checked (2M objects)."""
+_KIDS = re.compile(rb"/Kids\s*\[((?:\s*\d{1,10}\s+\d{1,5}\s+R)*)\s*\]")
+_KID = re.compile(rb"(\d{1,10})\s+(\d{1,5})\s+R")
+_MAX_NODE_BYTES = 4 * 1024 * 1024
+"""Largest page-tree node read the quick way (about 300,000 kids)."""
+ClassicTables = dict[int, tuple[list[tuple[int, list[tuple[bytes, bytes, bytes]]]], int]]
+"""Checked classic tables by offset of their ``xref`` keyword: the rows of each subsection
+(``(first number, [(offset, generation, kind), ...])``) and where ``trailer`` starts."""
 _ANY_OBJECT = re.compile(rb"(?<![0-9])(\d{1,10})[ \t\r\n\f\0]+(\d{1,5})[ \t\r\n\f\0]+obj\b")
 
 
@@ -181,9 +202,46 @@ class SourceDocument:
                 "re-save it with a PDF editor and try again."
             )
         visited.add(key)
-        node = self.resolve(ref)
+        node = self._tree_node_object(ref)
         if not isinstance(node, DictionaryObject):
             raise _broken_tree()
+        return node
+
+    def _tree_node_object(self, ref: IndirectObject) -> PdfObject | None:
+        """The page-tree node *ref*, its ``/Kids`` read by one regular expression.
+
+        pypdf reads an array item by item in Python, a few microseconds per
+        reference, so the root of a flat tree with hundreds of pages would
+        cost more than the rest of a stamp.  For a node written as a plain
+        dictionary in the file (not in an object stream, not encrypted, no
+        strings), the ``/Kids`` array of references is taken out, the rest
+        parsed by pypdf, and the array built from the references found; the
+        node goes into pypdf's cache as if pypdf had read it.  Anything else,
+        or any doubt, is pypdf's reading.
+        """
+        reader = self.reader
+        cached = reader.cache_get_indirect_object(ref.generation, ref.idnum)
+        if cached is not None or self.damaged or reader.is_encrypted:
+            return cached if cached is not None else self.resolve(ref)
+        offset = reader.xref.get(ref.generation, {}).get(ref.idnum)
+        header = _OBJECT_HEADER.match(self.data, offset) if isinstance(offset, int) else None
+        if header is None or tuple(map(int, header.group(1, 2))) != (ref.idnum, ref.generation):
+            return self.resolve(ref)
+        end = self.data.find(b"endobj", header.end(), header.end() + _MAX_NODE_BYTES)
+        body = self.data[header.end() : end].lstrip() if end > 0 else b""
+        kids = list(_KIDS.finditer(body))
+        if len(kids) != 1 or len(kids[0].group(1)) < 64 or b"(" in body or b"stream" in body:
+            return self.resolve(ref)
+        found = kids[0]
+        rest = body[: found.start()] + b"/Kids []" + body[found.end() :]
+        node = read_object(BytesIO(rest), reader)
+        if not isinstance(node, DictionaryObject) or node.get("/Kids") != ArrayObject():
+            return self.resolve(ref)
+        node[NameObject("/Kids")] = ArrayObject(
+            IndirectObject(int(number), int(generation), reader)
+            for number, generation in _KID.findall(found.group(1))
+        )
+        reader.cache_indirect_object(ref.generation, ref.idnum, node)
         return node
 
     def _geometry(self, page: DictionaryObject, inherited: dict[str, PdfObject]) -> PageGeometry:
@@ -226,10 +284,11 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
             "The upload is not a PDF file (it does not start with %PDF-); "
             "upload the document as PDF."
         )
-    startxref, xref_is_stream, sound, hybrid = assess_cross_references(pdf)
-    reader = _read_trusting_cross_references(pdf) if sound else None
+    tables: ClassicTables = {}
+    startxref, xref_is_stream, sound, hybrid = assess_cross_references(pdf, tables)
+    reader = _read_trusting_cross_references(pdf, tables) if sound else None
     if reader is None:
-        reader = PdfReader(SharedBytesIO(pdf), strict=False)
+        reader = _KeyDeferringReader(SharedBytesIO(pdf), strict=False)
     damaged = not sound
     check_declared_size(reader.trailer.get("/Size"), len(pdf))
     if reader.is_encrypted:
@@ -254,7 +313,12 @@ def open_document(pdf: bytes, password: str | None, limits: Limits) -> SourceDoc
         next_number=0,
     )
     doc.next_number = _next_free_number(doc)
-    pages = doc.resolve(catalog.get("/Pages"))
+    pages_ref = catalog.raw_get("/Pages") if "/Pages" in catalog else None
+    pages = (
+        doc._tree_node_object(pages_ref)
+        if isinstance(pages_ref, IndirectObject)
+        else doc.resolve(pages_ref)
+    )
     if not isinstance(pages, DictionaryObject):
         raise _broken_tree()
     doc.page_count = _count(doc.resolve(pages.get("/Count")))
@@ -292,7 +356,97 @@ class SharedBytesIO(BytesIO):
         return self._view[:]
 
 
-def _read_trusting_cross_references(data: bytes) -> PdfReader | None:
+class _KeyDeferringReader(PdfReader):
+    """A pypdf reader that derives no key yet and reuses the checked classic tables.
+
+    pypdf's reader tries the empty password while it opens; :func:`_decrypt`
+    does that itself, the cheaper way round and remembering the key
+    (:mod:`~meterai_stamping.engine.file_keys`), so the costly AES-256 check
+    is never run twice for one document.
+
+    Classic cross-reference tables that :func:`assess_cross_references` has
+    already parsed and checked row by row (*tables*) are entered from its
+    rows, with pypdf's own rules (the first revision of a number read wins,
+    free rows recorded), instead of pypdf reading each row again.
+    """
+
+    def __init__(
+        self, stream: SharedBytesIO, *, strict: bool, tables: ClassicTables | None = None
+    ) -> None:
+        self._checked_tables = tables or {}
+        super().__init__(stream, strict=strict)
+
+    def _read_standard_xref_table(self, stream: StreamType) -> None:
+        table = self._checked_tables.get(stream.tell() - 1)
+        if table is None:
+            super()._read_standard_xref_table(stream)
+            return
+        subsections, trailer_at = table
+        for first, rows in subsections:
+            if rows and rows[0][2] == b"f":  # the usual free head of the list, object 0
+                self._enter_rows(first, rows[:1])
+                first, rows = first + 1, rows[1:]
+            if not self._enter_plain_rows(first, rows):
+                self._enter_rows(first, rows)
+        stream.seek(trailer_at + len(b"trailer"))
+
+    def _enter_plain_rows(self, first: int, rows: list[tuple[bytes, bytes, bytes]]) -> bool:
+        """Enter a run of in-use generation-0 rows with dictionary operations in C; False
+        (nothing entered) when the run holds any other row."""
+        if not rows:
+            return True
+        offsets, generations, kinds = zip(*rows, strict=True)
+        if set(generations) != {b"00000"} or set(kinds) != {b"n"}:
+            return False
+        xref, free = self.xref, self.xref_free_entry
+        entries = xref.setdefault(0, {})
+        free.setdefault(0, {})
+        numbers = range(first, first + len(rows))
+        if entries:
+            fresh = set(numbers).difference(entries)
+            xref[0] = {**dict(zip(numbers, map(int, offsets), strict=True)), **entries}
+        else:
+            fresh = set(numbers)
+            xref[0] = dict(zip(numbers, map(int, offsets), strict=True))
+        in_use = dict.fromkeys(fresh, False)
+        free[0].update(in_use)
+        if 65535 in free:
+            free[65535].update(in_use)
+        return True
+
+    def _enter_rows(self, first: int, rows: list[tuple[bytes, bytes, bytes]]) -> None:
+        """Enter rows one by one, as pypdf's own table reader does."""
+        xref, free = self.xref, self.xref_free_entry
+        for number, (at, generation_text, kind) in enumerate(rows, first):
+            generation = int(generation_text)
+            entries = xref.get(generation)
+            if entries is None:
+                entries = xref[generation] = {}
+                free[generation] = {}
+            if number in entries:
+                continue
+            is_free = kind == b"f"
+            if not is_free:
+                entries[number] = int(at)
+            free[generation][number] = is_free
+            if 65535 in free:
+                free[65535][number] = is_free
+
+    def _handle_encryption(self, password: str | bytes | None) -> None:
+        self._override_encryption = True
+        ids = self.trailer.get("/ID", NullObject()).get_object()
+        first = ids[0].get_object() if isinstance(ids, ArrayObject) and ids else None
+        id1 = (
+            first.original_bytes if isinstance(first, (ByteStringObject, TextStringObject)) else b""
+        )
+        entry = self.trailer["/Encrypt"]
+        if not isinstance(entry, DictionaryObject):
+            raise PdfReadError("/Encrypt entry of the trailer is not a dictionary")
+        self._encryption = Encryption.read(entry, id1)
+        self._override_encryption = False
+
+
+def _read_trusting_cross_references(data: bytes, tables: ClassicTables) -> PdfReader | None:
     """A pypdf reader that takes the cross-reference data as it is, or None.
 
     Called only once :func:`assess_cross_references` has found the data
@@ -311,7 +465,7 @@ def _read_trusting_cross_references(data: bytes) -> PdfReader | None:
     the object header it points to, so the numbering is known to be right.
     """
     try:
-        reader = PdfReader(SharedBytesIO(data), strict=True)
+        reader = _KeyDeferringReader(SharedBytesIO(data), strict=True, tables=tables)
     except Exception:
         return None
     reader.xref_index = 0
@@ -333,9 +487,9 @@ def _next_free_number(doc: SourceDocument) -> int:
 def _decrypt(reader: PdfReader, password: str | None) -> None:
     """Open an encrypted document with *password*, or the empty user password without one.
 
-    pypdf's reader has already tried the empty password while opening; when
-    that worked the key is there, and deriving it again (for AES-256, dozens
-    of AES and SHA-2 rounds by design) would only double the cost.
+    The reader has derived no key yet (:class:`_KeyDeferringReader`); the key
+    is derived once, the empty user password first, and remembered for the
+    same document and password (:mod:`~meterai_stamping.engine.file_keys`).
 
     Many documents are encrypted only to set permissions, with an empty user
     password that every viewer opens silently; those need no password here
@@ -347,10 +501,15 @@ def _decrypt(reader: PdfReader, password: str | None) -> None:
         "meterai stamp --password), or upload a copy saved without password protection."
     )
     encryption = getattr(reader, "_encryption", None)
-    if encryption is not None and encryption.is_decrypted():
-        return _refuse_withdrawn_revision(reader)  # pypdf's reader opened it with ""
+    if encryption is None:
+        raise EncryptedPdf(
+            "The document's encryption cannot be read. Upload a copy saved without "
+            "password protection."
+        )
+    if encryption.is_decrypted():
+        return _refuse_withdrawn_revision(reader)
     try:
-        opened = reader.decrypt(password or "")
+        opened = open_with_password(encryption, password or "")
     except Exception as exc:  # an unsupported or broken security handler
         raise EncryptedPdf(
             f"The document's encryption cannot be read ({exc}). Upload a copy saved without "
@@ -428,7 +587,9 @@ def _refuse_certified(doc: SourceDocument) -> None:
     )
 
 
-def assess_cross_references(data: bytes) -> tuple[int, bool, bool, bool]:
+def assess_cross_references(
+    data: bytes, tables: ClassicTables | None = None
+) -> tuple[int, bool, bool, bool]:
     """Find ``startxref`` and decide whether the xref data is trustworthy.
 
     Returns the ``startxref`` offset, whether it points at a cross-reference
@@ -447,11 +608,13 @@ def assess_cross_references(data: bytes) -> tuple[int, bool, bool, bool]:
         and not _CLASSIC_XREF.match(data, startxref)
         and _OBJECT_HEADER.match(data, startxref)
     )
-    sound, hybrid = _chain_is_sound(data, startxref)
+    sound, hybrid = _chain_is_sound(data, startxref, tables)
     return startxref, is_stream, sound, hybrid
 
 
-def _chain_is_sound(data: bytes, offset: int) -> tuple[bool, bool]:
+def _chain_is_sound(
+    data: bytes, offset: int, tables: ClassicTables | None = None
+) -> tuple[bool, bool]:
     """Follow ``startxref`` and every ``/Prev``; each section must be where it is said to be.
 
     Returns (sound, some classic section has an ``/XRefStm``).  A ``/Prev``
@@ -471,7 +634,7 @@ def _chain_is_sound(data: bytes, offset: int) -> tuple[bool, bool]:
         if not 0 < offset < len(data):
             return False, hybrid
         if _CLASSIC_XREF.match(data, offset):
-            trailer_at = _classic_table_end(data, offset)
+            trailer_at = _classic_table_end(data, offset, tables)
             if trailer_at < 0:
                 return False, hybrid
             dictionary = data[trailer_at : data.find(b"startxref", trailer_at)]
@@ -520,7 +683,7 @@ def _stream_inflates(data: bytes, offset: int) -> bool:
     return True
 
 
-def _classic_table_end(data: bytes, offset: int) -> int:
+def _classic_table_end(data: bytes, offset: int, tables: ClassicTables | None = None) -> int:
     """Check every in-use entry of the table at *offset*; return where ``trailer`` starts, or -1.
 
     Each subsection's rows are checked in one regular-expression match, then
@@ -528,17 +691,25 @@ def _classic_table_end(data: bytes, offset: int) -> int:
     the header as ``N G obj``, so a plain comparison settles nearly every row.
     """
     pos = data.index(b"xref", offset) + 4
+    keyword_at = pos - 4
+    subsections: list[tuple[int, list[tuple[bytes, bytes, bytes]]]] = []
     while True:
         sub = _XREF_SUBSECTION.match(data, pos)
         if sub is None:
             at = _skip_space(data, pos)
-            return at if data.startswith(b"trailer", at) else -1
+            if not data.startswith(b"trailer", at):
+                return -1
+            if tables is not None:
+                tables[keyword_at] = (subsections, at)
+            return at
         first, count = int(sub.group(1)), int(sub.group(2))
         pos = sub.end()
         end = pos + 20 * count
         if end > len(data) or _XREF_ROWS.fullmatch(data, pos, end) is None:
             return -1
-        for number, (at, generation, kind) in enumerate(_XREF_ROW.findall(data, pos, end), first):
+        rows = _XREF_ROW.findall(data, pos, end)
+        subsections.append((first, rows))
+        for number, (at, generation, kind) in enumerate(rows, first):
             if kind != b"n" or data.startswith(b"%d %d obj" % (number, int(generation)), int(at)):
                 continue
             header = _OBJECT_HEADER.match(data, int(at))

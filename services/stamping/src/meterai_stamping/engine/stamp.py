@@ -374,7 +374,8 @@ def _stamp(
         update, base, offsets[sig_n], signature_size
     )
     return PreparedDocument(
-        data=b"".join((doc.data, update)),
+        original=doc.data,
+        update=bytes(update),
         contents_start=contents_start,
         contents_end=contents_end,
         byte_range=byte_range,
