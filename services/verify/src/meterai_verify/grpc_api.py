@@ -20,7 +20,7 @@ from meterai_common.grpc_errors import RequestError, status_from_errors
 from meterai_common.proto_time import timestamp
 from meterai_verify.admission import InFlight
 from meterai_verify.changes import Change
-from meterai_verify.pdf_check import PdfCheckError
+from meterai_verify.pdf_check import PasswordRequired, PdfCheckError
 from meterai_verify.rate_limits import TokenBuckets, client_address
 from meterai_verify.sandbox import Sandbox, SandboxBusy
 from meterai_verify.serial_facts import SerialFacts, serial_facts
@@ -104,12 +104,19 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
                     "RESOURCE_EXHAUSTED", "verification is busy: retry in 1 s"
                 ) from None
             try:
-                checked = self._sandbox.check(request.pdf, self._trust_roots(), wait_s=SLOT_WAIT_S)
+                checked = self._sandbox.check(
+                    request.pdf,
+                    self._trust_roots(),
+                    wait_s=SLOT_WAIT_S,
+                    password=request.password or None,
+                )
             except SandboxBusy:
                 context.set_trailing_metadata((("grpc-retry-pushback-ms", "1000"),))
                 raise RequestError(
                     "RESOURCE_EXHAUSTED", "every verification worker is busy: retry in 1 s"
                 ) from None
+            except PasswordRequired as error:
+                raise RequestError("FAILED_PRECONDITION", str(error)) from None
             except PdfCheckError as error:
                 raise RequestError("INVALID_ARGUMENT", str(error)) from None
             finally:
