@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from meterai_common.db import reading
+from meterai_verify.memory_return import MemoryReturn
 from meterai_verify.pdf_check import PasswordRequired, PdfCheckError
 from meterai_verify.sandbox import Sandbox, SandboxBusy
 from meterai_verify.serial_facts import SerialFacts, serial_facts
@@ -136,6 +137,7 @@ def create_app(
     config = config or WebConfig()
     prefix = "/" + config.serial_prefix.strip("/") if config.serial_prefix.strip("/") else ""
     revisions = RevisionStore(config.revision_cache_bytes)
+    memory = MemoryReturn()
     cap = config.guard.max_upload_bytes
     app = FastAPI(
         title="meterai verification",
@@ -219,6 +221,8 @@ def create_app(
         except PdfCheckError as error:
             status = 422 if type(error).__name__ == "DocumentRefused" else 400
             raise _Refusal(status, str(error)) from None
+        finally:
+            memory.after(len(pdf))
 
     # -- JSON API --------------------------------------------------------------------------
     @app.get("/api/v1/serials/{serial}", response_model=SerialOut, responses=_ERRORS)
