@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,33 @@ from meterai_signing.pki import TestPki, generate_test_pki
 from meterai_verify.web.app import WebConfig
 from meterai_verify.web.guard import GuardLimits
 from meterai_verify.web.server import WebRuntime, start_web
+from tests.integration.stamping.test_restamp import FIRST, SECOND
 from tests.support import altered_pdfs, signed_pdfs
+from tests.unit.stamping.samples import CORPUS, stamp_and_sign
 
 SERIAL = "0A1B2C3D4E5F6G7H8J9K0L"
+USER_PASSWORD = "rahasia"
+"""User password of :func:`encrypted_stamped`; its owner password is :data:`OWNER_PASSWORD`."""
+OWNER_PASSWORD = "pemilik"
+
+
+@pytest.fixture(scope="session")
+def encrypted_stamped(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A 4-page AES-256 document with a user password, sealed twice by the platform's engine
+    (``FIRST`` then ``SECOND`` of the re-stamping tests), still encrypted."""
+    target = tmp_path_factory.mktemp("encrypted") / "encrypted.pdf"
+    subprocess.run(
+        ["qpdf", "--encrypt", USER_PASSWORD, OWNER_PASSWORD, "256", "--",
+         str(CORPUS / "pdflatex-4-pages.pdf"), str(target)],
+        check=True,
+        timeout=60,
+    )  # fmt: skip
+    out = target.read_bytes()
+    for placed in (FIRST, SECOND):
+        out = stamp_and_sign(
+            out, page=placed.page, rect=placed.rect, seal=placed.seal, password=USER_PASSWORD
+        )
+    return out
 
 
 @pytest.fixture(scope="session")

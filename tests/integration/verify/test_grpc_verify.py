@@ -16,8 +16,9 @@ from meterai_common.db import create_engine, migrate
 from meterai_common.tls import TlsFiles
 from meterai_signing.pki import TestPki
 from meterai_verify.bootstrap import start_verify
+from tests.integration.stamping.test_restamp import FIRST, SECOND
 from tests.integration.verify import hostile_pdfs
-from tests.integration.verify.conftest import SERIAL, platform_settings
+from tests.integration.verify.conftest import SERIAL, USER_PASSWORD, platform_settings
 from tests.integration.verify.test_sandbox import rss_mb
 from tests.support import altered_pdfs
 from tests.support.channels import platform_channel
@@ -115,3 +116,33 @@ def test_serial_lookups_are_rate_limited_per_client_with_pushback(
                 assert int(pushback) >= 1
     assert grpc.StatusCode.RESOURCE_EXHAUSTED not in codes[:60]
     assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes[60:]
+
+
+def test_an_encrypted_document_is_verified_with_the_password_the_request_gives(
+    verify: verify_pb2_grpc.VerificationServiceStub, encrypted_stamped: bytes
+) -> None:
+    answer = verify.VerifyDocument(
+        verify_pb2.VerifyDocumentRequest(pdf=encrypted_stamped, password=USER_PASSWORD),
+        timeout=60,
+    )
+    assert [seal.serial for seal in answer.seals] == [FIRST.seal.serial, SECOND.seal.serial]
+    assert all(seal.signature_valid for seal in answer.seals), answer
+    # pyHanko names the second seal's revision of an encrypted file LTA_UPDATES, not
+    # FORM_FILLING: validation data, which the policy allows like the signature itself.
+    assert verify_pb2.CHANGE_SIGNATURES in answer.seals[0].changes_after
+    assert set(answer.seals[0].changes_after) <= {
+        verify_pb2.CHANGE_SIGNATURES,
+        verify_pb2.CHANGE_VALIDATION_DATA,
+    }
+
+
+@pytest.mark.parametrize("password", ["", "salah"], ids=["no password", "wrong password"])
+def test_an_encrypted_document_without_its_password_is_a_failed_precondition(
+    verify: verify_pb2_grpc.VerificationServiceStub, encrypted_stamped: bytes, password: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        verify.VerifyDocument(
+            verify_pb2.VerifyDocumentRequest(pdf=encrypted_stamped, password=password), timeout=60
+        )
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "password" in (caught.value.details() or "")

@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from meterai_verify.web.guard import GuardLimits
+from tests.integration.stamping.test_restamp import FIRST, SECOND
 from tests.integration.verify import hostile_pdfs
-from tests.integration.verify.conftest import SERIAL, StartSite
+from tests.integration.verify.conftest import SERIAL, USER_PASSWORD, StartSite
 from tests.integration.verify.test_sandbox import rss_mb
 from tests.support import altered_pdfs
 
@@ -157,3 +158,44 @@ def test_a_hostile_upload_fails_only_itself_and_the_site_stays_small(
         == 200
     )
     assert rss_mb() - before < 64 + len(pdf) / 2**20
+
+
+def test_an_encrypted_upload_is_verified_with_the_password_header(
+    start_site: StartSite, encrypted_stamped: bytes
+) -> None:
+    site = start_site()
+    answer = site.client.post(
+        "/api/v1/documents:verify",
+        content=encrypted_stamped,
+        headers={**PDF, "X-Document-Password": USER_PASSWORD},
+    )
+    assert answer.status_code == 200, answer.text
+    seals = answer.json()["seals"]
+    assert [seal["serial"] for seal in seals] == [FIRST.seal.serial, SECOND.seal.serial]
+    assert all(seal["signature_valid"] for seal in seals)
+
+
+def test_an_encrypted_upload_without_its_password_is_asked_for_it(
+    start_site: StartSite, encrypted_stamped: bytes
+) -> None:
+    site = start_site()
+    answer = site.client.post("/api/v1/documents:verify", content=encrypted_stamped, headers=PDF)
+    assert answer.status_code == 403
+    assert "supply the document's password" in answer.json()["detail"]
+
+
+def test_the_upload_form_takes_the_document_password(
+    start_site: StartSite, encrypted_stamped: bytes
+) -> None:
+    site = start_site()
+    home = site.client.get("/v?lang=en")
+    assert 'type="password" name="password"' in home.text
+    files = {"pdf": ("sealed.pdf", encrypted_stamped, "application/pdf")}
+    refused = site.client.post("/v/verify", data={"lang": "en"}, files=files)
+    assert refused.status_code == 403 and "supply the document" in refused.text
+    page = site.client.post(
+        "/v/verify", data={"lang": "en", "password": USER_PASSWORD}, files=files
+    )
+    assert page.status_code == 200, page.text
+    assert page.text.count(f'data-serial="{FIRST.seal.serial}"') == 1, page.text
+    assert page.text.count(f'data-serial="{SECOND.seal.serial}"') == 1, page.text

@@ -527,8 +527,13 @@ def stamp(
 @cli.command()
 @click.argument("target")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--password",
+    default=None,
+    help="Password (user or owner) of an encrypted FILE.pdf the empty password does not open.",
+)
 @pass_ctx
-def verify(ctx: Context, target: str, as_json: bool) -> None:
+def verify(ctx: Context, target: str, as_json: bool, password: str | None) -> None:
     """Check a SERIAL or a stamped FILE.pdf; exit 0 only for a genuine e-meterai."""
     stub = verify_pb2_grpc.VerificationServiceStub(ctx.platform.channel("verify"))
     path = Path(target)
@@ -537,7 +542,8 @@ def verify(ctx: Context, target: str, as_json: bool) -> None:
             if not path.is_file():
                 raise click.BadParameter(f"no such file: {target}")
             answer: Any = stub.VerifyDocument(
-                verify_pb2.VerifyDocumentRequest(pdf=path.read_bytes()), timeout=ctx.timeout
+                verify_pb2.VerifyDocumentRequest(pdf=path.read_bytes(), password=password or ""),
+                timeout=ctx.timeout,
             )
             genuine = answer.genuine
             if not as_json:

@@ -25,6 +25,7 @@ from meterai_quota.bootstrap import ensure_demo_reseller, start_quota
 from meterai_signing.bootstrap import start_signing
 from meterai_stamping.bootstrap import start_finishing, start_stamping
 from meterai_verify.bootstrap import start_verify
+from meterai_verify.memory_return import return_large_buffers
 from meterai_verify.web.server import start_web
 
 __all__ = ["SERVICES", "PlatformAlreadyRunning", "run_embedded", "run_service"]
@@ -49,6 +50,10 @@ class PlatformAlreadyRunning(Exception):
 def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
     """Run every service in this process on SQLite and an in-process bus until Ctrl-C.
 
+    The process serves public verification uploads, so it gives large buffers back
+    (:func:`~meterai_verify.memory_return.return_large_buffers`) rather than keeping them
+    for stamping; ``meterai serve stamping`` keeps them.
+
     Refuses, before touching anything, when a live platform already uses this home: its
     ``platform.json``, database and credentials stay as they are.
     """
@@ -61,7 +66,7 @@ def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
             "first (Ctrl-C in its terminal), or start another with a different --home and "
             "other ports."
         )
-    keep_large_buffers()
+    return_large_buffers()
     payments = choose_payment_provider(settings.payment_provider, default="dev")
     make_home_private(settings.home)
     if not settings.insecure:
@@ -114,7 +119,10 @@ def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
 
 def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> None:
     """Run one service in this process, on the broker when ``AMQP_URL`` is set."""
-    keep_large_buffers()
+    if name in ("verify", "web"):  # public uploads: give large buffers back
+        return_large_buffers()
+    else:
+        keep_large_buffers()
     if name not in SERVICES:
         raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
     # Decided before anything starts: a quota service without a provider named must not run.

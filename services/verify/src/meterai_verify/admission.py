@@ -15,6 +15,8 @@ from typing import NoReturn
 
 import grpc
 
+from meterai_verify.memory_return import MemoryReturn
+
 __all__ = ["BusyRefusal", "InFlight"]
 
 PUSHBACK_MS = "1000"
@@ -51,11 +53,18 @@ def _refuse(_requests: Iterator[bytes], context: grpc.ServicerContext) -> NoRetu
 
 
 class BusyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
-    """Refuses ``method`` at once while ``in_flight`` is full, without reading the upload."""
+    """Refuses ``method`` at once while ``in_flight`` is full, without reading the upload.
 
-    def __init__(self, method: str, in_flight: InFlight) -> None:
+    gRPC has still received part of the upload (what HTTP/2 flow control let the client send)
+    when the refusal goes out; ``memory``, if given, is asked to give that back soon.
+    """
+
+    def __init__(
+        self, method: str, in_flight: InFlight, memory: MemoryReturn | None = None
+    ) -> None:
         self._method = method
         self._in_flight = in_flight
+        self._memory = memory
 
     def intercept_service(
         self,
@@ -63,5 +72,7 @@ class BusyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         if details.method == self._method and self._in_flight.full:
+            if self._memory is not None:
+                self._memory.soon()
             return grpc.stream_unary_rpc_method_handler(_refuse)
         return continuation(details)

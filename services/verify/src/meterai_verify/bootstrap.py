@@ -52,7 +52,7 @@ def start_verify(settings: Settings, db: Engine) -> RunningServer:
     sandbox = Sandbox()
     sandbox.warm()
     servicer = VerificationServicer(db, trust_roots, sandbox)
-    refusal = BusyRefusal(f"/{SERVICE_NAME}/VerifyDocument", servicer.in_flight)
+    refusal = BusyRefusal(f"/{SERVICE_NAME}/VerifyDocument", servicer.in_flight, servicer.memory)
     return create_server(
         "verify",
         settings.bind_host,

@@ -20,7 +20,8 @@ from meterai_common.grpc_errors import RequestError, status_from_errors
 from meterai_common.proto_time import timestamp
 from meterai_verify.admission import InFlight
 from meterai_verify.changes import Change
-from meterai_verify.pdf_check import PdfCheckError
+from meterai_verify.memory_return import MemoryReturn
+from meterai_verify.pdf_check import PasswordRequired, PdfCheckError
 from meterai_verify.rate_limits import TokenBuckets, client_address
 from meterai_verify.sandbox import Sandbox, SandboxBusy
 from meterai_verify.serial_facts import SerialFacts, serial_facts
@@ -63,6 +64,7 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
         engine: Engine,
         trust_roots: Callable[[], list[bytes]],
         sandbox: Sandbox | None = None,
+        memory: MemoryReturn | None = None,
     ) -> None:
         self._db = engine
         self._trust_roots = trust_roots
@@ -71,6 +73,8 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
         self.in_flight = InFlight(self._sandbox.limits.concurrency * (1 + QUEUED_PER_WORKER))
         """Calls verifying or waiting; :class:`~meterai_verify.admission.BusyRefusal` refuses
         new ones before their upload is read while it is full."""
+        self.memory = memory or MemoryReturn()
+        """Gives the heap back after large uploads (see :mod:`meterai_verify.memory_return`)."""
 
     def _facts(self, serial: str) -> SerialFacts:
         with reading(self._db) as conn:
@@ -104,16 +108,24 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
                     "RESOURCE_EXHAUSTED", "verification is busy: retry in 1 s"
                 ) from None
             try:
-                checked = self._sandbox.check(request.pdf, self._trust_roots(), wait_s=SLOT_WAIT_S)
+                checked = self._sandbox.check(
+                    request.pdf,
+                    self._trust_roots(),
+                    wait_s=SLOT_WAIT_S,
+                    password=request.password or None,
+                )
             except SandboxBusy:
                 context.set_trailing_metadata((("grpc-retry-pushback-ms", "1000"),))
                 raise RequestError(
                     "RESOURCE_EXHAUSTED", "every verification worker is busy: retry in 1 s"
                 ) from None
+            except PasswordRequired as error:
+                raise RequestError("FAILED_PRECONDITION", str(error)) from None
             except PdfCheckError as error:
                 raise RequestError("INVALID_ARGUMENT", str(error)) from None
             finally:
                 self.in_flight.leave()
+                self.memory.after(len(request.pdf))
             verdict = judge_document(checked, self._facts)
             return verify_pb2.DocumentVerification(
                 genuine=verdict.genuine,

@@ -23,6 +23,7 @@ from datetime import datetime
 from io import BytesIO
 
 from asn1crypto import x509
+from pyhanko.pdf_utils.crypt.api import AuthStatus
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
@@ -38,6 +39,7 @@ from meterai_verify.levels import long_term_level, proven_time
 __all__ = [
     "SERIAL_LENGTH",
     "Coverage",
+    "PasswordRequired",
     "PdfCheck",
     "PdfCheckError",
     "SignatureCheck",
@@ -52,6 +54,29 @@ SERIAL_LENGTH = 22
 
 class PdfCheckError(Exception):
     """The upload cannot be checked at all: not a PDF, unreadable, or bad trust roots."""
+
+
+class PasswordRequired(PdfCheckError):
+    """The document is encrypted and neither the empty password nor the one given opens it.
+
+    Front ends answer FAILED_PRECONDITION / 4xx: the checker can supply the password."""
+
+
+def _decrypt(reader: PdfFileReader, password: str | None) -> None:
+    # Many "protected" PDFs have an empty user password; signatures can only be
+    # checked once the string values are decrypted. A supplied password is tried
+    # first (user or owner password both derive the file key).
+    for candidate in dict.fromkeys([password or "", ""]):
+        if reader.decrypt(candidate.encode("utf-8")).status is not AuthStatus.FAILED:
+            return
+    if password:
+        raise PasswordRequired(
+            "the document is encrypted and the password given does not open it: "
+            "supply the document's password"
+        )
+    raise PasswordRequired(
+        "the document is encrypted with a password: supply the document's password to verify it"
+    )
 
 
 class Coverage(enum.Enum):
@@ -228,19 +253,32 @@ def _trust_roots(trust_roots: Iterable[bytes]) -> list[x509.Certificate]:
     return roots
 
 
-def _reader(pdf: bytes) -> PdfFileReader:
+def _reader(pdf: bytes, password: str | None = None) -> PdfFileReader:
+    """Open *pdf* with pyHanko's strict reader, then admit hybrid-reference files.
+
+    pyHanko's strict settings refuse to validate any signature in a
+    hybrid-reference file (a classic table plus ``/XRefStm``), which is the
+    form the platform's own stamps take after a hybrid original. The file is
+    still *read* strictly first: every cross-reference section, the stream
+    behind each ``/XRefStm``, freed and clobbered entries and the catalog must
+    pass pyHanko's strict checks, and anything that fails them is refused as
+    before. Only then, and only for a hybrid file, is the reader switched to
+    pyHanko's non-strict mode, which is what lets its validator and its
+    change analysis (``XrefStreamRule``) accept the hybrid sections; the
+    change analysis itself (what each later revision touched) is unchanged.
+    """
     # The header may sit anywhere in the first 1024 bytes (ISO 32000-1, annex H).
     if b"%PDF-" not in pdf[:1024]:
         raise PdfCheckError("not a PDF: no %PDF- header in the first 1024 bytes")
     try:
-        reader = PdfFileReader(BytesIO(pdf))
+        reader = PdfFileReader(BytesIO(pdf), strict=True)
         if reader.encrypted:
-            # Many "protected" PDFs have an empty user password; signatures can
-            # only be checked once the string values are decrypted.
-            reader.decrypt(b"")
+            _decrypt(reader, password)
         # Reading the fields walks the catalog and AcroForm: a broken
         # cross-reference table shows up here rather than half-way through.
         list(reader.embedded_regular_signatures)
+        if reader.xrefs.hybrid_xrefs_present:
+            reader.strict = False
     except PdfCheckError:
         raise
     except Exception as exc:  # untrusted input: any parser failure means unreadable
@@ -362,21 +400,26 @@ async def _check_signature(
     )
 
 
-async def async_check_pdf(pdf: bytes, trust_roots: list[bytes]) -> PdfCheck:
+async def async_check_pdf(
+    pdf: bytes, trust_roots: list[bytes], password: str | None = None
+) -> PdfCheck:
     """Check every signature in ``pdf``; the coroutine form of :func:`check_pdf`.
 
     :param pdf: The uploaded file.
     :param trust_roots: DER certificates; a signer chaining to any of them is trusted.
+    :param password: The document's user or owner password, for an encrypted file
+        that the empty password does not open.
+    :raises PasswordRequired: If the file is encrypted and no password tried opens it.
     :raises PdfCheckError: If the file is not a readable PDF or a trust root is not a certificate.
     """
     roots = _trust_roots(trust_roots)
-    reader = _reader(bytes(pdf))
+    reader = _reader(bytes(pdf), password)
     everyone = list(reader.embedded_regular_signatures)
     checks = [await _check_signature(embedded, roots, everyone) for embedded in everyone]
     return PdfCheck(signatures=tuple(checks))
 
 
-def check_pdf(pdf: bytes, trust_roots: list[bytes]) -> PdfCheck:
+def check_pdf(pdf: bytes, trust_roots: list[bytes], password: str | None = None) -> PdfCheck:
     """Check every signature in ``pdf`` against ``trust_roots``, offline.
 
     A signature that cannot be evaluated (garbled CMS, unsupported SubFilter)
@@ -387,7 +430,9 @@ def check_pdf(pdf: bytes, trust_roots: list[bytes]) -> PdfCheck:
 
     :param pdf: The uploaded file.
     :param trust_roots: DER certificates; a signer chaining to any of them is trusted.
+    :param password: The document's password, when the empty one does not open it.
     :return: One :class:`SignatureCheck` per signature, in document order.
+    :raises PasswordRequired: If the file is encrypted and no password tried opens it.
     :raises PdfCheckError: If the file is not a readable PDF or a trust root is not a certificate.
     """
-    return asyncio.run(async_check_pdf(pdf, trust_roots))
+    return asyncio.run(async_check_pdf(pdf, trust_roots, password))

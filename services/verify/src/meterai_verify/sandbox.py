@@ -34,7 +34,7 @@ from multiprocessing import context, forkserver, popen_forkserver, reduction, sp
 from multiprocessing.connection import Connection
 from typing import Any
 
-from meterai_verify.pdf_check import PdfCheck, PdfCheckError, check_pdf
+from meterai_verify.pdf_check import PasswordRequired, PdfCheck, PdfCheckError, check_pdf
 
 __all__ = ["DocumentRefused", "Sandbox", "SandboxBusy", "SandboxLimits"]
 
@@ -108,7 +108,9 @@ def _confine(limits: SandboxLimits) -> None:
     os.nice(10)
 
 
-def _work(channel: Connection, roots: list[bytes], limits: SandboxLimits) -> None:
+def _work(
+    channel: Connection, roots: list[bytes], limits: SandboxLimits, password: str | None
+) -> None:
     """The worker: confine itself, read the document, check, send back the result or why not.
 
     The document comes over the pipe rather than in the pickled arguments, so the parent holds
@@ -117,7 +119,9 @@ def _work(channel: Connection, roots: list[bytes], limits: SandboxLimits) -> Non
     _confine(limits)
     try:
         pdf = channel.recv_bytes()
-        result: tuple[str, Any] = ("ok", check_pdf(pdf, roots))
+        result: tuple[str, Any] = ("ok", check_pdf(pdf, roots, password))
+    except PasswordRequired as error:
+        result = ("password", str(error))
     except PdfCheckError as error:
         result = ("invalid", str(error))
     except MemoryError:
@@ -149,10 +153,20 @@ class Sandbox:
         seconds, which the first uploads would otherwise wait for (and time out on)."""
         threading.Thread(target=forkserver.ensure_running, name="sandbox-warm", daemon=True).start()
 
-    def check(self, pdf: bytes, trust_roots: list[bytes], *, wait_s: float = 0.0) -> PdfCheck:
+    def check(
+        self,
+        pdf: bytes,
+        trust_roots: list[bytes],
+        *,
+        wait_s: float = 0.0,
+        password: str | None = None,
+    ) -> PdfCheck:
         """:func:`~meterai_verify.pdf_check.check_pdf` in a confined worker.
 
         :param wait_s: how long to wait for a free worker slot before :class:`SandboxBusy`.
+        :param password: the document's password, for an encrypted file the empty one
+            does not open (sent to the worker with the arguments, never logged).
+        :raises PasswordRequired: the document is encrypted and no password tried opens it.
         :raises DocumentRefused: the document exceeded a limit or killed its worker.
         :raises PdfCheckError: the document is not a readable PDF.
         """
@@ -160,14 +174,14 @@ class Sandbox:
         if not acquired:
             raise SandboxBusy("every verification worker is busy")
         try:
-            return self._run(pdf, trust_roots)
+            return self._run(pdf, trust_roots, password)
         finally:
             self._slots.release()
 
-    def _run(self, pdf: bytes, trust_roots: list[bytes]) -> PdfCheck:
+    def _run(self, pdf: bytes, trust_roots: list[bytes], password: str | None) -> PdfCheck:
         receive, child_end = self._context.Pipe(duplex=True)
         worker = _Worker(
-            target=_work, args=(child_end, list(trust_roots), self.limits), daemon=True
+            target=_work, args=(child_end, list(trust_roots), self.limits, password), daemon=True
         )
         started = time.monotonic()
         worker.start()
@@ -195,6 +209,8 @@ class Sandbox:
             return result
         if kind == "limit":
             raise DocumentRefused(str(value))
+        if kind == "password":
+            raise PasswordRequired(str(value))
         raise PdfCheckError(str(value))
 
     def _death(self, code: int | None) -> str:

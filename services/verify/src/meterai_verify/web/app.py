@@ -16,17 +16,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from meterai_common.db import reading
-from meterai_verify.pdf_check import PdfCheckError
+from meterai_verify.memory_return import MemoryReturn
+from meterai_verify.pdf_check import PasswordRequired, PdfCheckError
 from meterai_verify.sandbox import Sandbox, SandboxBusy
 from meterai_verify.serial_facts import SerialFacts, serial_facts
 from meterai_verify.verdicts import DocumentVerdict, judge_document, judge_serial
@@ -49,6 +50,10 @@ _PDF_BODY = {
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "not a readable PDF"},
     411: {"model": ErrorOut, "description": "no Content-Length"},
+    403: {
+        "model": ErrorOut,
+        "description": "encrypted: supply the document's password (X-Document-Password)",
+    },
     413: {"model": ErrorOut, "description": "upload too large"},
     422: {"model": ErrorOut, "description": "refused: exceeded verification limits"},
     429: {"model": ErrorOut, "description": "too many requests (see Retry-After)"},
@@ -132,6 +137,7 @@ def create_app(
     config = config or WebConfig()
     prefix = "/" + config.serial_prefix.strip("/") if config.serial_prefix.strip("/") else ""
     revisions = RevisionStore(config.revision_cache_bytes)
+    memory = MemoryReturn()
     cap = config.guard.max_upload_bytes
     app = FastAPI(
         title="meterai verification",
@@ -164,8 +170,10 @@ def create_app(
         )
         return HTMLResponse(html)
 
-    def verify(pdf: bytes) -> DocumentVerdict:
-        checked = sandbox.check(pdf, trust_roots(), wait_s=config.slot_wait_s)
+    def verify(pdf: bytes, password: str | None) -> DocumentVerdict:
+        checked = sandbox.check(
+            pdf, trust_roots(), wait_s=config.slot_wait_s, password=password or None
+        )
         return judge_document(checked, facts)
 
     def revision_urls(pdf: bytes, verdict: DocumentVerdict) -> list[RevisionOut | None]:
@@ -201,16 +209,20 @@ def create_app(
         headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
         return JSONResponse({"detail": error.detail}, error.status, headers=headers)
 
-    async def judged(pdf: bytes) -> DocumentVerdict:
+    async def judged(pdf: bytes, password: str | None = None) -> DocumentVerdict:
         if not pdf:
             raise _Refusal(400, "the upload is empty: send the PDF's bytes")
         try:
-            return await run_in_threadpool(verify, pdf)
+            return await run_in_threadpool(verify, pdf, password)
         except SandboxBusy:
             raise _Refusal(429, "verification is busy: try again shortly", 2) from None
+        except PasswordRequired as error:
+            raise _Refusal(403, str(error)) from None
         except PdfCheckError as error:
             status = 422 if type(error).__name__ == "DocumentRefused" else 400
             raise _Refusal(status, str(error)) from None
+        finally:
+            memory.after(len(pdf))
 
     # -- JSON API --------------------------------------------------------------------------
     @app.get("/api/v1/serials/{serial}", response_model=SerialOut, responses=_ERRORS)
@@ -224,10 +236,20 @@ def create_app(
         responses=_ERRORS,
         openapi_extra=_PDF_BODY,
     )
-    async def api_verify(request: Request) -> DocumentOut:
+    async def api_verify(
+        request: Request,
+        password: Annotated[
+            str | None,
+            Header(
+                alias="X-Document-Password",
+                description="User or owner password of an encrypted PDF that the empty "
+                "password does not open; used only to read the file.",
+            ),
+        ] = None,
+    ) -> DocumentOut:
         """Verify every e-meterai seal of a PDF (the request body, ``application/pdf``)."""
         pdf = await read_capped(request)
-        verdict = await judged(pdf)
+        verdict = await judged(pdf, password)
         urls = revision_urls(pdf, verdict)
         return DocumentOut(
             verdict=verdict.verdict.value,  # type: ignore[arg-type]
@@ -305,13 +327,14 @@ def create_app(
         form = await request.form(max_files=1, max_fields=4, max_part_size=cap)
         lang = _lang(request, form.get("lang"))
         upload = form.get("pdf")
+        password = form.get("password")
         pdf = b""
         if upload is not None and not isinstance(upload, str):
             pdf = await upload.read(cap + 1)
         if len(pdf) > cap:
             raise _Refusal(413, f"upload larger than {cap} bytes")
         try:
-            verdict = await judged(pdf)
+            verdict = await judged(pdf, password if isinstance(password, str) else None)
         except _Refusal as refusal:
             if refusal.status == 429:
                 raise

@@ -74,10 +74,12 @@ class SerialVerification(_message.Message):
     def __init__(self, serial: _Optional[str] = ..., status: _Optional[_Union[SerialStatus, str]] = ..., stamped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., document_digest: _Optional[str] = ..., document_type: _Optional[str] = ..., reseller_id: _Optional[str] = ..., reseller_name: _Optional[str] = ...) -> None: ...
 
 class VerifyDocumentRequest(_message.Message):
-    __slots__ = ("pdf",)
+    __slots__ = ("pdf", "password")
     PDF_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
     pdf: bytes
-    def __init__(self, pdf: _Optional[bytes] = ...) -> None: ...
+    password: str
+    def __init__(self, pdf: _Optional[bytes] = ..., password: _Optional[str] = ...) -> None: ...
 
 class SealVerification(_message.Message):
     __slots__ = ("serial", "field_name", "signature_valid", "trusted", "coverage_ok", "serial_status", "digest_matches", "signing_time", "problem", "level", "timestamp_time", "verdict", "changes_after", "reasons", "stamped_revision_length")
