@@ -15,6 +15,7 @@ from typing import NoReturn
 
 import grpc
 
+from meterai_common.grpc_errors import ErrorDetails, abort_with
 from meterai_verify.memory_return import MemoryReturn
 
 __all__ = ["BusyRefusal", "InFlight"]
@@ -47,9 +48,12 @@ class InFlight:
 
 
 def _refuse(_requests: Iterator[bytes], context: grpc.ServicerContext) -> NoReturn:
-    context.set_trailing_metadata((("grpc-retry-pushback-ms", PUSHBACK_MS),))
-    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "verification is busy: retry in 1 s")
-    raise AssertionError("abort raises")  # pragma: no cover
+    abort_with(
+        context,
+        "RESOURCE_EXHAUSTED",
+        "verification is busy: retry in 1 s",
+        ErrorDetails("VERIFICATION_BUSY", retry_after_ms=int(PUSHBACK_MS)),
+    )
 
 
 class BusyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]

@@ -84,9 +84,11 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
         with status_from_errors(context):
             wait = self._lookups.take(client_address(context.peer()))
             if wait:
-                pushback = str(max(1, math.ceil(wait * 1000)))
-                context.set_trailing_metadata((("grpc-retry-pushback-ms", pushback),))
-                raise RequestError("RESOURCE_EXHAUSTED", "too many serial lookups: slow down")
+                raise _busy(
+                    "too many serial lookups: slow down",
+                    max(1, math.ceil(wait * 1000)),
+                    "SERIAL_LOOKUP_RATE_LIMIT",
+                )
             with reading(self._db) as conn:
                 info = ledger.verify_serial(conn, request.serial.strip().upper())
             return verify_pb2.SerialVerification(
@@ -103,10 +105,7 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
             if not request.pdf:
                 raise RequestError("INVALID_ARGUMENT", "pdf is empty: send the document's bytes")
             if not self.in_flight.enter():
-                context.set_trailing_metadata((("grpc-retry-pushback-ms", "1000"),))
-                raise RequestError(
-                    "RESOURCE_EXHAUSTED", "verification is busy: retry in 1 s"
-                ) from None
+                raise _busy("verification is busy: retry in 1 s", 1000, "VERIFICATION_BUSY")
             try:
                 checked = self._sandbox.check(
                     request.pdf,
@@ -115,9 +114,8 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
                     password=request.password or None,
                 )
             except SandboxBusy:
-                context.set_trailing_metadata((("grpc-retry-pushback-ms", "1000"),))
-                raise RequestError(
-                    "RESOURCE_EXHAUSTED", "every verification worker is busy: retry in 1 s"
+                raise _busy(
+                    "every verification worker is busy: retry in 1 s", 1000, "VERIFICATION_BUSY"
                 ) from None
             except PasswordRequired as error:
                 raise RequestError("FAILED_PRECONDITION", str(error)) from None
@@ -154,3 +152,11 @@ def _seal(seal: SealVerdict) -> Any:
         reasons=[reason.value for reason in seal.reasons],
         stamped_revision_length=seal.signed_revision_end,
     )
+
+
+def _busy(message: str, pushback_ms: int, reason: str) -> RequestError:
+    """A RESOURCE_EXHAUSTED refusal carrying its retry advice (``RetryInfo`` and the
+    pushback trailer, added by :func:`~meterai_common.grpc_errors.details_of`)."""
+    error = RequestError("RESOURCE_EXHAUSTED", message, reason=reason)
+    error.pushback_ms = pushback_ms  # type: ignore[attr-defined]
+    return error
