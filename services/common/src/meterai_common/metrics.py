@@ -347,6 +347,9 @@ def _measured(behaviour: Any, method: str, *, streaming: bool) -> Any:
                 raise
             finally:
                 _observe(method, started, context, error)
+                # Break the cycle frame -> error -> traceback -> frame: it would keep the
+                # request (an upload of megabytes) alive until the next full collection.
+                error = None
 
         wrapped: Any = serve_stream
     else:
@@ -361,6 +364,7 @@ def _measured(behaviour: Any, method: str, *, streaming: bool) -> Any:
                 raise
             finally:
                 _observe(method, started, context, error)
+                error = None  # no frame -> error -> traceback -> frame cycle (see above)
 
         wrapped = serve
     pool = getattr(behaviour, "experimental_thread_pool", None)
