@@ -37,8 +37,11 @@ test-setup: setup system-deps
 # in, Chromium, the browser the verification site's tests drive (through Playwright, no
 # browser download), and Node.js, which runs the example client of examples/node.
 system-deps:
-	@command -v pdfsig >/dev/null && command -v qpdf >/dev/null && command -v pdftoppm >/dev/null && command -v certutil >/dev/null && command -v softhsm2-util >/dev/null && command -v mutool >/dev/null && command -v chromium >/dev/null && command -v node >/dev/null && command -v npm >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils qpdf libnss3-tools softhsm2 mupdf-tools chromium nodejs npm; }
+	@missing=""; for pair in pdfsig:poppler-utils pdftoppm:poppler-utils qpdf:qpdf certutil:libnss3-tools \
+	  softhsm2-util:softhsm2 mutool:mupdf-tools chromium:chromium node:nodejs npm:npm; do \
+	  command -v "$${pair%%:*}" >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	test -z "$$missing" || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$(echo $$missing | tr ' ' '\n' | sort -u); }
 
 ## Contracts ---------------------------------------------------------------------------------
 protos:
