@@ -72,8 +72,13 @@ typecheck:
 services:
 	@bash deploy/local/ensure-services.sh
 
+# Two phases: every test that leaves the shared PostgreSQL and RabbitMQ running, spread over
+# TEST_WORKERS processes (one test file per process at a time, so a module's platform is set up
+# once); then, alone, the fault tests that restart those servers.
+TEST_WORKERS ?= 3
 test: test-setup services check-protos lint typecheck
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile -m "not disrupts_shared_services" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m disrupts_shared_services $(PYTEST_ARGS)
 
 test-unit: test-setup
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

@@ -30,7 +30,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from meterai.stamping.v1 import stamping_pb2
 from tests.support.channels import platform_channel
 from tests.support.faults import (
-    Batch,
     StampingClient,
     Tenant,
     assert_settled,
@@ -38,6 +37,7 @@ from tests.support.faults import (
     create_operator,
     fresh_database,
     fresh_vhost,
+    in_background,
     memory_alarm,
     postgres_accepts,
     postgres_down,
@@ -51,6 +51,9 @@ from tests.support.faults import (
     wait_for,
 )
 from tests.support.launch import DistributedPlatform
+
+# Restarts the PostgreSQL or RabbitMQ every other test shares: never beside another test.
+pytestmark = pytest.mark.disrupts_shared_services
 
 UNITS = 200
 DELIVERY_LIMIT = 5
@@ -140,23 +143,12 @@ def world(cluster: Cluster) -> Iterator[World]:
         client.close()
 
 
-def _in_background(target: object) -> tuple[threading.Thread, dict[str, Batch]]:
-    result: dict[str, Batch] = {}
-
-    def run() -> None:
-        result["batch"] = target()  # type: ignore[operator]
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, result
-
-
 # -- 1 ---------------------------------------------------------------------------------------
 def test_1_a_killed_worker_loses_no_job(world: World) -> None:
     """SIGKILL the only signing worker (main process and pool) mid-batch; a new worker finishes
     every job: 50 stamps, 50 distinct serials, 50 units consumed."""
     (victim,) = world.cluster.running_workers()
-    thread, result = _in_background(lambda: submit_batch(world.client, 50, threads=4))
+    thread, result = in_background(lambda: submit_batch(world.client, 50, threads=4))
     wait_for("the first stamps", lambda: world.done() >= 5, 30)
     world.platform.stop(victim, signal.SIGKILL)
     thread.join(60)
@@ -182,7 +174,7 @@ def test_1b_a_killed_finishing_worker_loses_no_signed_document(world: World) -> 
             30,
         )
         signal_group(platform, "finisher-1", signal.SIGSTOP)
-        thread, result = _in_background(lambda: submit_batch(world.client, 50, threads=4))
+        thread, result = in_background(lambda: submit_batch(world.client, 50, threads=4))
         wait_for(
             "answers held by the frozen finishing worker",
             lambda: finisher.pid in unacknowledged_by(world.vhost),
@@ -218,7 +210,7 @@ def test_3_broker_bounce_during_submissions_stamps_each_acknowledged_job_once(
     """
     deadline_s = 5.0
     stop = threading.Event()
-    thread, result = _in_background(
+    thread, result = in_background(
         lambda: submit_batch(
             world.client, 150, threads=3, timeout=deadline_s, pace_s=0.1, stop=stop
         )
@@ -340,7 +332,7 @@ def test_9_postgres_crash_restart_mid_batch_debits_once_and_finishes(world: Worl
         assert backlog.codes() == {"OK": 4}, backlog.codes()
         wait_for("a signing backlog", lambda: sum(_signing(world)[:2]) == 4, 30)
         stop = threading.Event()
-        thread, result = _in_background(
+        thread, result = in_background(
             lambda: submit_batch(
                 world.client, 30, prefix="pg-b", threads=3, timeout=10, pace_s=0.2, stop=stop
             )
@@ -472,7 +464,7 @@ def test_16_sigterm_drains_the_stamping_server(world: World) -> None:
                 timeline[key] = (started, time.monotonic(), ok)
 
     world.client.submit = timed_submit  # type: ignore[method-assign]
-    thread, result = _in_background(
+    thread, result = in_background(
         lambda: submit_batch(world.client, 50, prefix="term", threads=8, timeout=20, pace_s=0.05)
     )
     wait_for("the first uploads", lambda: len(timeline) >= 10, 30, every=0.01)

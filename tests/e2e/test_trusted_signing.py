@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,13 +29,13 @@ from pyhanko_certvalidator import ValidationContext
 from meterai.stamping.v1 import stamping_pb2
 from tests.support.corpus import CORPUS
 from tests.support.faults import (
-    Batch,
     StampingClient,
     Tenant,
     assert_settled,
     create_operator,
     fresh_database,
     fresh_vhost,
+    in_background,
     provision_tenant,
     submit_batch,
     wait_for,
@@ -115,17 +114,6 @@ def tenant(trusted: Trusted) -> Iterator[tuple[Tenant, StampingClient]]:
         client.close()
 
 
-def _in_background(target: object) -> tuple[threading.Thread, dict[str, Batch]]:
-    result: dict[str, Batch] = {}
-
-    def run() -> None:
-        result["batch"] = target()  # type: ignore[operator]
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, result
-
-
 def _done(client: StampingClient) -> int:
     return sum(1 for job in client.all_jobs() if job.state == DONE)
 
@@ -188,7 +176,7 @@ class TestFaults:
         self, trusted: Trusted, tenant: tuple[Tenant, StampingClient]
     ) -> None:
         made, client = tenant
-        thread, result = _in_background(lambda: submit_batch(client, 20, threads=2, pace_s=0.2))
+        thread, result = in_background(lambda: submit_batch(client, 20, threads=2, pace_s=0.2))
         wait_for("the first stamps", lambda: _done(client) >= 2, 60)
         trusted.tsa.stop()
         time.sleep(6)
@@ -206,7 +194,7 @@ class TestFaults:
     ) -> None:
         made, client = tenant
         trusted.relay.mode = "slow"  # 1.5 s per answer against a 1 s timeout
-        thread, result = _in_background(lambda: submit_batch(client, 10, threads=2))
+        thread, result = in_background(lambda: submit_batch(client, 10, threads=2))
         time.sleep(5)
         assert _done(client) == 0, "a token arrived although every answer was too slow"
         trusted.relay.mode = "relay"
@@ -240,7 +228,7 @@ class TestFaults:
         self, trusted: Trusted, tenant: tuple[Tenant, StampingClient]
     ) -> None:
         made, client = tenant
-        thread, result = _in_background(lambda: submit_batch(client, 20, threads=2, pace_s=0.2))
+        thread, result = in_background(lambda: submit_batch(client, 20, threads=2, pace_s=0.2))
         wait_for("the first stamps", lambda: _done(client) >= 2, 60)
         with trusted.token.removed(for_s=5):
             pass

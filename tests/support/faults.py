@@ -53,6 +53,7 @@ __all__ = [
     "create_operator",
     "fresh_database",
     "fresh_vhost",
+    "in_background",
     "memory_alarm",
     "postgres_accepts",
     "postgres_down",
@@ -125,6 +126,19 @@ def fresh_vhost() -> Iterator[str]:
     finally:
         wait_for("RabbitMQ to accept connections", _rabbitmq_accepts, 60)
         rabbitmqctl("delete_vhost", vhost)
+
+
+def in_background(submit: Callable[[], Batch]) -> tuple[threading.Thread, dict[str, Batch]]:
+    """Run ``submit`` on a daemon thread, so a fault can strike while it is under way; the
+    batch is in ``result["batch"]`` once the thread is joined."""
+    result: dict[str, Batch] = {}
+
+    def run() -> None:
+        result["batch"] = submit()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, result
 
 
 def vhost_of(amqp_url: str) -> str:

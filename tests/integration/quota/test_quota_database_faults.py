@@ -28,6 +28,9 @@ from sqlalchemy.exc import DBAPIError
 import meterai_quota as quota
 from meterai_common.db import create_engine, run_in_transaction
 
+# Restarts the PostgreSQL or RabbitMQ every other test shares: never beside another test.
+pytestmark = pytest.mark.disrupts_shared_services
+
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 DIGEST = "9d" * 32
 RESTART = ["pg_ctlcluster", "--skip-systemctl-redirect", "15", "main", "restart", "-m", "immediate"]

@@ -19,7 +19,7 @@ import grpc
 
 from meterai_common.grpc_errors import ErrorDetails, abort_with
 
-__all__ = ["CALL_LIMIT_PUSHBACK_MS", "CallLimit", "InlinePool"]
+__all__ = ["CALL_LIMIT_PUSHBACK_MS", "CallLimit", "InlinePool", "inline_refusal"]
 
 CALL_LIMIT_PUSHBACK_MS = 500
 """Advice with a refusal at the limit: the server's queue turns over well within this."""
@@ -44,18 +44,27 @@ class InlinePool(futures.ThreadPoolExecutor):
 
 
 class _Refuse:
-    def __init__(self, limit: int, pool: futures.ThreadPoolExecutor) -> None:
+    """A refused call's behaviour; the pool attribute runs it where it arrived."""
+
+    def __init__(
+        self, refuse: Callable[[grpc.ServicerContext], NoReturn], pool: InlinePool
+    ) -> None:
         self.experimental_thread_pool = pool
-        self._limit = limit
+        self._refuse = refuse
 
     def __call__(self, _requests: Iterator[Any], context: grpc.ServicerContext) -> NoReturn:
-        abort_with(
-            context,
-            "RESOURCE_EXHAUSTED",
-            f"the server is holding {self._limit} calls, its limit; nothing was charged, "
-            f"retry in {CALL_LIMIT_PUSHBACK_MS / 1000:g} s",
-            ErrorDetails("SERVER_CONCURRENCY_LIMIT", retry_after_ms=CALL_LIMIT_PUSHBACK_MS),
-        )
+        self._refuse(context)
+
+
+def inline_refusal(
+    refuse: Callable[[grpc.ServicerContext], NoReturn], pool: InlinePool
+) -> grpc.RpcMethodHandler:
+    """A handler that ends the call with ``refuse`` at once, on the network thread.
+
+    Served as a client stream, so the refusal goes out without waiting for the request: a
+    unary handler only runs once the whole request message (an upload) has arrived.
+    """
+    return grpc.stream_unary_rpc_method_handler(_Refuse(refuse, pool))
 
 
 class CallLimit(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -75,6 +84,13 @@ class CallLimit(grpc.ServerInterceptor):  # type: ignore[misc]
     ) -> grpc.RpcMethodHandler | None:
         if self._outstanding() < self._limit:
             return continuation(details)
-        # Served as a client stream, so the refusal goes out without waiting for the request
-        # (a unary handler only runs once the whole request has arrived), on this thread.
-        return grpc.stream_unary_rpc_method_handler(_Refuse(self._limit, self._pool))
+        return inline_refusal(self._refuse, self._pool)
+
+    def _refuse(self, context: grpc.ServicerContext) -> NoReturn:
+        abort_with(
+            context,
+            "RESOURCE_EXHAUSTED",
+            f"the server is holding {self._limit} calls, its limit; nothing was charged, "
+            f"retry in {CALL_LIMIT_PUSHBACK_MS / 1000:g} s",
+            ErrorDetails("SERVER_CONCURRENCY_LIMIT", retry_after_ms=CALL_LIMIT_PUSHBACK_MS),
+        )

@@ -24,8 +24,7 @@ and everything the edge does not know yet are judged by the servicer's full admi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent import futures
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, NoReturn
 
@@ -33,6 +32,7 @@ import grpc
 
 from meterai_common import metrics
 from meterai_common.auth import Authenticator
+from meterai_common.call_limit import InlinePool, inline_refusal
 from meterai_common.grpc_errors import PUSHBACK_HEADER, abort_with, details_of
 from meterai_stamping.admission import Admission, Overloaded
 
@@ -56,39 +56,6 @@ def refuse(context: grpc.ServicerContext, refused: Overloaded) -> NoReturn:
     pushback trailer) and reason (counted by its limit)."""
     metrics.SUBMITS_REFUSED.labels(refused.label).inc()
     abort_with(context, refused.code, str(refused), details_of(refused))
-
-
-class _Inline(futures.ThreadPoolExecutor):
-    """Runs each submitted call at once, on the submitting thread, and starts no thread.
-
-    A refusal only sets a status: handing it to another thread would make it wait for that
-    thread to be scheduled and to get the interpreter lock, on a host that is saturated
-    precisely when refusals happen. gRPC Python accepts only a ``ThreadPoolExecutor`` as a
-    method's own pool (``experimental_thread_pool``), hence the subclass. The submitting
-    thread is the server's network thread; what runs here must not block.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(max_workers=1, thread_name_prefix="grpc-refusals")
-
-    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
-        future: futures.Future[Any] = futures.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as error:  # handed to the future, as a pool would
-            future.set_exception(error)
-        return future
-
-
-class _Refuse:
-    """The behaviour of a call refused early; the pool attribute runs it where it arrived."""
-
-    def __init__(self, refused: Overloaded, pool: futures.ThreadPoolExecutor) -> None:
-        self.experimental_thread_pool = pool
-        self._refused = refused
-
-    def __call__(self, _requests: Iterator[bytes], context: grpc.ServicerContext) -> NoReturn:
-        refuse(context, self._refused)
 
 
 class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -131,7 +98,7 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
         self._admission = admission
         self._authenticator = authenticator
         self._reseller_of = reseller_of
-        self._pool = _Inline()
+        self._pool = InlinePool()
 
     def intercept_service(
         self,
@@ -145,9 +112,7 @@ class EarlyRefusal(grpc.ServerInterceptor):  # type: ignore[misc]
         arrival = self._admission.arrival(reseller)
         refused = arrival.refused or self._queue_refusal()
         if refused is not None:
-            # Served as a client stream, so the refusal goes out without waiting for the upload:
-            # a unary handler only runs once the whole request message has arrived.
-            return grpc.stream_unary_rpc_method_handler(_Refuse(refused, self._pool))
+            return inline_refusal(lambda context: refuse(context, refused), self._pool)
         handler = continuation(details)
         if handler is None or handler.unary_unary is None or not arrival.platform_cleared:
             return handler
