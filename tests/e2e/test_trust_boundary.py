@@ -356,5 +356,13 @@ def test_a_forged_sign_task_makes_no_signature(world: Platform) -> None:
         )
         time.sleep(0.5)
         assert f"signed job={job_id}" not in world.platform.log("forgery-worker")
+        (refusal,) = [
+            json.loads(line)
+            for line in world.platform.log("forgery-worker").splitlines()
+            if f"refused to sign job={job_id}" in line
+        ]
+        assert refusal["job_id"] == job_id, refusal
+        assert refusal["process"] == "worker-signing", refusal
+        assert refusal["level"] == "warning", refusal
     finally:
         world.platform.stop("forgery-worker")

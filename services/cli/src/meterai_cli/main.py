@@ -8,7 +8,6 @@ platform could not be reached.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import uuid
@@ -167,7 +166,7 @@ def up(verbose: bool) -> None:
     """
     from meterai_cli.processes import PlatformAlreadyRunning, run_embedded
 
-    _logging(verbose)
+    _logging("platform", verbose, default="text")
     settings = _settings()
 
     def ready(ports: Ports) -> None:
@@ -208,7 +207,7 @@ def serve(service: str, verbose: bool) -> None:
     QUOTA_PORT / STAMPING_PORT / SIGNING_PORT / VERIFY_PORT / WEB_PORT, GRPC_HOST, METERAI_* ."""
     from meterai_cli.processes import run_service
 
-    _logging(verbose)
+    _logging(service, verbose)
     settings = _settings()
     try:
         run_service(service, settings, lambda port: click.echo(f"{service} serving on port {port}"))
@@ -232,7 +231,7 @@ def worker_signing(concurrency: int, loglevel: str) -> None:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="metrics-"))
     from meterai_signing.bootstrap import run_signing_worker
 
-    _logging(False)
+    _logging("worker-signing", False)
     run_signing_worker(_settings(), concurrency, loglevel)
 
 
@@ -254,7 +253,7 @@ def worker_finishing(concurrency: int | None) -> None:
 
     from meterai_cli.processes import run_finishing_worker
 
-    _logging(False)
+    _logging("worker-finishing", False)
     settings = _settings()
     if concurrency is not None:
         settings = replace(settings, finishers=concurrency)
@@ -1171,11 +1170,17 @@ def _private_settings() -> Settings:
     return settings
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _logging(process: str, verbose: bool, default: str = "json") -> None:
+    """JSON lines for services and workers (a log pipeline reads them), text for ``meterai up``
+    in a terminal; ``METERAI_LOG_FORMAT`` overrides either (see :mod:`meterai_common.logs`)."""
+    from meterai_common import logs
+
+    try:
+        logs.configure(
+            process, verbose=verbose, fmt=os.environ.get("METERAI_LOG_FORMAT") or default
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
 
 
 def main() -> None:

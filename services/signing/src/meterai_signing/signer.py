@@ -135,7 +135,13 @@ class Signer:
                 timestamped=self.timestamper is not None,
             )
             self._signed(made)
-        signatures_log.info("signed job=%s serial=%s digest=%s", job_id, serial, digest.hex())
+        signatures_log.info(
+            "signed job=%s serial=%s digest=%s",
+            job_id,
+            serial,
+            digest.hex(),
+            extra={"job_id": job_id, "serial": serial},
+        )
         return cms
 
     @property
@@ -178,6 +184,7 @@ class Signer:
                 str(job_id)[:64],
                 str(serial)[:64],
                 str(digest)[:128],
+                extra={"job_id": str(job_id)[:64], "serial": str(serial)[:64]},
             )
             return
         try:
