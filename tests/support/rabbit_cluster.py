@@ -1,6 +1,6 @@
 """A three-node RabbitMQ cluster on this machine, started and stopped by the tests themselves.
 
-Each node is a ``rabbitmq-server`` of its own: node name ``<prefix>-a@localhost`` (b, c),
+Each node is a ``rabbitmq-server`` of its own: node name ``meterai-<tag>-a@localhost`` (b, c),
 AMQP and Erlang distribution ports of its own, data and logs under one temporary directory,
 and an Erlang cookie of its own shared by the three nodes and the ``rabbitmqctl`` calls that
 manage them. Nothing here touches the machine's default node (``rabbit@localhost`` on 5672):
@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.support.launch import free_port_block
 
@@ -77,7 +78,9 @@ class RabbitCluster:
 
     root: Path
     size: int = 3
-    prefix: str = "meterai"
+    prefix: str = field(default_factory=lambda: f"meterai-{secrets.token_hex(2)}")
+    """Node names are ``<prefix>-a@localhost`` ...: unique per cluster, so two runs on one host
+    (a test and a benchmark) never register the same name with epmd."""
     user: str = "guest"
     password: str = "guest"
     nodes: list[RabbitNode] = field(default_factory=list)
@@ -274,7 +277,7 @@ class RabbitCluster:
         status = json.loads(self.ctl(via, "-q", "cluster_status", "--formatter", "json"))
         return sorted(status["running_nodes"])
 
-    def quorum_queues(self, vhost: str = "/") -> dict[str, dict[str, object]]:
+    def quorum_queues(self, vhost: str = "/") -> dict[str, dict[str, Any]]:
         """``{queue: {"leader": node, "members": [nodes], "online": [nodes]}}``, asked of a
         running node."""
         via = next(node for node in self.nodes if node.running)
@@ -300,6 +303,17 @@ class RabbitCluster:
             for row in rows
             if row.get("type") == "quorum"
         }
+
+    def queue_messages(self, vhost: str = "/") -> dict[str, int]:
+        """Messages in each queue (ready and unacknowledged), asked of a running node."""
+        via = next(node for node in self.nodes if node.running)
+        rows = json.loads(
+            self.ctl(
+                via, "-q", "list_queues", "-p", vhost, "name", "messages", "--formatter", "json"
+            )
+            or "[]"
+        )
+        return {row["name"]: int(row["messages"] or 0) for row in rows}
 
 
 @contextmanager
