@@ -761,6 +761,21 @@ def _rabbitmqctl(*args: str) -> None:
         raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr}")
 
 
+def bench_env(high_water: int, max_wait_ms: int) -> dict[str, str]:
+    """The platform as the benchmarks run it: the dev payment provider, the given backlog
+    limits, per-reseller limits lifted (the load is the platform's, not one reseller's), and
+    finishing in ``meterai worker finishing`` processes instead of the stamping service."""
+    return {
+        "METERAI_PAYMENT_PROVIDER": "dev",
+        "METERAI_BACKLOG_HIGH_WATER": str(high_water),
+        "METERAI_BACKLOG_MAX_WAIT_MS": str(max_wait_ms),
+        "METERAI_RESELLER_RATE": "1000000",
+        "METERAI_RESELLER_BURST": "1000000",
+        "METERAI_RESELLER_MAX_INFLIGHT": "1000000",
+        "METERAI_STAMPING_FINISHERS": "0",
+    }
+
+
 def _admin_sql(statement: str, attempts: int = 30) -> None:
     """Run one statement on the maintenance database, retrying for a while if PostgreSQL is
     restarting (other work on a shared machine may restart it), so a run never leaves its
@@ -1024,13 +1039,7 @@ def run(plan: Plan) -> dict[str, Any]:
             amqp_url,
             workers=1,
             extra_env={
-                "METERAI_PAYMENT_PROVIDER": "dev",
-                "METERAI_BACKLOG_HIGH_WATER": str(plan.high_water),
-                "METERAI_BACKLOG_MAX_WAIT_MS": str(plan.max_wait_ms),
-                "METERAI_RESELLER_RATE": "1000000",
-                "METERAI_RESELLER_BURST": "1000000",
-                "METERAI_RESELLER_MAX_INFLIGHT": "1000000",
-                "METERAI_STAMPING_FINISHERS": "0",
+                **bench_env(plan.high_water, plan.max_wait_ms),
                 **({"METERAI_INSECURE": "1"} if plan.insecure else {}),
             },
         )

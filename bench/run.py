@@ -26,7 +26,7 @@ __all__ = ["BENCHMARKS", "main"]
 
 REPO = Path(__file__).resolve().parents[1]
 
-BENCHMARKS = ("engine", "signing", "ledger", "tls", "verify", "e2e")
+BENCHMARKS = ("engine", "signing", "ledger", "tls", "verify", "e2e", "cpns_day")
 """Every benchmark, in the order they run: cheapest and most self-contained first."""
 
 

@@ -110,3 +110,20 @@ def test_the_signature_level_is_checked_against_the_timestamp_authority(tmp_path
         Settings.from_env({**tsa, "METERAI_SIGNATURE_LEVEL": "B-B"})
     with pytest.raises(ConfigError, match="B-B, B-T, B-LT or B-LTA"):
         Settings.from_env({**tsa, "METERAI_SIGNATURE_LEVEL": "LTV"})
+
+
+def test_an_amqp_url_may_list_the_nodes_of_a_cluster_each_given_the_password(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "amqp").write_text("pw\n")
+    settings = Settings.from_env(
+        {
+            "METERAI_HOME": str(tmp_path),
+            "AMQP_URL": "amqps://stamping@rmq-0:5671/%2F; amqps://stamping@rmq-1:5671/%2F;",
+            "AMQP_PASSWORD_FILE": str(tmp_path / "amqp"),
+        }
+    )
+    assert settings.amqp_url == (
+        "amqps://stamping:pw@rmq-0:5671/%2F;amqps://stamping:pw@rmq-1:5671/%2F"
+    )
+    assert Settings.from_env({"METERAI_HOME": str(tmp_path), "AMQP_URL": " ; "}).embedded

@@ -76,3 +76,43 @@ def test_refuses_a_task_that_is_not_a_committed_job_and_announces_nothing(
     assert sink.published == []
     assert f"refused to sign job={job_id}" in caplog.text
     assert "signed job=" not in caplog.text
+
+
+class RefusingSink(Sink):
+    """A broker whose queue has no leader for a while: it nacks the first publishes."""
+
+    def __init__(self, refusals: int) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    def publish(self, routing_key: str, body: bytes, *, message_id: str) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise RuntimeError("broker refused DigestSigned: nacked")
+        super().publish(routing_key, body, message_id=message_id)
+
+
+@pytest.mark.parametrize("key_type", ["ecdsa-p256"], indirect=True)
+def test_an_answer_the_broker_refuses_for_a_while_is_announced_once_it_accepts(
+    identity: SigningIdentity,
+) -> None:
+    sink = RefusingSink(refusals=6)  # 0.2 + 0.4 + 0.8 + 1.6 + 2 + 2 s: a leader election
+    signer = Signer(identity, CommittedJob("job-1", SERIAL, DIGEST), events=lambda: sink)
+    signer.sign_and_announce("job-1", SERIAL, DIGEST)
+    assert [key for key, _ in sink.published] == ["DigestSigned"]
+
+
+@pytest.mark.parametrize("key_type", ["ecdsa-p256"], indirect=True)
+def test_an_answer_still_refused_after_the_patience_fails_the_task(
+    identity: SigningIdentity,
+) -> None:
+    sink = RefusingSink(refusals=1000)
+    signer = Signer(
+        identity,
+        CommittedJob("job-1", SERIAL, DIGEST),
+        events=lambda: sink,
+        publish_patience_s=0.5,
+    )
+    with pytest.raises(RuntimeError, match="refused"):
+        signer.sign_and_announce("job-1", SERIAL, DIGEST)
+    assert sink.published == []

@@ -57,7 +57,8 @@ class Settings:
     database_url: str
     """SQLAlchemy URL; SQLite file under ``home`` unless ``DATABASE_URL`` is set."""
     amqp_url: str | None
-    """RabbitMQ URL; ``None`` runs messaging in-process (embedded platform only)."""
+    """RabbitMQ URL, or the URLs of a cluster's nodes separated by ``;`` (every client gets
+    all of them and fails over); ``None`` runs messaging in-process (embedded platform only)."""
     documents: str
     """Document store: a directory reachable by every stamping process (shared volume), or
     ``database`` to keep documents in the platform's database (hosts without a shared volume)."""
@@ -238,11 +239,7 @@ class Settings:
         return cls(
             home=home,
             database_url=database_url,
-            amqp_url=(
-                _with_password(env["AMQP_URL"], env, "AMQP_PASSWORD_FILE")
-                if env.get("AMQP_URL")
-                else None
-            ),
+            amqp_url=_amqp_url(env),
             documents=_documents(env.get("METERAI_DOCUMENTS"), home),
             bind_host=env.get("GRPC_HOST", "127.0.0.1"),
             ports=ports,
@@ -320,6 +317,16 @@ def _secret(env: Mapping[str, str], name: str) -> str | None:
         except (OSError, IndexError) as exc:
             raise ConfigError(f"{name}_FILE={file_name!r} cannot be read: {exc}") from None
     return env.get(name) or None
+
+
+def _amqp_url(env: Mapping[str, str]) -> str | None:
+    """``AMQP_URL``, each of its ``;``-separated node addresses with the password file's
+    password; None when unset (in-process messaging)."""
+    raw = env.get("AMQP_URL", "")
+    addresses = [part.strip() for part in raw.split(";") if part.strip()]
+    if not addresses:
+        return None
+    return ";".join(_with_password(part, env, "AMQP_PASSWORD_FILE") for part in addresses)
 
 
 def _with_password(url: str, env: Mapping[str, str], file_variable: str) -> str:

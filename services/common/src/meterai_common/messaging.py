@@ -19,6 +19,7 @@ pika connections are not thread-safe: each publisher and consumer owns its own c
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ __all__ = [
     "QueueDepth",
     "QueueSpec",
     "TopologyMissing",
+    "broker_addresses",
     "declare_topology",
     "ensure_topology",
     "ensure_topology_at",
@@ -236,13 +238,32 @@ def topology_definitions(vhost: str = "/") -> dict[str, Any]:
     }
 
 
-def _parameters(url: str) -> pika.URLParameters:
-    parameters = pika.URLParameters(url)
-    parameters.heartbeat = HEARTBEAT_S
-    parameters.blocked_connection_timeout = BLOCKED_CONNECTION_TIMEOUT_S
-    parameters.connection_attempts = 1
-    parameters.socket_timeout = 5
-    return parameters
+def broker_addresses(url: str) -> list[str]:
+    """The addresses of an ``AMQP_URL``: one URL, or several separated by ``;`` (the nodes
+    of a cluster), which is also how Celery/kombu reads a broker URL with failover."""
+    addresses = [part.strip() for part in url.split(";") if part.strip()]
+    if not addresses:
+        raise ValueError("AMQP_URL names no broker address")
+    return addresses
+
+
+def _parameters(url: str) -> list[pika.URLParameters]:
+    """Connection parameters for every address of ``url``, in random order.
+
+    pika tries them in turn, once each (``connection_attempts``), so a client whose node is
+    gone connects to the next one; shuffling spreads clients over the nodes of a cluster
+    (pika's documentation recommends it for exactly this) instead of piling them on the first.
+    """
+    candidates = []
+    for address in broker_addresses(url):
+        parameters = pika.URLParameters(address)
+        parameters.heartbeat = HEARTBEAT_S
+        parameters.blocked_connection_timeout = BLOCKED_CONNECTION_TIMEOUT_S
+        parameters.connection_attempts = 1
+        parameters.socket_timeout = 5
+        candidates.append(parameters)
+    random.shuffle(candidates)
+    return candidates
 
 
 _CONNECTION_ERRORS = (

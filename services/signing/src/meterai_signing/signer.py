@@ -98,6 +98,7 @@ class Signer:
         timestamper: TimestampSource | None = None,
         signed: Callable[[SignatureMade], None] | None = None,
         timestamp_attempts: int = 3,
+        publish_patience_s: float = 40.0,
     ) -> None:
         """
         :param jobs: where a task's job, serial and digest are checked against what the
@@ -107,6 +108,8 @@ class Signer:
         :param timestamper: the timestamp authority (PAdES B-T); ``None`` signs B-B.
         :param signed: told of every signature made, before it is announced (the audit trail).
         :param timestamp_attempts: tries of an unreachable authority per delivery of a task.
+        :param publish_patience_s: how long an answer the broker refuses is tried again before
+            the task fails (and the job waits for its re-drive).
         """
         self.identity = identity
         self._jobs = jobs
@@ -114,6 +117,7 @@ class Signer:
         self._signature_size: int | None = None
         self._signed = signed
         self._timestamp_attempts = max(1, timestamp_attempts)
+        self._publish_patience_s = publish_patience_s
         self._events = events
         self._sink: EventSink | None = None
         self._sink_pid = 0
@@ -204,16 +208,24 @@ class Signer:
     def _publish(self, routing_key: str, body: bytes, message_id: str) -> None:
         if self._events is None:
             raise RuntimeError("this signer has no event publisher configured")
-        attempts = 5
-        for attempt in range(1, attempts + 1):
+        # Patient enough to outlast a quorum queue's leader election: when the node leading
+        # ``stamping.events`` dies, the survivors refuse (nack) publishes until they elect a
+        # new leader, which took up to 25 s on a fully loaded host (bench/cpns_day.py). Giving
+        # up sooner fails the task, and the job then waits a minute for the stamping
+        # service's re-drive; the signature is already made and only needs announcing.
+        deadline = time.monotonic() + self._publish_patience_s
+        attempt, pause = 0, 0.2
+        while True:
+            attempt += 1
             try:
                 self._sink_for_process().publish(routing_key, body, message_id=message_id)
                 return
             except Exception:
-                if attempt == attempts:
+                if time.monotonic() + pause > deadline:
                     raise
                 log.warning("publishing %s failed (attempt %d); retrying", routing_key, attempt)
-                time.sleep(0.2 * attempt)
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
 
     def _sink_for_process(self) -> EventSink:
         with self._lock:
