@@ -137,7 +137,8 @@ class _Platform:
 class EmbeddedPlatform(_Platform):
     """``meterai up`` with a fresh ``METERAI_HOME``."""
 
-    def start(self) -> EmbeddedPlatform:
+    def start(self, extra_env: dict[str, str] | None = None) -> EmbeddedPlatform:
+        """:param extra_env: variables set on top (webhook back-off tuned short, say)."""
         self.env = {
             **os.environ,
             "METERAI_HOME": str(self.home),
@@ -159,6 +160,7 @@ class EmbeddedPlatform(_Platform):
             "METERAI_INSECURE",
         ):
             self.env.pop(variable, None)
+        self.env.update(extra_env or {})
         self._spawn("up", "up")
         deadline = time.monotonic() + 60
         while not (self.home / "platform.json").exists():
