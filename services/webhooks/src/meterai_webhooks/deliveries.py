@@ -155,6 +155,7 @@ class Due:
     """A delivery whose turn it is, with what its attempt needs."""
 
     id: str
+    endpoint_id: str
     next_attempt_at: datetime
     attempts: int
     message_id: str
@@ -209,6 +210,7 @@ def due(conn: Connection, now: datetime, limit: int = 200) -> list[Due]:
         found.append(
             Due(
                 id=row.id,
+                endpoint_id=row.endpoint_id,
                 next_attempt_at=row.next_attempt_at,
                 attempts=row.attempts,
                 message_id=row.message_id,
