@@ -11,12 +11,9 @@ tenths of a second (``METERAI_WEBHOOK_*``), so the schedule runs in seconds, not
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ from meterai.webhooks.v1 import webhooks_pb2
 from meterai_client import Client, error_of
 from meterai_common.tls import ensure_platform_tls
 from tests.support.launch import EmbeddedPlatform, free_port_block
+from tests.support.webhook_receiver import Receiver
 from tests.unit.stamping.samples import build_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,80 +42,6 @@ BACKOFF = {
 }
 """Waits of 0.1-0.2, 0.2-0.4, then 0.4-0.8 s: twenty attempts take 7-14 s, longer than the
 main receiver's whole outage (about 4 s), so only the endpoint that keeps refusing dies."""
-
-
-@dataclass
-class Receiver:
-    port: int
-    directory: Path
-    process: subprocess.Popen[bytes] | None = None
-    known: list[str] = field(default_factory=list)
-    """Every secret it was ever told to trust."""
-
-    @property
-    def log(self) -> Path:
-        return self.directory / "requests.jsonl"
-
-    def url(self, path: str) -> str:
-        return f"https://127.0.0.1:{self.port}{path}"
-
-    def modes(self, **by_path: str) -> None:
-        self._write("modes.json", {f"/{path}": mode for path, mode in by_path.items()})
-
-    def trust(self, *secrets: str) -> None:
-        self.known.extend(secrets)
-        self._write("secrets.json", list(secrets))
-
-    def _write(self, name: str, data: object) -> None:
-        scratch = self.directory / f".{name}"
-        scratch.write_text(json.dumps(data))
-        scratch.replace(self.directory / name)
-
-    def start(self) -> None:
-        tls = self.directory / "tls"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.support.webhook_receiver",
-                "--port",
-                str(self.port),
-                "--cert",
-                str(tls / "web.crt"),
-                "--key",
-                str(tls / "web.key"),
-                "--secrets",
-                str(self.directory / "secrets.json"),
-                "--modes",
-                str(self.directory / "modes.json"),
-                "--log",
-                str(self.log),
-                "--slow-s",
-                "1.5",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-        )
-        assert self.process.stdout is not None
-        assert self.process.stdout.readline().strip() == b"receiver ready"
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-
-    def requests(self) -> list[dict[str, Any]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
-
-    def accepted(self, path: str) -> list[dict[str, Any]]:
-        """Requests to ``path`` that verified and were answered 200, in arrival order."""
-        return [
-            r
-            for r in self.requests()
-            if r["path"] == f"/{path}" and r["valid"] and r["mode"] in ("ok",)
-        ]
 
 
 def _until(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -183,7 +107,9 @@ def _batch(client: Client, key: str, count: int) -> tuple[str, list[str]]:
 
 
 def _deliveries(
-    client: Client, endpoint: str, state: int = webhooks_pb2.DELIVERY_STATE_UNSPECIFIED
+    client: Client,
+    endpoint: str,
+    state: Any = webhooks_pb2.DELIVERY_STATE_UNSPECIFIED,
 ) -> list[webhooks_pb2.Delivery]:
     """The delivery log over gRPC (the CLI's ``deliveries`` and ``dead`` call the same)."""
     answer = client.webhooks.ListDeliveries(
@@ -249,7 +175,7 @@ def test_every_event_arrives_in_order_through_an_outage_and_dead_ones_are_replay
 
     _until("every event at the main endpoint", lambda: expected <= arrived())
     accepted = receiver.accepted("main")
-    first = {}
+    first: dict[tuple[str, str], int] = {}
     for index, request in enumerate(accepted):
         subject = request["data"].get("job_id") or request["data"]["batch_id"]
         first.setdefault((request["type"], subject), index)
@@ -261,9 +187,12 @@ def test_every_event_arrives_in_order_through_an_outage_and_dead_ones_are_replay
     ids = {(r["type"], r["headers"]["webhook-id"]) for r in main_requests}
     assert len(ids) == len(expected), "one webhook-id per event, the same on every attempt"
     # The main endpoint failed (down, slow, 500) and recovered before its last attempt.
+    _until(  # the receiver logs a request before its answer is back in the delivery log
+        "the main endpoint's log all DELIVERED",
+        lambda: all(d.state == webhooks_pb2.DELIVERED for d in _deliveries(client, main_id)),
+    )
     logged = _deliveries(client, main_id)
     assert len(logged) == len(expected)
-    assert all(d.state == webhooks_pb2.DELIVERED for d in logged)
     assert max(d.attempts for d in logged) >= 3
     assert not any(r["data"].get("job_id") in refused_jobs for r in main_requests)
 

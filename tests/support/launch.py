@@ -249,6 +249,12 @@ class DistributedPlatform(_Platform):
         env = self._env_of("finishing")
         self._spawn(name, "worker", "finishing", "--concurrency", str(concurrency), env=env)
 
+    def add_webhooks(self, name: str, extra_env: dict[str, str] | None = None) -> None:
+        """A ``meterai worker webhooks`` process (its own broker user with ``broker_users``)."""
+        self._spawn(
+            name, "worker", "webhooks", env={**self._env_of("webhooks"), **(extra_env or {})}
+        )
+
     def _env_of(self, kind: str) -> dict[str, str]:
         if self.broker_users is None:
             return self.env

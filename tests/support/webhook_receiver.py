@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import ssl
+import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,84 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "webhooks"))
 from verify import InvalidWebhook, verify
 
+__all__ = ["Receiver"]
+
+ROOT = Path(__file__).resolve().parents[2]
 _lock = threading.Lock()
+
+
+@dataclass
+class Receiver:
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes] | None = None
+    known: list[str] = field(default_factory=list)
+    """Every secret it was ever told to trust."""
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "requests.jsonl"
+
+    def url(self, path: str) -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def modes(self, **by_path: str) -> None:
+        self._write("modes.json", {f"/{path}": mode for path, mode in by_path.items()})
+
+    def trust(self, *secrets: str) -> None:
+        self.known.extend(secrets)
+        self._write("secrets.json", list(secrets))
+
+    def _write(self, name: str, data: object) -> None:
+        scratch = self.directory / f".{name}"
+        scratch.write_text(json.dumps(data))
+        scratch.replace(self.directory / name)
+
+    def start(self) -> None:
+        tls = self.directory / "tls"
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.support.webhook_receiver",
+                "--port",
+                str(self.port),
+                "--cert",
+                str(tls / "web.crt"),
+                "--key",
+                str(tls / "web.key"),
+                "--secrets",
+                str(self.directory / "secrets.json"),
+                "--modes",
+                str(self.directory / "modes.json"),
+                "--log",
+                str(self.log),
+                "--slow-s",
+                "1.5",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline().strip() == b"receiver ready"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def requests(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+
+    def accepted(self, path: str) -> list[dict[str, Any]]:
+        """Requests to ``path`` that verified and were answered 200, in arrival order."""
+        return [
+            r
+            for r in self.requests()
+            if r["path"] == f"/{path}" and r["valid"] and r["mode"] in ("ok",)
+        ]
 
 
 def _read_json(path: Path, default: Any) -> Any:
