@@ -66,7 +66,7 @@ fmt:
 
 typecheck:
 	$(VENV)/bin/mypy -p meterai_common -p meterai_quota -p meterai_stamping -p meterai_signing \
-	  -p meterai_verify -p meterai_cli -p meterai_client
+	  -p meterai_verify -p meterai_cli -p meterai_client -p meterai_webhooks
 
 ## Tests -------------------------------------------------------------------------------------
 services:

@@ -9,6 +9,7 @@ than it is granted; and the stamping tier's own credential cannot answer for the
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -18,7 +19,9 @@ import pytest
 
 from meterai.events.v1 import events_pb2
 from meterai.stamping.v1 import stamping_pb2
+from meterai.webhooks.v1 import webhooks_pb2
 from meterai_common.messaging import EVENTS_EXCHANGE
+from meterai_common.tls import ensure_platform_tls
 from tests.support.brokers import BrokerUsers
 from tests.support.faults import (
     StampingClient,
@@ -26,14 +29,15 @@ from tests.support.faults import (
     fresh_database,
     provision_tenant,
 )
-from tests.support.launch import DistributedPlatform
+from tests.support.launch import DistributedPlatform, free_port_block
+from tests.support.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def platform(
-    tmp_path_factory: pytest.TempPathFactory, broker_users: BrokerUsers
+    tmp_path_factory: pytest.TempPathFactory, broker_users: BrokerUsers, receiver: Receiver
 ) -> Iterator[DistributedPlatform]:
     with fresh_database() as database_url:
         platform = DistributedPlatform(tmp_path_factory.mktemp("least-privilege"))
@@ -46,9 +50,30 @@ def platform(
                 broker_users=broker_users.urls,
             )
             platform.add_finisher("finisher")
+            platform.add_webhooks(
+                "webhooks",
+                {
+                    "METERAI_WEBHOOK_CA_FILE": str(receiver.directory / "tls" / "ca.crt"),
+                    "METERAI_WEBHOOK_RETRY_BASE_S": "0.2",
+                    "METERAI_WEBHOOK_RETRY_CAP_S": "1",
+                    "METERAI_WEBHOOK_POLL_S": "0.1",
+                },
+            )
             yield platform
         finally:
             platform.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
+    directory = tmp_path_factory.mktemp("receiver")
+    ensure_platform_tls(directory / "tls")
+    started = Receiver(free_port_block(1), directory)
+    started.modes(hook="ok")
+    started.trust()
+    started.start()
+    yield started
+    started.stop()
 
 
 def test_stamps_go_through_with_each_process_on_its_own_broker_user(
@@ -68,8 +93,35 @@ def test_stamps_go_through_with_each_process_on_its_own_broker_user(
     assert reconcile.code == 0, reconcile.stdout + reconcile.stderr
     for name in ("signing", "verify"):
         assert "AMQP_URL" not in _environment(platform, name)
-    for name in ("quota", "stamping", "finisher", "worker-0"):
+    for name in ("quota", "stamping", "finisher", "worker-0", "webhooks"):
         assert "ACCESS_REFUSED" not in platform.log(name), name
+
+
+def test_the_webhook_dispatcher_delivers_on_its_own_broker_user(
+    platform: DistributedPlatform, receiver: Receiver
+) -> None:
+    """``meterai worker webhooks`` as its own process, reading only ``webhooks.events``."""
+    tenant = provision_tenant(platform, 2, create_operator(platform), name="Webhook Reseller")
+    client = StampingClient(platform, tenant.api_key)
+    try:
+        created = client.webhooks.CreateEndpoint(
+            webhooks_pb2.CreateEndpointRequest(url=receiver.url("/hook")),
+            metadata=client.metadata,
+            timeout=10,
+        )
+        receiver.trust(created.secret)
+        jobs = [client.submit(f"wh-{uuid.uuid4().hex[:8]}") for _ in range(2)]
+        final = client.wait_terminal([job.job_id for job in jobs], timeout=90)
+        assert {job.state for job in final.values()} == {stamping_pb2.JOB_STATE_DONE}
+        deadline = time.monotonic() + 30
+        while {r["data"].get("job_id") for r in receiver.accepted("hook")} != {
+            job.job_id for job in jobs
+        }:
+            assert time.monotonic() < deadline, platform.log("webhooks")[-3000:]
+            time.sleep(0.2)
+    finally:
+        client.close()
+    assert "ACCESS_REFUSED" not in platform.log("webhooks")
 
 
 def test_the_stamping_tiers_credential_cannot_answer_for_the_signing_tier(

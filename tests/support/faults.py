@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
+from meterai.webhooks.v1 import webhooks_pb2_grpc
 from tests.support.brokers import rabbitmqctl
 from tests.support.channels import platform_channel
 from tests.support.corpus import CORPUS
@@ -270,6 +271,7 @@ class StampingClient:
         self.quota = quota_pb2_grpc.QuotaServiceStub(quota)
         self.stamping = stamping_pb2_grpc.StampingServiceStub(stamping)
         self.verify = verify_pb2_grpc.VerificationServiceStub(verify)
+        self.webhooks = webhooks_pb2_grpc.WebhookServiceStub(quota)
         self.metadata = (("x-api-key", api_key),)
 
     def close(self) -> None:

@@ -137,7 +137,8 @@ class _Platform:
 class EmbeddedPlatform(_Platform):
     """``meterai up`` with a fresh ``METERAI_HOME``."""
 
-    def start(self) -> EmbeddedPlatform:
+    def start(self, extra_env: dict[str, str] | None = None) -> EmbeddedPlatform:
+        """:param extra_env: variables set on top (webhook back-off tuned short, say)."""
         self.env = {
             **os.environ,
             "METERAI_HOME": str(self.home),
@@ -159,6 +160,7 @@ class EmbeddedPlatform(_Platform):
             "METERAI_INSECURE",
         ):
             self.env.pop(variable, None)
+        self.env.update(extra_env or {})
         self._spawn("up", "up")
         deadline = time.monotonic() + 60
         while not (self.home / "platform.json").exists():
@@ -246,6 +248,12 @@ class DistributedPlatform(_Platform):
         """A ``meterai worker finishing`` process (for stamping services with finishers off)."""
         env = self._env_of("finishing")
         self._spawn(name, "worker", "finishing", "--concurrency", str(concurrency), env=env)
+
+    def add_webhooks(self, name: str, extra_env: dict[str, str] | None = None) -> None:
+        """A ``meterai worker webhooks`` process (its own broker user with ``broker_users``)."""
+        self._spawn(
+            name, "worker", "webhooks", env={**self._env_of("webhooks"), **(extra_env or {})}
+        )
 
     def _env_of(self, kind: str) -> dict[str, str]:
         if self.broker_users is None:

@@ -21,6 +21,7 @@ from meterai_common.messaging import (
     EVENTS_EXCHANGE,
     SIGNING_QUEUE,
     STAMPING_EVENTS,
+    WEBHOOK_EVENTS,
     PikaPublisher,
     PublishError,
     TopologyMissing,
@@ -84,6 +85,8 @@ def test_each_service_publishes_its_own_events(
         ("signing", "DocumentStamped"),
         ("signing", "QuotaCredited"),
         ("admin", "DigestSigned"),
+        ("webhooks", "DocumentStamped"),
+        ("webhooks", "StampFailed"),
     ],
 )
 def test_no_service_publishes_another_services_events(
@@ -118,6 +121,7 @@ def test_only_the_stamping_tier_puts_tasks_on_the_signing_queue(
         (SIGNING_QUEUE, {"signing", "admin"}),
         (STAMPING_EVENTS.name, {"stamping", "finishing", "admin"}),
         (DEAD_LETTERS_QUEUE, {"stamping", "finishing", "admin"}),
+        (WEBHOOK_EVENTS.name, {"webhooks", "admin"}),
     ],
 )
 def test_each_queue_is_read_only_by_its_consumers(
@@ -132,7 +136,7 @@ def test_each_queue_is_read_only_by_its_consumers(
                 assert refused == ACCESS_REFUSED, service
 
 
-@pytest.mark.parametrize("service", ["quota", "stamping", "finishing", "signing"])
+@pytest.mark.parametrize("service", ["quota", "stamping", "finishing", "signing", "webhooks"])
 def test_no_service_user_may_declare_or_delete_anything(
     broker_users: BrokerUsers, service: str
 ) -> None:

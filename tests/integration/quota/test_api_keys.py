@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -78,7 +79,7 @@ def world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterator[Wo
 
     def principals(conn: Any) -> tuple[str, str, str]:
         _, operator_key = create_principal(conn, "operator", operator=True)
-        reseller_id, reseller_key = create_principal(conn, "Toko Kunci")
+        reseller_id, reseller_key = create_principal(conn, f"Toko Kunci {uuid.uuid4().hex[:8]}")
         assert reseller_id is not None
         return operator_key, reseller_id, reseller_key
 

@@ -51,7 +51,7 @@ def _together(n: int, fn: Callable[[int], T]) -> list[T | BaseException]:
 
 def _funded(engine: Engine, units: int) -> str:
     def setup(conn: Connection) -> str:
-        owner = quota.create_reseller(conn, "Concurrent", now=NOW).id
+        owner = quota.create_reseller(conn, f"Concurrent {uuid.uuid4().hex[:8]}", now=NOW).id
         order = quota.purchase(conn, owner, units, "seed", now=NOW)
         quota.confirm_payment(conn, order.id, f"seed-{owner}", order.total_idr, now=NOW)
         return owner
@@ -80,7 +80,9 @@ def test_thirty_concurrent_holds_on_ten_units_let_exactly_ten_through(engine: En
 
 
 def test_twenty_concurrent_purchases_with_one_key_make_one_order(engine: Engine) -> None:
-    reseller = run_in_transaction(engine, lambda c: quota.create_reseller(c, "Buyer").id)
+    reseller = run_in_transaction(
+        engine, lambda c: quota.create_reseller(c, f"Buyer {uuid.uuid4().hex[:8]}").id
+    )
     results = _together(
         20, lambda i: run_in_transaction(engine, lambda c: quota.purchase(c, reseller, 7, "once"))
     )
@@ -100,7 +102,9 @@ def test_twenty_concurrent_purchases_with_one_key_make_one_order(engine: Engine)
 def test_a_payment_confirmed_five_times_concurrently_and_after_a_restart_credits_once(
     engine: Engine, postgres_url: str
 ) -> None:
-    reseller = run_in_transaction(engine, lambda c: quota.create_reseller(c, "Payer").id)
+    reseller = run_in_transaction(
+        engine, lambda c: quota.create_reseller(c, f"Payer {uuid.uuid4().hex[:8]}").id
+    )
     order = run_in_transaction(engine, lambda c: quota.purchase(c, reseller, 4, "pay"))
     reference = f"va-{uuid.uuid4()}"
 

@@ -53,7 +53,7 @@ def admin(postgres_url: str) -> Iterator[Engine]:
 
 def _funded(engine: Engine, units: int) -> str:
     def setup(conn: Connection) -> str:
-        owner = quota.create_reseller(conn, "Faulty", now=NOW).id
+        owner = quota.create_reseller(conn, f"Faulty {uuid.uuid4().hex[:8]}", now=NOW).id
         order = quota.purchase(conn, owner, units, "seed", now=NOW)
         quota.confirm_payment(conn, order.id, f"seed-{owner}", order.total_idr, now=NOW)
         return owner

@@ -39,9 +39,11 @@ def engine(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _reseller(engine: Engine, name: str = "Toko Meterai", parent_id: str | None = None) -> str:
+def _reseller(engine: Engine, name: str | None = None, parent_id: str | None = None) -> str:
+    """A reseller; without a name, a fresh one (names are unique, the database is shared)."""
+    chosen = name or f"Toko Meterai {uuid.uuid4().hex[:8]}"
     return run_in_transaction(
-        engine, lambda conn: quota.create_reseller(conn, name, parent_id=parent_id, now=NOW).id
+        engine, lambda conn: quota.create_reseller(conn, chosen, parent_id=parent_id, now=NOW).id
     )
 
 
@@ -196,9 +198,10 @@ class TestStampingProtocol:
         assert (info.document_digest, info.document_type) == (DIGEST, "Surat Perjanjian")
         assert (info.reseller_id, info.reseller_name, info.stamped_at) == (
             owner,
-            "Toko Meterai",
+            _in(engine, lambda c: quota.get_reseller(c, owner).name),
             NOW,
         )
+        assert info.reseller_name.startswith("Toko Meterai ")
         _assert_reconciled(engine)
 
     def test_every_step_is_idempotent_per_job(self, engine: Engine) -> None:

@@ -51,7 +51,9 @@ class QuotaMachine(RuleBasedStateMachine):
         self.engine = _shared_engine()
         self.now = START
         with self.engine.begin() as conn:
-            self.owner = quota.create_reseller(conn, "prop", now=self.now).id
+            self.owner = quota.create_reseller(
+                conn, f"prop {uuid.uuid4().hex[:8]}", now=self.now
+            ).id
         self.available = self.held = self.consumed = 0
         self.order_state: dict[str, tuple[str, int, datetime]] = {}
         self.keys: dict[str, int] = {}

@@ -1,15 +1,26 @@
-"""The hand-written migration and the query-side table definitions describe the same schema."""
+"""The hand-written migrations and the query-side table definitions describe the same schema,
+for each service's tables (quota's, the webhook dispatcher's)."""
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import MetaData
 
 from meterai_common.db import create_engine
-from meterai_quota.adapters.tables import metadata
+from meterai_quota.adapters.tables import metadata as quota_metadata
+from meterai_webhooks.tables import metadata as webhook_metadata
 
 
-def test_migration_0001_creates_exactly_the_tables_the_code_queries(database_url: str) -> None:
+@pytest.mark.parametrize(
+    ("metadata", "prefix"),
+    [(quota_metadata, "quota_"), (webhook_metadata, "webhook_")],
+    ids=["quota", "webhooks"],
+)
+def test_migrations_create_exactly_the_tables_the_code_queries(
+    database_url: str, metadata: MetaData, prefix: str
+) -> None:
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
@@ -18,7 +29,7 @@ def test_migration_0001_creates_exactly_the_tables_the_code_queries(database_url
                 opts={
                     "compare_type": True,
                     "include_name": lambda name, kind, _parent: (
-                        kind != "table" or (name or "").startswith("quota_")
+                        kind != "table" or (name or "").startswith(prefix)
                     ),
                 },
             )

@@ -335,7 +335,7 @@ def finishing(
     )
 
     def fund(conn: object) -> str:
-        reseller = quota.create_reseller(conn, "ltv test")  # type: ignore[arg-type]
+        reseller = quota.create_reseller(conn, f"ltv test {uuid.uuid4().hex[:8]}")  # type: ignore[arg-type]
         order = quota.purchase(conn, reseller.id, 2, "fund")  # type: ignore[arg-type]
         quota.confirm_payment(conn, order.id, f"pay-{reseller.id}", order.total_idr)  # type: ignore[arg-type]
         return reseller.id

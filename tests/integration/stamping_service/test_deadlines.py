@@ -165,7 +165,7 @@ def world(database_url: str, tmp_path: Path, tls_files: TlsFiles) -> Iterator[Wo
     stamping_server, quota_server = _servers(db, tmp_path, hold, tls_files)
 
     def funded(conn: Any) -> tuple[str, str]:
-        reseller = quota.create_reseller(conn, "deadline test")
+        reseller = quota.create_reseller(conn, f"deadline test {uuid.uuid4().hex[:8]}")
         order = quota.purchase(conn, reseller.id, 2, "fund")
         quota.confirm_payment(conn, order.id, f"pay-{reseller.id}", order.total_idr)
         return reseller.id, quota.issue_api_key(conn, reseller.id)

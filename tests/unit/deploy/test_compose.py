@@ -19,6 +19,7 @@ KINDS = {  # container → (credential folder, broker user or None)
     "quota": ("quota", "quota"),
     "stamping": ("stamping", "stamping"),
     "finishing-worker": ("finishing", "finishing"),
+    "webhooks-worker": ("webhooks", "webhooks"),
     "signing": ("signing", None),
     "signing-worker": ("signing", "signing"),
     "verify": ("verify", None),

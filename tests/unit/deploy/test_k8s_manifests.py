@@ -25,12 +25,16 @@ IDENTITY = {
     "meterai-signing-worker": "signing",
     "meterai-verify": "verify",
     "meterai-web": "web",
+    "meterai-webhooks-worker": "webhooks",
 }
+NO_TLS = {"meterai-webhooks-worker"}
+"""Serves nothing but metrics and calls no platform service: no certificate to hold."""
 BROKER_USER = {
     "meterai-quota": "quota",
     "meterai-stamping": "stamping",
     "meterai-finishing-worker": "finishing",
     "meterai-signing-worker": "signing",
+    "meterai-webhooks-worker": "webhooks",
 }
 
 
@@ -82,7 +86,7 @@ def test_secrets_are_mounted_read_only_and_never_world_readable(name: str) -> No
 
 @pytest.mark.parametrize("name", sorted(IDENTITY))
 def test_each_pod_holds_only_its_own_credentials(name: str) -> None:
-    expected = {f"meterai-tls-{IDENTITY[name]}"}
+    expected = set() if name in NO_TLS else {f"meterai-tls-{IDENTITY[name]}"}
     if name in BROKER_USER:
         expected.add(f"meterai-amqp-{BROKER_USER[name]}")
     if IDENTITY[name] == "signing":
@@ -110,7 +114,11 @@ def test_workers_serve_only_their_metrics(name: str) -> None:
     (container,) = _pod(name)["containers"]
     served = {port["name"] for port in container["ports"]}
     assert "metrics" in served and _env(name)["METRICS_PORT"] == "9464"
-    worker = name in ("meterai-signing-worker", "meterai-finishing-worker")
+    worker = name in (
+        "meterai-signing-worker",
+        "meterai-finishing-worker",
+        "meterai-webhooks-worker",
+    )
     assert (served == {"metrics"}) == worker
 
 

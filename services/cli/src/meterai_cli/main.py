@@ -23,6 +23,7 @@ from meterai_cli.client import Platform
 from meterai_cli.keys import keys
 from meterai_cli.output import EXIT_REFUSED, EXIT_UNREACHABLE, emit, fail_rpc, message_dict
 from meterai_cli.user_config import DEFAULT_HOME, resolve_home
+from meterai_cli.webhooks import webhooks
 from meterai_common.config import ConfigError, Ports, Settings
 from meterai_common.tls import TlsNotConfigured
 
@@ -283,6 +284,29 @@ def status(ctx: Context, as_json: bool) -> None:
             click.echo(f"{service:<9} {ctx.platform.address(service):<22} {state}")
     if not all(v == "SERVING" for v in results.values()):
         sys.exit(EXIT_UNREACHABLE)
+
+
+cli.add_command(webhooks)
+
+
+@worker.command("webhooks")
+def worker_webhooks() -> None:
+    """Deliver webhooks on RabbitMQ (AMQP_URL): consume the job events, post them signed.
+
+    Stamping never waits for it; run one or more (attempts are claimed in the database).
+    Back-off and TLS come from METERAI_WEBHOOK_* (see README, Webhooks).
+    """
+    from meterai_cli.processes import run_webhook_dispatcher
+    from meterai_webhooks.config import WebhookSettings
+
+    _logging(False)
+    try:
+        webhook_settings = WebhookSettings.from_env()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    run_webhook_dispatcher(
+        _settings(), webhook_settings, lambda: click.echo("webhook dispatcher ready")
+    )
 
 
 # -- quota ----------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from sqlalchemy import Engine
+
 from meterai_cli.client import PlatformFiles
 from meterai_cli.user_config import remember_home
 from meterai_common.allocator import keep_large_buffers, settle_garbage_collector
@@ -21,12 +23,14 @@ from meterai_common.private_home import make_home_private
 from meterai_common.runtime import BrokerTransport, InProcessTransport, Transport, stop_all
 from meterai_common.tls import ensure_platform_tls
 from meterai_quota.adapters.payments import choose_payment_provider
-from meterai_quota.bootstrap import ensure_demo_reseller, start_quota
+from meterai_quota.bootstrap import ServiceEntry, ensure_demo_reseller, start_quota
 from meterai_signing.bootstrap import start_signing
 from meterai_stamping.bootstrap import start_finishing, start_stamping
 from meterai_verify.bootstrap import start_verify
 from meterai_verify.memory_return import return_large_buffers
 from meterai_verify.web.server import start_web
+from meterai_webhooks.bootstrap import start_webhooks, webhook_service
+from meterai_webhooks.config import WebhookSettings
 
 __all__ = ["SERVICES", "PlatformAlreadyRunning", "run_embedded", "run_service"]
 
@@ -85,8 +89,12 @@ def run_embedded(settings: Settings, ready: Callable[[Ports], None]) -> None:
         started.append(web)
         if not settings.verify_base_url_configured:
             settings = replace(settings, verify_base_url=f"{web.base_url}/v")
-        quota = start_quota(settings, db, transport, payments)
+        webhooks = WebhookSettings.from_env()
+        quota = start_quota(
+            settings, db, transport, payments, more_services=_webhook_api(db, webhooks)
+        )
         started.append(quota)
+        started.append(start_webhooks(settings, webhooks, db, transport))
         stamping = start_stamping(settings, db, transport)
         started.append(stamping)
         verify = start_verify(settings, db)
@@ -154,7 +162,13 @@ def run_service(name: str, settings: Settings, ready: Callable[[int], None]) -> 
             migrate(db)
             if name == "quota":
                 assert payments is not None
-                runtime = start_quota(settings, db, transport, payments)
+                runtime = start_quota(
+                    settings,
+                    db,
+                    transport,
+                    payments,
+                    more_services=_webhook_api(db, WebhookSettings.from_env()),
+                )
                 port = runtime.server.port
             elif name == "stamping":
                 # Short GIL turns: a refusal or a health check needs the interpreter for
@@ -211,6 +225,43 @@ def run_finishing_worker(settings: Settings, ready: Callable[[], None]) -> None:
         db.dispose()
         if metrics is not None:
             metrics.stop()
+
+
+def run_webhook_dispatcher(
+    settings: Settings, webhooks: WebhookSettings, ready: Callable[[], None]
+) -> None:
+    """Deliver webhooks until SIGTERM (``meterai worker webhooks``).
+
+    It consumes its own queue on the broker as the ``webhooks`` broker user and posts from the
+    delivery log; stamping never waits for it. Several may run: each attempt is claimed in
+    the database, so one process posts it. On SIGTERM attempts in flight finish; an
+    announcement taken and not yet recorded goes back to the queue.
+    """
+    if settings.amqp_url is None:
+        raise SystemExit(
+            "meterai worker webhooks needs AMQP_URL (RabbitMQ); the embedded platform "
+            "delivers webhooks in-process"
+        )
+    make_home_private(settings.home)
+    transport = BrokerTransport(settings.amqp_url)
+    db = create_engine(settings.database_url, pool_size=webhooks.concurrency + 4)
+    metrics = _serve_metrics("webhooks-worker", settings)
+    try:
+        migrate(db)
+        runtime = start_webhooks(settings, webhooks, db, transport)
+        ready()
+        wait_for_termination_signal()
+        runtime.stop(GRACE_S)
+    finally:
+        transport.stop()
+        db.dispose()
+        if metrics is not None:
+            metrics.stop()
+
+
+def _webhook_api(db: Engine, webhooks: WebhookSettings) -> Callable[[Any], list[ServiceEntry]]:
+    """WebhookService on the quota port, behind quota's authenticator (the reseller's key)."""
+    return lambda authenticator: [webhook_service(db, authenticator, webhooks)]
 
 
 def _serve_metrics(kind: str, settings: Settings) -> MetricsServer | None:

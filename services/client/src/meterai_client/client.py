@@ -22,6 +22,7 @@ import grpc
 from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
+from meterai.webhooks.v1 import webhooks_pb2_grpc
 from meterai_client.errors import StampFailed, error_of
 
 __all__ = ["Client", "Stamped"]
@@ -94,6 +95,8 @@ class Client:
         self.quota = quota_pb2_grpc.QuotaServiceStub(self._channels["quota"])
         self.stamping = stamping_pb2_grpc.StampingServiceStub(self._channels["stamping"])
         self.verification = verify_pb2_grpc.VerificationServiceStub(self._channels["verify"])
+        self.webhooks = webhooks_pb2_grpc.WebhookServiceStub(self._channels["quota"])
+        """Endpoints, delivery log and replay (served on the quota port)."""
 
     @classmethod
     def from_home(cls, home: Path, **kwargs: Any) -> Client:

@@ -15,7 +15,9 @@ topic exchange. We use all four so that a stolen credential is worth little:
   answer; only the stamping tier may publish ``DocumentStamped`` and put tasks on ``signing``;
   only ``quota`` announces ``QuotaCredited``.
 * **Each queue has one reader kind.** Signing workers read ``signing``; the stamping tier reads
-  ``stamping.events`` and the dead letters.
+  ``stamping.events`` and the dead letters; the webhook dispatcher reads ``webhooks.events``
+  and nothing else, and writes nothing: a stolen dispatcher credential can neither publish an
+  event nor take another reader's messages.
 
 ``verify`` and the signing gRPC service use no broker at all and get no user. This module is
 pure data plus the hash RabbitMQ stores; ``meterai admin topology --users`` writes it out.
@@ -37,6 +39,7 @@ from meterai_common.messaging import (
     EVENTS_EXCHANGE,
     SIGNING_QUEUE,
     STAMPING_EVENTS,
+    WEBHOOK_EVENTS,
 )
 
 __all__ = ["GRANTS", "BrokerGrant", "password_hash", "user_definitions"]
@@ -94,7 +97,12 @@ _STAMPING_TIER = {
 _CELERY_DELAYED = "^celery_delayed_.*$"
 
 _EVERYTHING = _only(
-    EVENTS_EXCHANGE, DEAD_LETTER_EXCHANGE, DEAD_LETTERS_QUEUE, SIGNING_QUEUE, STAMPING_EVENTS.name
+    EVENTS_EXCHANGE,
+    DEAD_LETTER_EXCHANGE,
+    DEAD_LETTERS_QUEUE,
+    SIGNING_QUEUE,
+    STAMPING_EVENTS.name,
+    WEBHOOK_EVENTS.name,
 )
 """The platform's own exchanges and queues, and nothing else on the virtual host."""
 
@@ -123,6 +131,14 @@ GRANTS: Mapping[str, BrokerGrant] = {
             + "|celery_delayed_.*)$",
             read="^(" + re.escape(SIGNING_QUEUE) + "|celery_delayed_.*)$",
             publishes=("DigestSigned", "SigningFailed"),
+        ),
+        BrokerGrant(
+            # The webhook dispatcher (``meterai worker webhooks``): consumes its own copy of
+            # the "job ended" announcements; pushing them to resellers is HTTPS, not AMQP.
+            "webhooks",
+            configure=NOTHING,
+            write=NOTHING,
+            read=_only(WEBHOOK_EVENTS.name),
         ),
         BrokerGrant(
             # KEDA's queue-length scaler: passive declarations only, which need no permission.

@@ -189,8 +189,10 @@ def details_of(
             violations.append((name, str(error)))
     pushback = getattr(error, "pushback_ms", None)
     subject = getattr(error, "quota_subject", None)
+    metadata = getattr(error, "error_metadata", None)
     return ErrorDetails(
         reason=reason,
+        metadata=dict(metadata) if isinstance(metadata, Mapping) else {},
         retry_after_ms=int(pushback) if isinstance(pushback, int) else None,
         field_violations=violations,
         quota_violations=[(subject, str(error))] if isinstance(subject, str) else [],

@@ -30,6 +30,7 @@ import pika
 import pika.exceptions
 
 __all__ = [
+    "ANNOUNCEMENT_QUEUES",
     "DEAD_LETTERS",
     "DEAD_LETTERS_QUEUE",
     "DEAD_LETTER_EXCHANGE",
@@ -37,6 +38,7 @@ __all__ = [
     "QUEUES",
     "SIGNING_QUEUE",
     "STAMPING_EVENTS",
+    "WEBHOOK_EVENTS",
     "Handler",
     "PikaConsumer",
     "PikaPublisher",
@@ -85,6 +87,14 @@ STAMPING_EVENTS = QueueSpec("stamping.events", ("DigestSigned", "SigningFailed")
 
 QUEUES: tuple[QueueSpec, ...] = (STAMPING_EVENTS,)
 
+WEBHOOK_EVENTS = QueueSpec("webhooks.events", ("DocumentStamped", "StampFailed"))
+"""The webhook dispatcher's copy of the "job ended" announcements (``meterai worker webhooks``)."""
+
+ANNOUNCEMENT_QUEUES: tuple[QueueSpec, ...] = (WEBHOOK_EVENTS,)
+"""Durable queues of announcement readers: declared with the topology like :data:`QUEUES`, but
+their keys are not published ``mandatory``, so a reader that is missing or behind never makes
+a publisher (the stamping outbox) wait."""
+
 DEAD_LETTERS = QueueSpec(DEAD_LETTERS_QUEUE, ())
 """Everything the broker gave up delivering (bound to the dead-letter exchange with ``#``)."""
 
@@ -123,7 +133,7 @@ def declare_topology(channel: Any) -> None:
     channel.queue_bind(DEAD_LETTERS_QUEUE, DEAD_LETTER_EXCHANGE, routing_key="#")
     channel.queue_declare(SIGNING_QUEUE, durable=True, arguments=quorum_arguments())
     channel.queue_bind(SIGNING_QUEUE, SIGNING_QUEUE, routing_key=SIGNING_QUEUE)
-    for spec in QUEUES:
+    for spec in (*QUEUES, *ANNOUNCEMENT_QUEUES):
         channel.queue_declare(spec.name, durable=True, arguments=quorum_arguments())
         for key in spec.routing_keys:
             channel.queue_bind(spec.name, EVENTS_EXCHANGE, routing_key=key)
@@ -141,7 +151,11 @@ def ensure_topology(connection: Any) -> Any:
     try:
         for exchange in (EVENTS_EXCHANGE, DEAD_LETTER_EXCHANGE, SIGNING_QUEUE):
             channel.exchange_declare(exchange, passive=True)
-        for queue in (DEAD_LETTERS_QUEUE, SIGNING_QUEUE, *(spec.name for spec in QUEUES)):
+        for queue in (
+            DEAD_LETTERS_QUEUE,
+            SIGNING_QUEUE,
+            *(spec.name for spec in (*QUEUES, *ANNOUNCEMENT_QUEUES)),
+        ):
             channel.queue_declare(queue, passive=True)
         return channel
     except pika.exceptions.ChannelClosedByBroker as error:
@@ -193,14 +207,17 @@ def topology_definitions(vhost: str = "/") -> dict[str, Any]:
     queues = [
         {"name": DEAD_LETTERS_QUEUE, "arguments": {"x-queue-type": "quorum"}},
         {"name": SIGNING_QUEUE, "arguments": quorum_arguments()},
-        *({"name": spec.name, "arguments": quorum_arguments()} for spec in QUEUES),
+        *(
+            {"name": spec.name, "arguments": quorum_arguments()}
+            for spec in (*QUEUES, *ANNOUNCEMENT_QUEUES)
+        ),
     ]
     bindings = [
         {"source": DEAD_LETTER_EXCHANGE, "destination": DEAD_LETTERS_QUEUE, "routing_key": "#"},
         {"source": SIGNING_QUEUE, "destination": SIGNING_QUEUE, "routing_key": SIGNING_QUEUE},
         *(
             {"source": EVENTS_EXCHANGE, "destination": spec.name, "routing_key": key}
-            for spec in QUEUES
+            for spec in (*QUEUES, *ANNOUNCEMENT_QUEUES)
             for key in spec.routing_keys
         ),
     ]

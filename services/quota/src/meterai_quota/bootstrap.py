@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
@@ -29,7 +31,16 @@ from .holds import reap_expired_holds
 from .orders import expire_orders
 from .resellers import create_reseller
 
-__all__ = ["QuotaRuntime", "create_principal", "ensure_demo_reseller", "start_quota"]
+__all__ = [
+    "QuotaRuntime",
+    "ServiceEntry",
+    "create_principal",
+    "ensure_demo_reseller",
+    "start_quota",
+]
+
+ServiceEntry = tuple[Callable[[Any, Any], None], Any, str]
+"""``(add_XServicer_to_server, servicer, service full name)``."""
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +99,20 @@ def ensure_demo_reseller(db: Engine, home: Path) -> None:
 
 
 def start_quota(
-    settings: Settings, db: Engine, transport: Transport, payments: PaymentProvider
+    settings: Settings,
+    db: Engine,
+    transport: Transport,
+    payments: PaymentProvider,
+    *,
+    more_services: Callable[[Authenticator[Principal]], Sequence[ServiceEntry]] = lambda _: (),
 ) -> QuotaRuntime:
     """Start the quota service; ``payments`` comes from
-    :func:`meterai_quota.adapters.payments.choose_payment_provider`, and is logged."""
+    :func:`meterai_quota.adapters.payments.choose_payment_provider`, and is logged.
+
+    :param more_services: other reseller-facing services served on the quota port with the
+        same credentials (the webhook service), as ``(add_to_server, servicer, full name)``
+        built from quota's authenticator.
+    """
     log.warning("quota: payment provider %r in force: %s", payments.name, payments.description)
 
     def resolve(key: str) -> Principal:
@@ -105,9 +126,11 @@ def start_quota(
     # Only quota's own announcements: its broker user may publish nothing else.
     relay = OutboxRelay(db, transport.dispatch, names=("QuotaCredited",))
     relay.start()
+    authenticator = Authenticator(resolve, resolve_certificate=resolve_certificate)
+    extra = list(more_services(authenticator))
     servicer = QuotaServicer(
         db,
-        Authenticator(resolve, resolve_certificate=resolve_certificate),
+        authenticator,
         payments=payments,
         committed=relay.notify,
     )
@@ -115,8 +138,11 @@ def start_quota(
         "quota",
         settings.bind_host,
         settings.ports.quota,
-        [(quota_pb2_grpc.add_QuotaServiceServicer_to_server, servicer)],
-        [SERVICE_NAME],
+        [
+            (quota_pb2_grpc.add_QuotaServiceServicer_to_server, servicer),
+            *((add, more) for add, more, _ in extra),
+        ],
+        [SERVICE_NAME, *(name for _, _, name in extra)],
         tls=settings.server_tls("quota"),
         mtls_port=settings.ports.quota_mtls,
     )

@@ -48,11 +48,11 @@ def create_reseller(
 
     :param parent_id: make this a sub-account spending the parent's root quota.
     :param reseller_id: choose the id (e.g. when importing); a UUID is drawn otherwise.
-    :param unique_name: refuse a name another reseller has (without case and surrounding
-        space): what the operator's ``meterai admin create-reseller`` asks, so "Toko Contoh"
-        typed twice is one reseller, not two sharing a name. Checked in the caller's
-        transaction, not by a constraint (two operators creating the same name in the same
-        instant both succeed).
+    :param unique_name: check for a name another reseller has (without case and surrounding
+        space) before inserting, as ``meterai admin create-reseller`` asks. The database
+        refuses a taken name in any case (unique index on ``lower(name)``, migration 0008), so
+        two operators creating the same name in the same instant get one reseller and one
+        :class:`ResellerNameTaken`; the early check only names the reseller holding it.
     """
     name = name.strip() if isinstance(name, str) else ""
     if not name or len(name) > 200:
@@ -63,22 +63,45 @@ def create_reseller(
         )
         if taken is not None:
             raise ResellerNameTaken(
-                f"a reseller named {name!r} exists already ({taken}); choose another name"
+                f"a reseller named {name!r} exists already ({taken}); choose another name",
+                name=name,
             )
     new_id = reseller_id or str(uuid.uuid4())
     root_id = new_id if parent_id is None else get_reseller(conn, parent_id).root_id
     created_at = _now(now)
-    conn.execute(
-        resellers.insert().values(
-            id=new_id, name=name, parent_id=parent_id, root_id=root_id, created_at=created_at
-        )
-    )
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                resellers.insert().values(
+                    id=new_id,
+                    name=name,
+                    parent_id=parent_id,
+                    root_id=root_id,
+                    created_at=created_at,
+                )
+            )
+    except sa.exc.IntegrityError as error:
+        if not _names_collide(error):
+            raise
+        raise ResellerNameTaken(
+            f"a reseller named {name!r} exists already; choose another name", name=name
+        ) from None
     if parent_id is None:
         conn.execute(
             accounts.insert(),
             [{"owner_id": new_id, "kind": k.value, "balance": 0} for k in AccountKind],
         )
     return Reseller(new_id, name, parent_id, root_id, created_at)
+
+
+def _names_collide(error: sa.exc.IntegrityError) -> bool:
+    """The insert broke the unique name index (and not, say, a missing parent)."""
+    text = str(error.orig).lower()
+    return (
+        "uq_quota_resellers_name" in text
+        or "quota_resellers.name" in text
+        or ("unique" in text and "lower(name)" in text)
+    )
 
 
 def get_reseller(conn: Connection, reseller_id: str) -> Reseller:

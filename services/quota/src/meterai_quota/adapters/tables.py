@@ -74,6 +74,8 @@ resellers = sa.Table(
     ),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
+sa.Index("uq_quota_resellers_name", sa.func.lower(resellers.c.name), unique=True)
+"""A name names one reseller (migration 0008): the database refuses a second "Toko Contoh"."""
 
 api_keys = sa.Table(
     "quota_api_keys",

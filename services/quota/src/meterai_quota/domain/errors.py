@@ -87,6 +87,11 @@ class ResellerNameTaken(QuotaError):
 
     code = "ALREADY_EXISTS"
 
+    def __init__(self, message: str, *, name: str = "") -> None:
+        super().__init__(message)
+        self.error_metadata = {"name": name} if name else {}
+        """``ErrorInfo.metadata``: the name refused, so a client need not parse the message."""
+
 
 class ResellerNotFound(QuotaError):
     code = "NOT_FOUND"

@@ -1,0 +1,1 @@
+"""Webhooks: signed job and batch events pushed to resellers ' HTTPS endpoints."""
