@@ -299,7 +299,7 @@ def worker_webhooks() -> None:
     from meterai_cli.processes import run_webhook_dispatcher
     from meterai_webhooks.config import WebhookSettings
 
-    _logging(False)
+    _logging("worker-webhooks", False)
     try:
         webhook_settings = WebhookSettings.from_env()
     except ConfigError as error:
