@@ -232,8 +232,9 @@ class MetricsServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/metrics"
 
-    def stop(self, grace: float = 0.0) -> None:
-        """Stop serving; ``grace`` is accepted like every runtime's (a scrape needs none)."""
+    def stop(self, grace: float = 0.0, drain_delay: float = 0.0) -> None:
+        """Stop serving; ``grace`` and ``drain_delay`` are accepted like every runtime's
+        (:func:`meterai_common.runtime.stop_all` passes both; a scrape needs neither)."""
         WORKER_UP.labels(self.kind).set(0)
         self._stop()
         self._httpd.shutdown()
