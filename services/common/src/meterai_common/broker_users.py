@@ -122,7 +122,7 @@ GRANTS: Mapping[str, BrokerGrant] = {
             + re.escape(SIGNING_QUEUE)
             + "|celery_delayed_.*)$",
             read="^(" + re.escape(SIGNING_QUEUE) + "|celery_delayed_.*)$",
-            publishes=("DigestSigned", "SigningFailed"),
+            publishes=("DigestSigned", "SigningFailed", "SigningAnswers"),
         ),
         BrokerGrant(
             # KEDA's queue-length scaler: passive declarations only, which need no permission.
