@@ -137,6 +137,8 @@ class Plan:
     celery_tasks: int = 6_000
     insecure: bool = False
     """Run every channel in plaintext (``--insecure``): the comparison that prices TLS."""
+    quick_floor: bool = False
+    """Time the in-process floor (prepare + sign + embed) with few samples."""
 
     @classmethod
     def quick(cls) -> Plan:
@@ -148,6 +150,7 @@ class Plan:
             units_per_reseller=5_000,
             publish_s=1.0,
             celery_tasks=2_000,
+            quick_floor=True,
         )
 
 
@@ -1030,6 +1033,7 @@ def run(plan: Plan) -> dict[str, Any]:
         _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         print("baselines ...", flush=True)
         host = _host_reference()
+        floor_ms = _engine_floor_ms(plan.quick_floor)
         publish_rate = _confirmed_publish_rate(vhost, plan.publish_s)
         celery_rate = _celery_noop_rate(amqp_url, vhost, plan.celery_tasks, home / "noop.log")
 
@@ -1133,8 +1137,13 @@ def run(plan: Plan) -> dict[str, Any]:
             shutil.rmtree(home, ignore_errors=True)
 
     best = sustained["workers_2_per_s"]
+    cpu_per_stamp = _cpu_ms_per_stamp(profile["sustained_workers_2"], best)
+    at_150 = details["latency_at_150_per_s"]
+    offered_150 = at_150["accepted"] + sum(at_150["not_accepted"].values())
     return {
         "sustained": sustained,
+        "cpu_ms_per_stamp": cpu_per_stamp,
+        "accepted_ratio_at_150_per_s": round(at_150["accepted"] / max(offered_150, 1), 3),
         "latency_at_150_per_s": latency,
         "surge": surge,
         "targets": {
@@ -1163,6 +1172,10 @@ def run(plan: Plan) -> dict[str, Any]:
             "queue, each publish waits for its confirm",
             "celery": f"Celery no-op task, {plan.celery_tasks} sent on one connection, one worker "
             "with 2 prefork processes, no result backend, default acks and prefetch",
+            "engine_floor_ms_per_document": round(floor_ms, 2),
+            "ours_cpu_per_stamp_vs_engine_floor": round(cpu_per_stamp["total"] / floor_ms, 1),
+            "engine_floor": "prepare + sign_digest + embed_signature of jpeg.pdf in one "
+            "process, median, the test key loaded once",
         },
         "host_reference": host,
         "profile_cpu_percent_of_one_core": profile,
@@ -1182,6 +1195,47 @@ def run(plan: Plan) -> dict[str, Any]:
         "load_average_1m_before": round(load_before, 2),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+NOT_THE_RUN = ("rest of the machine (not this run)", "machine total")
+
+
+def _cpu_ms_per_stamp(cpu_percent: dict[str, float], stamps_per_s: float) -> dict[str, Any]:
+    """CPU milliseconds per stamp, per process of the run and in total, from the share of one
+    core each process used in a sustained phase and the stamps per second it delivered."""
+    per_process = {
+        name: round(percent * 10 / max(stamps_per_s, 1e-9), 2)
+        for name, percent in cpu_percent.items()
+        if name not in NOT_THE_RUN
+    }
+    return {
+        "total": round(sum(per_process.values()), 2),
+        "per_process": per_process,
+        "phase": "sustained_workers_2",
+    }
+
+
+def _engine_floor_ms(quick: bool) -> float:
+    """The in-process floor: what the PDF and signature work of one stamp costs, median ms."""
+    from bench.engine import _ours, _time
+    from meterai_quota import generate_serial
+    from meterai_signing.cms import load_identity
+    from meterai_signing.pki import generate_test_pki
+    from meterai_stamping.domain.jobs import verify_url
+    from meterai_stamping.engine import Seal
+
+    serial = generate_serial()
+    seal = Seal(serial=serial, verify_url=verify_url("https://verify.meterai.local/v", serial))
+    with tempfile.TemporaryDirectory(prefix="meterai-bench-floor-") as directory:
+        pki = generate_test_pki(Path(directory))
+        stamp = _ours(load_identity(pki.signer_key, pki.chain), seal)
+        runs = {"warmup": 1, "min_runs": 3, "max_runs": 3, "budget_s": 0.0} if quick else {}
+        median_ms, _ = _time(
+            stamp,
+            DOCUMENT.read_bytes(),
+            **({"warmup": 5, "min_runs": 20, "max_runs": 300, "budget_s": 2.0} | runs),
+        )
+    return median_ms
 
 
 def _json_safe(value: Any) -> Any:
@@ -1250,6 +1304,17 @@ def _print(results: dict[str, Any]) -> None:
         "baseline RabbitMQ confirmed publishes: "
         f"{baseline['rabbitmq_confirmed_publishes_per_s']:,.0f}/s"
         f" -> ours/baseline {baseline['ours_vs_rabbitmq_confirmed_publish']:.3f}"
+    )
+    cpu = results["cpu_ms_per_stamp"]
+    heaviest = sorted(cpu["per_process"].items(), key=lambda item: -item[1])[:6]
+    print(
+        f"CPU per stamp (2 workers)          {cpu['total']:.1f} ms: "
+        + ", ".join(f"{name} {ms:.1f}" for name, ms in heaviest)
+    )
+    print(f"accepted at 150/s offered          {results['accepted_ratio_at_150_per_s']:.1%}")
+    print(
+        f"in-process floor (prepare+sign+embed) {baseline['engine_floor_ms_per_document']:.2f} ms"
+        f" -> ours/floor {baseline['ours_cpu_per_stamp_vs_engine_floor']:.1f}x"
     )
     print(
         "baseline Celery no-op tasks:           "

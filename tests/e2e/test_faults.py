@@ -198,6 +198,33 @@ def _events_queue(world: World) -> tuple[int, int, int]:
     return queue_depths(world.vhost).get("stamping.events", (0, 0, 0))
 
 
+def test_1c_a_worker_killed_holding_a_batch_has_each_document_stamped_once(world: World) -> None:
+    """The only signing worker is frozen, 12 documents are submitted four at a time (the relay
+    sends them as fewer tasks than documents), the worker is SIGKILLed holding one task, and a
+    new worker takes over: the batch it held comes back, is split into one task per document,
+    and every document is stamped once (12 serials, 12 units consumed, reconcile clean)."""
+    platform = world.platform
+    (victim,) = world.cluster.running_workers()
+    signal_group(platform, victim, signal.SIGSTOP)
+    try:
+        batch = submit_batch(world.client, 12, threads=4)
+        assert batch.codes() == {"OK": 12}, batch.codes()
+        wait_for(
+            "every sign request at the broker, one task held",
+            lambda: (
+                _queues_report(platform)["outbox"]["unpublished"] == 0 and _signing(world)[1] == 1
+            ),
+            30,
+        )
+        ready, held, _ = _signing(world)
+        assert ready + held < 12, "every document went in a task of its own: no batch formed"
+    finally:
+        platform.stop(victim, signal.SIGKILL)
+    world.cluster.add_worker()
+    settled = assert_settled(platform, world.client, world.tenant, batch.accepted)
+    assert len(settled.serials) == 12
+
+
 # -- 3 ---------------------------------------------------------------------------------------
 def test_3_broker_bounce_during_submissions_stamps_each_acknowledged_job_once(
     world: World,
@@ -330,7 +357,14 @@ def test_9_postgres_crash_restart_mid_batch_debits_once_and_finishes(world: Worl
     try:
         backlog = submit_batch(world.client, 4, prefix="pg-a", threads=2)
         assert backlog.codes() == {"OK": 4}, backlog.codes()
-        wait_for("a signing backlog", lambda: sum(_signing(world)[:2]) == 4, 30)
+        wait_for(
+            "a signing backlog (every request at the broker, in one or more batch tasks)",
+            lambda: (
+                _queues_report(platform)["outbox"]["unpublished"] == 0
+                and sum(_signing(world)[:2]) >= 1
+            ),
+            30,
+        )
         stop = threading.Event()
         thread, result = in_background(
             lambda: submit_batch(
@@ -586,26 +620,34 @@ def _signing(world: World) -> tuple[int, int, int]:
 
 # -- operator view -----------------------------------------------------------------------------
 def test_admin_queues_shows_backlog_in_flight_workers_and_dead_letters(world: World) -> None:
-    """``meterai admin queues`` reports what an operator acts on, from the database and the
-    broker: with the only signing worker frozen, five submissions are backlog, the one task the
-    worker took is in flight and four wait in the queue; thawed, the backlog drains to zero."""
+    """``meterai admin queues`` reports what an operator acts on, in documents, from the
+    database and the broker: with the only signing worker frozen, five submissions are backlog
+    and all five were sent to the signing tier, whatever number of batch tasks carry them (the
+    worker holds one, the rest wait in the queue); thawed, the backlog drains to zero."""
     platform = world.platform
     (worker,) = world.cluster.running_workers()
     signal_group(platform, worker, signal.SIGSTOP)
     try:
         batch = submit_batch(world.client, 5, threads=1)
         assert batch.codes() == {"OK": 5}, batch.codes()
-        wait_for("one task held, four waiting", lambda: _signing(world) == (4, 1, 1), 30)
+        wait_for(
+            "every document sent",
+            lambda: _queues_report(platform)["outbox"]["unpublished"] == 0,
+            30,
+        )
+        wait_for("one task held", lambda: _signing(world)[1:] == (1, 1), 30)
         stalled = _queues_report(platform)
     finally:
         signal_group(platform, worker, signal.SIGCONT)
     assert stalled["summary"] == {
         "backlog": 5,
-        "in_flight": 1,
+        "in_flight": 5,
         "dead_lettered": _dead_lettered(platform),
         "signing_workers": 1,
     }
-    assert stalled["queues"]["signing"] == {"ready": 4, "consumers": 1}
+    ready, _held, _consumers = _signing(world)
+    assert stalled["queues"]["signing"] == {"ready": ready, "consumers": 1}
+    assert ready <= 4  # tasks, each of one or more documents
     assert stalled["outbox"]["unpublished"] == 0  # every task reached the broker
     assert_settled(platform, world.client, world.tenant, batch.accepted)
     drained = _queues_report(platform)

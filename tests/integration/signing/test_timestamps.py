@@ -22,6 +22,7 @@ from pyhanko_certvalidator import ValidationContext
 from meterai.events.v1 import events_pb2
 from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
 from meterai_signing.errors import TimestampError, TimestampUnavailable
+from meterai_signing.job_check import OneByOne
 from meterai_signing.pki import TestPki
 from meterai_signing.signer import Signer
 from meterai_signing.timestamps import HttpTimeStamper, TsaSettings
@@ -196,7 +197,7 @@ class _Sink:
         self.published.append((routing_key, body))
 
 
-class _EveryJobCommitted:
+class _EveryJobCommitted(OneByOne):
     """These tests are about the authority's answers, not about which jobs may be signed."""
 
     def awaiting(self, job_id: str, serial: str, digest_hex: str) -> bool:

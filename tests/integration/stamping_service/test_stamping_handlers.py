@@ -86,15 +86,20 @@ def world(database_url: str, tmp_path: Path, identity: SigningIdentity) -> Itera
         clock=lambda: clock[0],
     )
 
+    yield World(db, stamping, clock, _funded_reseller(db))
+    db.dispose()
+
+
+def _funded_reseller(db: Engine) -> str:
+    """A new reseller with two paid units."""
+
     def fund(conn: object) -> str:
         reseller = quota.create_reseller(conn, f"handlers test {uuid.uuid4().hex[:8]}")  # type: ignore[arg-type]
         order = quota.purchase(conn, reseller.id, 2, "fund")  # type: ignore[arg-type]
         quota.confirm_payment(conn, order.id, f"pay-{reseller.id}", order.total_idr)  # type: ignore[arg-type]
         return reseller.id
 
-    owner = run_in_transaction(db, fund)
-    yield World(db, stamping, clock, owner)
-    db.dispose()
+    return run_in_transaction(db, fund)
 
 
 def _signed(world: World, job_id: str, identity: SigningIdentity) -> None:
@@ -122,6 +127,53 @@ def test_a_signed_job_is_done_once_with_its_serial_issued(
     assert info.document_digest == job.digest
     balance = world.balance()
     assert (balance.available, balance.held, balance.consumed) == (1, 0, 1)
+    assert world.reconciled()
+
+
+def test_a_batch_of_answers_finishes_each_job_and_a_forged_answer_fails_alone(
+    world: World, identity: SigningIdentity
+) -> None:
+    """Answers of two resellers in one batch, one of them forged and one repeated: the others
+    are DONE, the forged one FAILED and refunded, and the batch delivered again changes
+    nothing."""
+    other = World(world.db, world.stamping, world.clock, _funded_reseller(world.db))
+    jobs = [(w, w.stamping.get(w.owner, w.submit())) for w in (world, other, world, other)]
+    answers = [
+        (job.job_id, job.serial or "", sign_digest(identity, bytes.fromhex(job.digest or "")))
+        for _, job in jobs
+    ]
+    forged = jobs[1][1]
+    answers[1] = (forged.job_id, forged.serial or "", sign_digest(identity, b"\x07" * 32))
+    batch = [*answers, answers[0]]  # the first job answered twice in the batch
+
+    world.stamping.digests_signed(batch)
+    world.stamping.digests_signed(batch)  # redelivered
+
+    states = [w.stamping.get(w.owner, job.job_id) for w, job in jobs]
+    assert [job.state for job in states] == [
+        JobState.DONE,
+        JobState.FAILED,
+        JobState.DONE,
+        JobState.DONE,
+    ]
+    assert states[1].refunded
+    assert (world.balance().consumed, world.balance().held) == (2, 0)
+    assert (other.balance().consumed, other.balance().available) == (1, 1)
+    for w, job in jobs[:1] + jobs[2:]:
+        assert b"".join(w.stamping.stamped_document(w.owner, job.job_id)).startswith(DOCUMENT)
+    assert world.reconciled()
+
+
+def test_a_dead_lettered_batch_sets_aside_each_of_its_jobs(world: World) -> None:
+    first, second = world.submit(), world.submit()
+    items = [{"job_id": job_id, "serial": "x", "digest": "y"} for job_id in (first, second)]
+    body = json.dumps([[], {"items": items}, {}]).encode()
+    world.stamping.dead_lettered("signing", "signing", body, "delivery limit")
+    for job_id in (first, second):
+        job = world.stamping.get(world.owner, job_id)
+        assert job.state is JobState.DEAD_LETTERED and job.refunded
+        assert len(_dead_letters_of(world, job_id)) == 1  # listed, so re-drivable, each
+    assert world.balance().available == 2
     assert world.reconciled()
 
 

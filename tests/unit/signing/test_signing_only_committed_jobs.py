@@ -9,13 +9,14 @@ import pytest
 
 from meterai.events.v1 import events_pb2
 from meterai_signing.cms import SigningIdentity
+from meterai_signing.job_check import OneByOne
 from meterai_signing.signer import Signer
 
 SERIAL = "0A1B2C3D4E5F6G7H8J9K0L"
 DIGEST = hashlib.sha256(b"a prepared document").hexdigest()
 
 
-class CommittedJob:
+class CommittedJob(OneByOne):
     """The one job the stamping tier committed and that still waits for its signature."""
 
     def __init__(self, job_id: str, serial: str, digest: str) -> None:

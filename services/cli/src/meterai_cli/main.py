@@ -891,6 +891,7 @@ def admin_queues(as_json: bool) -> None:
         queue_depths,
     )
     from meterai_common.outbox import oldest_pending_age, pending_count
+    from meterai_common.tasks import SIGN_DIGEST_TASK
     from meterai_stamping.adapters.jobs_table import JobRepository
 
     settings = _settings()
@@ -917,9 +918,12 @@ def admin_queues(as_json: bool) -> None:
                 d.name: {"ready": d.messages, "consumers": d.consumers} for d in depths
             }
     signing = report["queues"].get(SIGNING_QUEUE, {})
+    # Counted in documents, from the database: a signing task carries a batch of documents,
+    # so the broker's message counts say how many tasks wait, not how many documents.
+    unsent = pending_count(db, names=(SIGN_DIGEST_TASK,))
     report["summary"] = {
         "backlog": counts.get("PREPARED", 0),
-        "in_flight": counts.get("PREPARED", 0) - max(signing.get("ready", 0), 0),
+        "in_flight": max(counts.get("PREPARED", 0) - unsent, 0),
         "dead_lettered": counts.get("DEAD_LETTERED", 0),
         "signing_workers": signing.get("consumers"),
     }
@@ -928,7 +932,7 @@ def admin_queues(as_json: bool) -> None:
         return
     summary = report["summary"]
     click.echo(f"backlog (waiting for a signature)  {summary['backlog']}")
-    click.echo(f"in flight at workers                {summary['in_flight']}")
+    click.echo(f"sent to signing, not yet answered   {summary['in_flight']}")
     click.echo(f"dead-lettered jobs                  {summary['dead_lettered']}")
     workers = summary["signing_workers"]
     click.echo(f"signing workers (consumers)         {'embedded' if workers is None else workers}")

@@ -130,7 +130,7 @@ GRANTS: Mapping[str, BrokerGrant] = {
             + re.escape(SIGNING_QUEUE)
             + "|celery_delayed_.*)$",
             read="^(" + re.escape(SIGNING_QUEUE) + "|celery_delayed_.*)$",
-            publishes=("DigestSigned", "SigningFailed"),
+            publishes=("DigestSigned", "SigningFailed", "SigningAnswers"),
         ),
         BrokerGrant(
             # The webhook dispatcher (``meterai worker webhooks``): consumes its own copy of

@@ -46,6 +46,7 @@ __all__ = [
     "QueueDepth",
     "QueueSpec",
     "TopologyMissing",
+    "Unroutable",
     "broker_addresses",
     "declare_topology",
     "ensure_topology",
@@ -76,14 +77,19 @@ class PublishError(RuntimeError):
     """The broker did not confirm a message; the caller must keep it and try again."""
 
 
+class Unroutable(PublishError):
+    """No queue is bound for this routing key (a broker whose definitions predate it)."""
+
+
 @dataclass(frozen=True)
 class QueueSpec:
     name: str
     routing_keys: tuple[str, ...]
 
 
-STAMPING_EVENTS = QueueSpec("stamping.events", ("DigestSigned", "SigningFailed"))
-"""What the stamping service consumes: the signing tier's answers."""
+STAMPING_EVENTS = QueueSpec("stamping.events", ("DigestSigned", "SigningFailed", "SigningAnswers"))
+"""What the stamping service consumes: the signing tier's answers, one per message or a
+batch's in one ``SigningAnswers``."""
 
 QUEUES: tuple[QueueSpec, ...] = (STAMPING_EVENTS,)
 
@@ -362,7 +368,9 @@ class PikaPublisher:
                         mandatory=routing_key in _ROUTED,
                     )
                     return
-                except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as error:
+                except pika.exceptions.UnroutableError as error:
+                    raise Unroutable(f"no queue takes {routing_key}: {error}") from error
+                except pika.exceptions.NackError as error:
                     raise PublishError(f"broker refused {routing_key}: {error}") from error
                 except _CONNECTION_ERRORS as error:
                     self._reset()

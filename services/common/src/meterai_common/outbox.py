@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -141,16 +141,16 @@ def enqueue_event(conn: Connection, name: str, payload: bytes, now: datetime) ->
     return _insert(conn, "event", name, payload, now)
 
 
-def pending_count(engine: Engine) -> int:
-    """Messages committed and not yet published (counted on the partial index of pending rows)."""
+def pending_count(engine: Engine, names: Collection[str] | None = None) -> int:
+    """Messages committed and not yet published (counted on the partial index of pending rows),
+    of these names only unless ``names`` is None."""
+    query = (
+        select(func.count()).select_from(outbox_table).where(outbox_table.c.published_at.is_(None))
+    )
+    if names is not None:
+        query = query.where(outbox_table.c.name.in_(sorted(names)))
     with reading(engine) as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(outbox_table)
-                .where(outbox_table.c.published_at.is_(None))
-            ).scalar_one()
-        )
+        return int(conn.execute(query).scalar_one())
 
 
 def oldest_pending_age(engine: Engine) -> float:
@@ -201,12 +201,23 @@ def purge_published(
             return total
 
 
+GROUP_SIZE = 16
+"""Rows sent together at most (``dispatch_many``). Measured on the 2-core host, 16 sign
+requests per message cost the broker 10-15x and the signing worker 3.5-4x less CPU per
+document than one each; beyond that the batch mostly adds latency."""
+GROUP_LINGER_S = 0.004
+"""After a commit wakes the relay, how long it waits for more commits to fill a group: a batch
+is formed deliberately, not left to whatever one round happens to find."""
+
+
 class OutboxRelay:
     """Publishes committed outbox rows in order, on a background thread, and deletes the rows
     published more than ``retention`` ago every ``purge_every_s`` seconds.
 
     :param dispatch: publishes one message and returns only once the broker confirmed it;
         raising leaves the row for the next round.
+    :param dispatch_many: publishes several rows of one name as one message (a batch task),
+        for the names in ``grouped``; the same contract as ``dispatch``, for all of them.
     """
 
     def __init__(
@@ -219,10 +230,20 @@ class OutboxRelay:
         retention: timedelta = PUBLISHED_RETENTION,
         purge_every_s: float = PURGE_EVERY_S,
         names: Collection[str] | None = None,
+        dispatch_many: Callable[[Sequence[OutboxMessage]], None] | None = None,
+        grouped: Collection[str] = (),
+        group_size: int = GROUP_SIZE,
+        linger_s: float = GROUP_LINGER_S,
+        idle_poll_interval: float | None = None,
     ) -> None:
         """:param names: publish only rows of these task/event names (``None``: all). A
         service's broker user may publish only its own messages, so each relay takes only
-        its own service's rows and leaves the others to their owners' relays."""
+        its own service's rows and leaves the others to their owners' relays.
+        :param grouped: names whose consecutive rows go out ``group_size`` at a time through
+        ``dispatch_many``; a woken relay lingers up to ``linger_s`` for a group to fill.
+        :param idle_poll_interval: the poll interval doubles after each round that found
+        nothing, up to this (default: ``poll_interval``, no backoff); the first round that
+        finds rows brings it back."""
         self._engine = engine
         self._any_pending, self._pending, self._claim_pending = (
             _ANY_PENDING,
@@ -236,6 +257,7 @@ class OutboxRelay:
             self._claim_pending = self._pending.with_for_update(skip_locked=True)
         self._dispatch = dispatch
         self._poll_interval = poll_interval
+        self._idle_poll_interval = max(poll_interval, idle_poll_interval or poll_interval)
         self._batch = batch
         self._retention = retention
         self._purge_every_s = purge_every_s
@@ -243,6 +265,12 @@ class OutboxRelay:
         self._wake = threading.Event()
         self._failing_since: float | None = None
         self._stopping = threading.Event()
+        self._dispatch_many = dispatch_many
+        self._grouped = frozenset(grouped) if dispatch_many is not None else frozenset()
+        self._group_size = max(1, group_size)
+        self._linger_s = linger_s if self._grouped else 0.0
+        self._commits = 0
+        self._group_full = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
 
     def start(self) -> None:
@@ -254,7 +282,11 @@ class OutboxRelay:
         return 0.0 if since is None else time.monotonic() - since
 
     def notify(self) -> None:
-        """Something was committed: publish now instead of at the next poll."""
+        """Something was committed: publish now instead of at the next poll (or once a group
+        is full, or after the linger)."""
+        self._commits += 1  # a lost increment under a race only shortens one linger
+        if self._commits >= self._group_size:
+            self._group_full.set()
         self._wake.set()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -264,14 +296,22 @@ class OutboxRelay:
         self.run_once()
 
     def _run(self) -> None:
+        interval = self._poll_interval
         while not self._stopping.is_set():
             try:
                 self._purge_when_due()
-                if self.run_once() >= self._batch:
+                published = self.run_once()
+                if published >= self._batch:
                     continue
+                interval = (
+                    self._poll_interval
+                    if published
+                    else min(interval * 2, self._idle_poll_interval)
+                )
             except Exception:
                 log.exception("outbox relay round failed; retrying")
-            self._wake.wait(self._poll_interval)
+            if self._wake.wait(interval) and self._linger_s > 0:
+                self._group_full.wait(self._linger_s)
             self._wake.clear()
 
     def _purge_when_due(self) -> None:
@@ -293,26 +333,51 @@ class OutboxRelay:
             first = conn.execute(self._any_pending).first()
         if first is None:
             return 0
+        self._commits = 0
+        self._group_full.clear()
         published: list[int] = []
         with self._engine.begin() as conn:
             postgres = conn.dialect.name == "postgresql"
             query = self._claim_pending if postgres else self._pending
-            for row in conn.execute(query, {"b_limit": self._batch}).all():
-                message = OutboxMessage(row.id, row.kind, row.name, row.message_id, row.payload)
+            rows = conn.execute(query, {"b_limit": self._batch}).all()
+            messages = [OutboxMessage(r.id, r.kind, r.name, r.message_id, r.payload) for r in rows]
+            for group in self._groups(messages):
                 try:
-                    self._dispatch(message)
+                    if len(group) == 1 and group[0].name not in self._grouped:
+                        self._dispatch(group[0])
+                    else:
+                        assert self._dispatch_many is not None
+                        self._dispatch_many(group)
                 except Exception:
                     if self._failing_since is None:
                         self._failing_since = time.monotonic()
                     log.warning(
-                        "outbox: publishing %s %s failed; will retry",
-                        row.kind,
-                        row.name,
+                        "outbox: publishing %d %s %s failed; will retry",
+                        len(group),
+                        group[0].kind,
+                        group[0].name,
                         exc_info=True,
                     )
                     break
-                published.append(row.id)
+                published.extend(message.id for message in group)
             if published:
                 self._failing_since = None
                 conn.execute(_MARK_PUBLISHED, {"b_ids": published, "b_now": datetime.now(UTC)})
         return len(published)
+
+    def _groups(self, messages: list[OutboxMessage]) -> list[list[OutboxMessage]]:
+        """Split rows into what goes out as one message: rows of a grouped name, in order, up
+        to the group size (the events interleaved with them do not cut a group short), every
+        other row alone; groups leave in the order of their first row."""
+        groups: list[list[OutboxMessage]] = []
+        filling: dict[str, list[OutboxMessage]] = {}
+        for message in messages:
+            if message.name not in self._grouped:
+                groups.append([message])
+                continue
+            group = filling.get(message.name)
+            if group is None or len(group) >= self._group_size:
+                group = filling[message.name] = []
+                groups.append(group)
+            group.append(message)
+        return groups

@@ -24,7 +24,7 @@ from meterai_common.messaging import (
 )
 from meterai_common.outages import is_database_outage
 from meterai_common.outbox import OutboxMessage
-from meterai_common.tasks import CeleryTaskSender, make_celery
+from meterai_common.tasks import SIGN_DIGEST_TASK, SIGN_DIGESTS_TASK, CeleryTaskSender, make_celery
 
 __all__ = [
     "BrokerTransport",
@@ -44,6 +44,7 @@ class Transport(Protocol):
     def subscribe(self, spec: QueueSpec, handler: Handler, *, consumers: int = 1) -> None: ...
     def broadcast_to(self, routing_keys: Sequence[str], handler: Handler) -> None: ...
     def dispatch(self, message: OutboxMessage) -> None: ...
+    def dispatch_many(self, messages: Sequence[OutboxMessage]) -> None: ...
     def stop(self) -> None: ...
 
 
@@ -54,6 +55,15 @@ class _Dispatch:
             self.send(message.name, message.task_kwargs())
         else:
             self.publish(message.name, message.payload, message_id=message.message_id)
+
+    def dispatch_many(self, messages: Sequence[OutboxMessage]) -> None:
+        """Publish outbox rows of one name together: sign requests as one batch task (one
+        message, one confirm), anything else one by one."""
+        if all(m.kind == "task" and m.name == SIGN_DIGEST_TASK for m in messages):
+            self.send(SIGN_DIGESTS_TASK, {"items": [m.task_kwargs() for m in messages]})
+            return
+        for message in messages:
+            self.dispatch(message)
 
     def publish(self, routing_key: str, body: bytes, *, message_id: str) -> None:
         raise NotImplementedError

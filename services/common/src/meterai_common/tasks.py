@@ -17,9 +17,15 @@ from kombu import Exchange, Queue
 
 from meterai_common.messaging import SIGNING_QUEUE, quorum_arguments
 
-__all__ = ["SIGN_DIGEST_TASK", "CeleryTaskSender", "make_celery"]
+__all__ = ["SIGN_DIGESTS_TASK", "SIGN_DIGEST_TASK", "CeleryTaskSender", "make_celery"]
 
 SIGN_DIGEST_TASK = "meterai.signing.sign_digest"
+"""One document's sign request: the outbox row each accepted job writes (kwargs ``job_id``,
+``serial``, ``digest``)."""
+SIGN_DIGESTS_TASK = "meterai.signing.sign_digests"
+"""What the relays send: the sign requests of up to a batch of documents in one task (kwargs
+``items``, a list of :data:`SIGN_DIGEST_TASK` kwargs), so the broker, Celery and the worker
+pay their per-message cost once per batch."""
 
 
 def make_celery(amqp_url: str) -> Celery:
@@ -45,7 +51,10 @@ def make_celery(amqp_url: str) -> Celery:
                 no_declare=True,
             )
         ],
-        task_routes={SIGN_DIGEST_TASK: {"queue": SIGNING_QUEUE}},
+        task_routes={
+            SIGN_DIGEST_TASK: {"queue": SIGNING_QUEUE},
+            SIGN_DIGESTS_TASK: {"queue": SIGNING_QUEUE},
+        },
         broker_transport_options={"confirm_publish": True},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,

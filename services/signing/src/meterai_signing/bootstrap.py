@@ -19,7 +19,7 @@ from meterai_common.messaging import PikaPublisher, wait_for_topology
 from meterai_common.metrics import metrics_port, serve_metrics
 from meterai_common.peer_auth import RequirePlatformPeer
 from meterai_common.private_home import make_home_private
-from meterai_common.tasks import SIGN_DIGEST_TASK, make_celery
+from meterai_common.tasks import SIGN_DIGEST_TASK, SIGN_DIGESTS_TASK, make_celery
 from meterai_signing.grpc_api import SigningServicer
 from meterai_signing.job_check import CommittedJobs, DatabaseJobs
 from meterai_signing.platform_key import platform_identity, platform_timestamper
@@ -69,6 +69,7 @@ def start_signing(
     if bus is not None:
         signer = _signer(settings, jobs, lambda: bus)
         bus.register_task(SIGN_DIGEST_TASK, signer.sign_and_announce)
+        bus.register_task(SIGN_DIGESTS_TASK, signer.sign_and_announce_many)
     else:
         url = settings.amqp_url
         assert url is not None

@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import sqlalchemy as sa
 
-__all__ = ["CommittedJobs", "DatabaseJobs"]
+__all__ = ["CommittedJobs", "DatabaseJobs", "OneByOne", "SignRequest"]
+
+SignRequest = tuple[str, str, str]
+"""(job id, serial, hex digest) of one document to sign."""
 
 _AWAITING = sa.text(
     "SELECT 1 FROM jobs WHERE job_id = :job_id AND serial = :serial AND digest = :digest "
     "AND state = 'PREPARED'"
 )
+_AWAITING_AMONG = sa.text(
+    "SELECT job_id, serial, digest FROM jobs WHERE job_id IN :job_ids AND state = 'PREPARED'"
+).bindparams(sa.bindparam("job_ids", expanding=True))
 
 
 class CommittedJobs(Protocol):
@@ -31,6 +37,20 @@ class CommittedJobs(Protocol):
         """True if job ``job_id`` was committed with this serial and digest and still waits
         for its signature."""
         ...
+
+    def awaiting_among(self, requests: Sequence[SignRequest]) -> set[SignRequest]:
+        """The requests of a batch that :meth:`awaiting` accepts, asked at once."""
+        ...
+
+
+class OneByOne:
+    """``awaiting_among`` by asking :meth:`awaiting` for each request (for small stores)."""
+
+    def awaiting(self, job_id: str, serial: str, digest_hex: str) -> bool:
+        raise NotImplementedError
+
+    def awaiting_among(self, requests: Sequence[SignRequest]) -> set[SignRequest]:
+        return {request for request in requests if self.awaiting(*request)}
 
 
 class DatabaseJobs:
@@ -60,3 +80,12 @@ class DatabaseJobs:
                 _AWAITING, {"job_id": job_id, "serial": serial, "digest": digest_hex.lower()}
             ).first()
         return row is not None
+
+    def awaiting_among(self, requests: Sequence[SignRequest]) -> set[SignRequest]:
+        """One read for a whole batch: the jobs that wait, compared with what was asked."""
+        if not requests:
+            return set()
+        with self._db().connect() as conn:
+            rows = conn.execute(_AWAITING_AMONG, {"job_ids": sorted({r[0] for r in requests})})
+            committed = {(row.job_id, row.serial, row.digest) for row in rows}
+        return {r for r in requests if (r[0], r[1], r[2].lower()) in committed}

@@ -7,21 +7,23 @@ workers scale out on CPU alone and, later, sit next to an HSM.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from meterai.events.v1 import events_pb2
 from meterai_common import metrics
+from meterai_common.messaging import Unroutable
 from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
 from meterai_signing.errors import SigningError, SigningUnavailable
-from meterai_signing.job_check import CommittedJobs
+from meterai_signing.job_check import CommittedJobs, SignRequest
 from meterai_signing.pki import ensure_test_pki
 from meterai_signing.timestamps import TimestampSource
 
@@ -79,6 +81,26 @@ def load_signer_identity(key: Path | None, chain: Path | None, pki_dir: Path) ->
         log.warning("no signing key configured: using the generated TEST key in %s", pki_dir)
         key, chain = pki.signer_key, pki.chain
     return load_identity(key, chain)
+
+
+def _request_of(item: Mapping[str, object]) -> SignRequest | None:
+    """The (job, serial, digest) of one request of a task, or None when it is not three
+    strings (nothing a committed job could match)."""
+    fields = (item.get("job_id"), item.get("serial"), item.get("digest"))
+    if all(isinstance(value, str) for value in fields):
+        return fields  # type: ignore[return-value]
+    return None
+
+
+def _refuse(item: Mapping[str, object]) -> None:
+    signatures_log.warning(
+        "refused to sign job=%s serial=%s digest=%s: no committed job waits for a "
+        "signature over this digest",
+        str(item.get("job_id"))[:64],
+        str(item.get("serial"))[:64],
+        str(item.get("digest"))[:128],
+        extra={"job_id": str(item.get("job_id"))[:64], "serial": str(item.get("serial"))[:64]},
+    )
 
 
 def _one_line(text: str, limit: int = 180) -> str:
@@ -181,29 +203,60 @@ class Signer:
 
         :param digest: hex SHA-256 of the prepared document's byte ranges.
         """
-        if not isinstance(digest, str) or not self._jobs.awaiting(job_id, serial, digest):
-            signatures_log.warning(
-                "refused to sign job=%s serial=%s digest=%s: no committed job waits for a "
-                "signature over this digest",
-                str(job_id)[:64],
-                str(serial)[:64],
-                str(digest)[:128],
-                extra={"job_id": str(job_id)[:64], "serial": str(serial)[:64]},
-            )
-            return
+        self.sign_and_announce_many([{"job_id": job_id, "serial": serial, "digest": digest}])
+
+    def sign_and_announce_many(self, items: Sequence[Mapping[str, object]]) -> None:
+        """:meth:`sign_and_announce` for a batch: one database read checks every request,
+        each document is signed (or refused, or failed) by itself, and the answers leave in
+        one message (``SigningAnswers``), so the batch costs one publish and one confirm.
+
+        When the key's token or the timestamp authority goes away mid-batch, the answers made
+        so far are published before :class:`SigningUnavailable` is raised (the task is tried
+        again; answering a document twice is harmless, the stamping service keeps the first).
+        """
+        requests = [_request_of(item) for item in items]
+        waiting = self._jobs.awaiting_among([r for r in requests if r is not None])
+        answers = events_pb2.SigningAnswers()
         try:
-            cms = self.sign(job_id, serial, bytes.fromhex(digest))
-        except SigningUnavailable:
-            # The key's token or the timestamp authority is away: no answer, so the job keeps
-            # waiting; the task is delivered again, and the stamping service re-drives jobs
-            # that stay unanswered until their deadline, then refunds them.
-            raise
-        except (ValueError, InvalidSignRequest, SigningError) as error:
-            failed = events_pb2.SigningFailed(job_id=job_id, reason=_one_line(str(error)))
-            self._publish("SigningFailed", failed.SerializeToString(), f"failed-{job_id}")
+            for item, request in zip(items, requests, strict=True):
+                if request is None or request not in waiting:
+                    _refuse(item)
+                    continue
+                job_id, serial, digest = request
+                try:
+                    cms = self.sign(job_id, serial, bytes.fromhex(digest))
+                except SigningUnavailable:
+                    raise  # a SigningError, but one a later delivery can get past
+                except (ValueError, InvalidSignRequest, SigningError) as error:
+                    answers.failed.add(job_id=job_id, reason=_one_line(str(error)))
+                    continue
+                answers.signed.add(job_id=job_id, serial=serial, cms=cms)
+        finally:
+            # SigningUnavailable (the token or the timestamp authority is away) leaves the
+            # rest unanswered: those jobs keep waiting, the task is delivered again, and the
+            # stamping service re-drives jobs that stay unanswered until their deadline.
+            self._announce(answers)
+
+    def _announce(self, answers: events_pb2.SigningAnswers) -> None:
+        """One answer as its own event (what a single request always got); several as one
+        ``SigningAnswers``, or one by one on a broker that routes no ``SigningAnswers``."""
+        count = len(answers.signed) + len(answers.failed)
+        if count == 0:
             return
-        signed = events_pb2.DigestSigned(job_id=job_id, serial=serial, cms=cms)
-        self._publish("DigestSigned", signed.SerializeToString(), f"signed-{job_id}")
+        if count > 1:
+            ids = ",".join(
+                sorted([a.job_id for a in answers.signed] + [f.job_id for f in answers.failed])
+            )
+            message_id = "answers-" + hashlib.sha256(ids.encode()).hexdigest()[:32]
+            try:
+                self._publish("SigningAnswers", answers.SerializeToString(), message_id)
+                return
+            except Unroutable:
+                log.warning("the broker routes no SigningAnswers; answering one by one")
+        for signed in answers.signed:
+            self._publish("DigestSigned", signed.SerializeToString(), f"signed-{signed.job_id}")
+        for failed in answers.failed:
+            self._publish("SigningFailed", failed.SerializeToString(), f"failed-{failed.job_id}")
 
     def _publish(self, routing_key: str, body: bytes, message_id: str) -> None:
         if self._events is None:
@@ -220,6 +273,8 @@ class Signer:
             try:
                 self._sink_for_process().publish(routing_key, body, message_id=message_id)
                 return
+            except Unroutable:
+                raise  # no retry routes it; the caller decides
             except Exception:
                 if time.monotonic() + pause > deadline:
                     raise

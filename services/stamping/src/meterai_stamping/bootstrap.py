@@ -59,6 +59,9 @@ QUEUE_WAIT_TARGET_S = 0.05
 whole round of calls (``GRPC_THREADS``) is queued: a client sending a few calls at once to a
 busy server is not an overload."""
 SHARED_RELAY_POLL_S = 0.02
+SHARED_RELAY_IDLE_POLL_S = 0.16
+"""An idle shared relay backs off to this: 6 polls a second instead of 50 while nothing is
+submitted, at most 160 ms more for the first document after a quiet spell."""
 OUTBOX_NAMES = (SIGN_DIGEST_TASK, "DocumentStamped", "StampFailed")
 """What the stamping tier's relays publish: its broker user may publish nothing else."""
 """Outbox poll of a finishing worker, which publishes for stamping services without finishers."""
@@ -139,6 +142,13 @@ def _event_handler(stamping: Stamping):  # type: ignore[no-untyped-def]
         elif routing_key == "SigningFailed":
             failed = events_pb2.SigningFailed.FromString(body)
             stamping.fail(failed.job_id, "INTERNAL", f"signing failed: {failed.reason}")
+        elif routing_key == "SigningAnswers":
+            # A batch's answers, finished in one transaction and acked together; delivered
+            # again after a crash, the answers already finished change nothing.
+            answers = events_pb2.SigningAnswers.FromString(body)
+            stamping.digests_signed([(a.job_id, a.serial, a.cms) for a in answers.signed])
+            for failed in answers.failed:
+                stamping.fail(failed.job_id, "INTERNAL", f"signing failed: {failed.reason}")
         else:
             log.warning("stamping: ignoring unexpected event %s", routing_key)
 
@@ -221,6 +231,21 @@ class FinishingRuntime:
         self.relay.stop()
 
 
+def _relay(
+    db: Engine, transport: Transport, poll_interval: float = 0.25, idle_poll: float = 0.25
+) -> OutboxRelay:
+    """The stamping tier's relay: its own rows only, sign requests sent in batches."""
+    return OutboxRelay(
+        db,
+        transport.dispatch,
+        poll_interval=poll_interval,
+        idle_poll_interval=idle_poll,
+        names=OUTBOX_NAMES,
+        dispatch_many=transport.dispatch_many,
+        grouped=(SIGN_DIGEST_TASK,),
+    )
+
+
 def start_finishing(settings: Settings, db: Engine, transport: Transport) -> FinishingRuntime:
     """Finish signed documents with ``settings.finishers`` consumers (at least one).
 
@@ -230,9 +255,7 @@ def start_finishing(settings: Settings, db: Engine, transport: Transport) -> Fin
     """
     # Its relay also publishes what stamping services without finishers commit; they cannot
     # wake it, so it looks often.
-    relay = OutboxRelay(
-        db, transport.dispatch, poll_interval=SHARED_RELAY_POLL_S, names=OUTBOX_NAMES
-    )
+    relay = _relay(db, transport, SHARED_RELAY_POLL_S, SHARED_RELAY_IDLE_POLL_S)
     store = open_document_store(settings.documents, db)
     stamping = Stamping(db, store, _stamping_config(settings, "finishing"), committed=relay.notify)
     _finish_signed_documents(stamping, transport, max(1, settings.finishers))
@@ -252,7 +275,7 @@ def start_stamping(settings: Settings, db: Engine, transport: Transport) -> Stam
     relay: OutboxRelay | None = None
     outbox_age: OutboxAge | None = None
     if settings.finishers > 0:
-        relay = OutboxRelay(db, transport.dispatch, names=OUTBOX_NAMES)
+        relay = _relay(db, transport)
         stamping = Stamping(
             db, store, _stamping_config(settings, "stamping"), committed=relay.notify
         )

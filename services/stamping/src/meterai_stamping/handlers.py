@@ -17,7 +17,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 import meterai_quota as ledger
 from meterai.events.v1 import events_pb2
 from meterai_common import metrics
-from meterai_common.db import reading, transaction
+from meterai_common.db import reading, run_in_transaction, transaction
 from meterai_common.documents import DocumentNotFound, DocumentStore
 from meterai_common.outbox import enqueue_event, enqueue_task
 from meterai_common.tasks import SIGN_DIGEST_TASK
@@ -55,18 +55,32 @@ from meterai_stamping.ltv import LongTermRefused, RevocationUnavailable
 __all__ = ["Stamping", "StampingConfig"]
 
 
-def _job_of_dead_letter(routing_key: str, body: bytes) -> str | None:
+def _jobs_of_dead_letter(routing_key: str, body: bytes) -> list[str]:
+    """The jobs a dead-lettered message is about: an answer's, or a sign task's (one
+    document's, or each of a batch's)."""
     try:
         if routing_key == "DigestSigned":
-            return events_pb2.DigestSigned.FromString(body).job_id or None
+            return _present([events_pb2.DigestSigned.FromString(body).job_id])
         if routing_key == "SigningFailed":
-            return events_pb2.SigningFailed.FromString(body).job_id or None
+            return _present([events_pb2.SigningFailed.FromString(body).job_id])
+        if routing_key == "SigningAnswers":
+            answers = events_pb2.SigningAnswers.FromString(body)
+            return _present([a.job_id for a in answers.signed] + [f.job_id for f in answers.failed])
         decoded = json.loads(body)
         kwargs = decoded[1] if isinstance(decoded, list) and len(decoded) > 1 else {}
-        job_id = kwargs.get("job_id") if isinstance(kwargs, dict) else None
-        return str(job_id) if job_id else None
+        if not isinstance(kwargs, dict):
+            return []
+        items = kwargs.get("items")
+        requests = items if isinstance(items, list) else [kwargs]
+        return _present(
+            [str(item.get("job_id") or "") for item in requests if isinstance(item, dict)]
+        )
     except (ValueError, TypeError, DecodeError):
-        return None
+        return []
+
+
+def _present(job_ids: list[str]) -> list[str]:
+    return [job_id for job_id in job_ids if job_id]
 
 
 log = logging.getLogger(__name__)
@@ -240,13 +254,68 @@ class Stamping:
         return job
 
     def digest_signed(self, job_id: str, serial: str, cms: bytes) -> None:
-        """Embed a signing answer and commit the stamp, once however often it arrives.
+        """Embed a signing answer and commit the stamp, once however often it arrives
+        (:meth:`digests_signed` for one answer)."""
+        self.digests_signed([(job_id, serial, cms)])
+
+    def digests_signed(self, answers: Sequence[tuple[str, str, bytes]]) -> None:
+        """Embed a batch of signing answers and commit their stamps in one transaction.
 
         Reads no job row: the placeholder's offsets come from the prepared file itself and the
         facts the ledger needs from the guarded update that finishes the job, so the common
-        case costs one transaction. A job that ended already has no prepared file left (or
-        is not PREPARED at commit), and the answer changes nothing.
+        case costs one transaction for the whole batch. Each job is finished inside its own
+        savepoint: an answer the ledger or the digest check refuses fails that job alone
+        (refunded), the others commit. A job that ended already has no prepared file left (or
+        is not PREPARED at commit), and its answer changes nothing.
         """
+        embedded: list[tuple[str, str, int, str]] = []
+        first: dict[str, tuple[str, bytes]] = {}
+        for job_id, serial, cms in answers:
+            first.setdefault(job_id, (serial, cms))  # a job answered twice: the first counts
+        for job_id, (serial, cms) in first.items():
+            done = self._embed(job_id, serial, cms)
+            if done is not None:
+                stamped, digest_hex = done
+                self._store.put(STAMPED, job_id, stamped)
+                embedded.append((job_id, serial, len(stamped), digest_hex))
+        if not embedded:
+            return
+        outcomes = run_in_transaction(self._db, lambda conn: self._commit_done_all(conn, embedded))
+        committed = False
+        for job_id, serial, _size, _digest in embedded:
+            outcome = outcomes[job_id]
+            if outcome is True:
+                metrics.STAMPS_DONE.inc()
+                self._store.delete(PREPARED, job_id)
+                committed = True
+            elif isinstance(outcome, ForgedAnswer):
+                self._store.delete(STAMPED, job_id)
+                log.warning(
+                    "rejected the signing answer for job %s serial %s: %s", job_id, serial, outcome
+                )
+                self._fail_if_awaiting(
+                    job_id,
+                    serial,
+                    "the signed document is not the one this job committed; the quota unit "
+                    "was refunded",
+                )
+            elif isinstance(outcome, ledger.QuotaError):
+                # The ledger refuses to issue (hold reaped, facts invalid): no retry can fix it.
+                self._store.delete(STAMPED, job_id)
+                self.fail(job_id, outcome.code, f"the stamp could not be issued: {outcome}")
+            else:
+                ended = self._get_any(job_id)
+                if ended is None or ended.state is not JobState.DONE:
+                    self._store.delete(STAMPED, job_id)  # it ended another way: nothing to deliver
+                log.info(
+                    "ignoring DigestSigned for job %s in state %s", job_id, ended and ended.state
+                )
+        if committed:
+            self._committed()
+
+    def _embed(self, job_id: str, serial: str, cms: bytes) -> tuple[bytes, str] | None:
+        """The stamped document and the prepared document's digest (hex); None when the
+        answer was dealt with here (the job failed, or waits for revocation data)."""
         try:
             prepared = self._store.get(PREPARED, job_id)
             start, end = pdf_engine.placeholder_of(prepared)
@@ -261,10 +330,10 @@ class Stamping:
             # Like a TSA outage: the job stays PREPARED and is re-driven (signed and finished
             # again) until its deadline fails and refunds it.
             log.warning("job %s waits for revocation data: %s", job_id, error)
-            return
+            return None
         except LongTermRefused as error:
             self._fail_if_awaiting(job_id, serial, str(error))
-            return
+            return None
         except ForgedAnswer as error:
             log.warning(
                 "rejected the signing answer for job %s serial %s: %s", job_id, serial, error
@@ -275,39 +344,32 @@ class Stamping:
                 "the signing answer was not the platform's signature over this document; "
                 "the quota unit was refunded",
             )
-            return
+            return None
         except (pdf_engine.StampError, DocumentNotFound) as error:
             self._fail_if_awaiting(job_id, serial, f"could not embed the signature: {error}")
-            return
-        self._store.put(STAMPED, job_id, stamped)
-        try:
-            finished = self._commit_done(job_id, serial, len(stamped), digest.hexdigest())
-        except ForgedAnswer as error:
-            self._store.delete(STAMPED, job_id)
-            log.warning(
-                "rejected the signing answer for job %s serial %s: %s", job_id, serial, error
-            )
-            self._fail_if_awaiting(
-                job_id,
-                serial,
-                "the signed document is not the one this job committed; the quota unit was "
-                "refunded",
-            )
-            return
-        except ledger.QuotaError as error:
-            # The ledger refuses to issue (hold reaped, facts invalid): no retry can fix it.
-            self._store.delete(STAMPED, job_id)
-            self.fail(job_id, error.code, f"the stamp could not be issued: {error}")
-            return
-        if finished:
-            metrics.STAMPS_DONE.inc()
-            self._store.delete(PREPARED, job_id)
-            self._committed()
-            return
-        ended = self._get_any(job_id)
-        if ended is None or ended.state is not JobState.DONE:
-            self._store.delete(STAMPED, job_id)  # it ended another way: nothing to deliver
-        log.info("ignoring DigestSigned for job %s in state %s", job_id, ended and ended.state)
+            return None
+        return stamped, digest.hexdigest()
+
+    def _commit_done_all(
+        self, conn: Connection, embedded: list[tuple[str, str, int, str]]
+    ) -> dict[str, bool | Exception]:
+        """Finish each job in a savepoint of one transaction; per job: True (finished), False
+        (not PREPARED with this serial: nothing written) or the error that refused it.
+
+        Jobs are finished in the order of their owners: each takes its owner's ledger rows, and
+        two batches that took them in opposite orders could deadlock each other.
+        """
+        owners = JobRepository(conn).owners_of([job_id for job_id, *_ in embedded])
+        outcomes: dict[str, bool | Exception] = {}
+        for job_id, serial, size, digest_hex in sorted(
+            embedded, key=lambda item: (owners.get(item[0], ""), item[0])
+        ):
+            try:
+                with conn.begin_nested():
+                    outcomes[job_id] = self._commit_done(conn, job_id, serial, size, digest_hex)
+            except (ForgedAnswer, ledger.QuotaError) as error:
+                outcomes[job_id] = error
+        return outcomes
 
     def _fail_if_awaiting(self, job_id: str, serial: str, reason: str) -> None:
         """Fail the job only if it still waits for this answer: an answer for a job that
@@ -318,32 +380,33 @@ class Stamping:
             return
         self.fail(job_id, "INTERNAL", reason)
 
-    def _commit_done(self, job_id: str, serial: str, stamped_size: int, digest_hex: str) -> bool:
-        """Finish the job in one transaction; rolled back if the prepared document's digest
-        is not the one the job committed (the file was changed under us)."""
+    def _commit_done(
+        self, conn: Connection, job_id: str, serial: str, stamped_size: int, digest_hex: str
+    ) -> bool:
+        """Finish the job; raises (and its savepoint rolls back) if the prepared document's
+        digest is not the one the job committed (the file was changed under us)."""
         now = self._now()
-        with transaction(self._db) as conn:
-            job = JobRepository(conn).finish_prepared(job_id, serial, now, stamped_size)
-            if job is None:
-                return False
-            if job.digest != digest_hex:
-                raise ForgedAnswer("the prepared document's digest differs from the job's")
-            ledger.commit(
-                conn,
-                job_id=job_id,
-                document_digest=job.digest,
-                document_type=job.document_type,
-                document_number=job.document_number,
-                document_date=job.document_date,
-                now=now,
-            )
-            event = events_pb2.DocumentStamped(
-                job_id=job_id,
-                serial=serial,
-                reseller_id=job.reseller_id,
-                document_digest=job.digest,
-            )
-            enqueue_event(conn, "DocumentStamped", event.SerializeToString(), now)
+        job = JobRepository(conn).finish_prepared(job_id, serial, now, stamped_size)
+        if job is None:
+            return False
+        if job.digest != digest_hex:
+            raise ForgedAnswer("the prepared document's digest differs from the job's")
+        ledger.commit(
+            conn,
+            job_id=job_id,
+            document_digest=job.digest,
+            document_type=job.document_type,
+            document_number=job.document_number,
+            document_date=job.document_date,
+            now=now,
+        )
+        event = events_pb2.DocumentStamped(
+            job_id=job_id,
+            serial=serial,
+            reseller_id=job.reseller_id,
+            document_digest=job.digest,
+        )
+        enqueue_event(conn, "DocumentStamped", event.SerializeToString(), now)
         return True
 
     def fail(self, job_id: str, code: str, reason: str, *, dead_lettered: bool = False) -> None:
@@ -383,22 +446,29 @@ class Stamping:
         """The broker gave up on a message about a job: record it, fail the job and refund.
 
         Sign tasks (``signing`` queue, Celery JSON body) and signing answers (protobuf events)
-        both name their job; anything else is recorded for the operator without a job.
+        name their jobs (a batch several); anything else is recorded for the operator without
+        a job.
         """
-        job_id = _job_of_dead_letter(routing_key, body)
+        job_ids = _jobs_of_dead_letter(routing_key, body)
         now = self._now()
+        message_key = hashlib.sha256(routing_key.encode() + body).hexdigest()
         with transaction(self._db) as conn:
-            DeadLetterRepository(conn).record(
-                {
-                    "message_key": hashlib.sha256(routing_key.encode() + body).hexdigest(),
-                    "job_id": job_id,
-                    "source_queue": source_queue[:100],
-                    "routing_key": routing_key[:100],
-                    "reason": reason,
-                    "created_at": now,
-                }
-            )
-        if job_id is not None:
+            # One record per job (a batch names several), so the operator lists and re-drives
+            # each document by itself.
+            for index, job_id in enumerate(job_ids or [None]):
+                DeadLetterRepository(conn).record(
+                    {
+                        "message_key": message_key
+                        if index == 0
+                        else hashlib.sha256(f"{message_key}:{index}".encode()).hexdigest(),
+                        "job_id": job_id,
+                        "source_queue": source_queue[:100],
+                        "routing_key": routing_key[:100],
+                        "reason": reason,
+                        "created_at": now,
+                    }
+                )
+        for job_id in job_ids:
             self.fail(
                 job_id,
                 "UNAVAILABLE",

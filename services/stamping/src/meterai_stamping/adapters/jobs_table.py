@@ -122,6 +122,9 @@ def _decode_token(token: str) -> tuple[datetime, str]:
         raise ValueError("page_token is not one this service issued") from error
 
 
+_OWNERS_OF = select(jobs_table.c.job_id, jobs_table.c.owner_id).where(
+    jobs_table.c.job_id.in_(bindparam("b_job_ids", expanding=True))
+)
 _FINISH_PREPARED = (
     update(jobs_table)
     .where(
@@ -201,6 +204,11 @@ class JobRepository:
             document_number=row.document_number,
             document_date=_date(row.document_date),
         )
+
+    def owners_of(self, job_ids: list[str]) -> dict[str, str]:
+        """Job id → owner id of these jobs (one read for a batch)."""
+        rows = self.conn.execute(_OWNERS_OF, {"b_job_ids": job_ids})
+        return {row.job_id: row.owner_id for row in rows}
 
     def set_state(self, job_id: str, now: datetime, **values: Any) -> None:
         self.conn.execute(

@@ -1,6 +1,8 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -33,6 +35,14 @@ class SigningFailed(_message.Message):
     job_id: str
     reason: str
     def __init__(self, job_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SigningAnswers(_message.Message):
+    __slots__ = ("signed", "failed")
+    SIGNED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    signed: _containers.RepeatedCompositeFieldContainer[DigestSigned]
+    failed: _containers.RepeatedCompositeFieldContainer[SigningFailed]
+    def __init__(self, signed: _Optional[_Iterable[_Union[DigestSigned, _Mapping]]] = ..., failed: _Optional[_Iterable[_Union[SigningFailed, _Mapping]]] = ...) -> None: ...
 
 class DocumentStamped(_message.Message):
     __slots__ = ("job_id", "serial", "reseller_id", "document_digest")
