@@ -327,7 +327,9 @@ def finishing(
             limits=pdf_engine.Limits(),
             signature_size=lambda: signature_size(ltv.identity, bound),
             signer_certificate=lambda: ltv.identity.certificates[0].dump(),
-            long_term=lambda pdf: add_long_term_data(pdf, ltv.settings(level, timeout_s=1.0)),
+            # A stopped responder refuses at once; the time-out only bounds a slow answer, which
+            # a loaded test machine must not turn into an outage.
+            long_term=lambda pdf: add_long_term_data(pdf, ltv.settings(level, timeout_s=10.0)),
             redrive_after=timedelta(seconds=60),
             job_deadline=timedelta(minutes=10),
         ),
