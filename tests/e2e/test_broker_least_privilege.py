@@ -21,7 +21,6 @@ from meterai.events.v1 import events_pb2
 from meterai.stamping.v1 import stamping_pb2
 from meterai.webhooks.v1 import webhooks_pb2
 from meterai_common.messaging import EVENTS_EXCHANGE
-from meterai_common.tls import ensure_platform_tls
 from tests.support.brokers import BrokerUsers
 from tests.support.faults import (
     StampingClient,
@@ -29,8 +28,8 @@ from tests.support.faults import (
     fresh_database,
     provision_tenant,
 )
-from tests.support.launch import DistributedPlatform, free_port_block
-from tests.support.webhook_receiver import Receiver
+from tests.support.launch import DistributedPlatform
+from tests.support.webhook_receiver import Receiver, serving_receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -66,14 +65,8 @@ def platform(
 
 @pytest.fixture(scope="module")
 def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
-    directory = tmp_path_factory.mktemp("receiver")
-    ensure_platform_tls(directory / "tls")
-    started = Receiver(free_port_block(1), directory)
-    started.modes(hook="ok")
-    started.trust()
-    started.start()
-    yield started
-    started.stop()
+    with serving_receiver(tmp_path_factory.mktemp("receiver"), hook="ok") as started:
+        yield started
 
 
 def test_stamps_go_through_with_each_process_on_its_own_broker_user(

@@ -20,15 +20,20 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from meterai_common.tls import ensure_platform_tls
+from tests.support.launch import free_port_block
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "webhooks"))
 from verify import InvalidWebhook, verify
 
-__all__ = ["Receiver"]
+__all__ = ["Receiver", "serving_receiver"]
 
 ROOT = Path(__file__).resolve().parents[2]
 _lock = threading.Lock()
@@ -106,6 +111,22 @@ class Receiver:
             for r in self.requests()
             if r["path"] == f"/{path}" and r["valid"] and r["mode"] in ("ok",)
         ]
+
+
+@contextmanager
+def serving_receiver(directory: Path, **modes: str) -> Iterator[Receiver]:
+    """A receiver serving in ``modes`` (path → behaviour), its certificate from a platform CA
+    made in ``directory``, knowing no secret yet (add them with :meth:`Receiver.trust`);
+    stopped on exit."""
+    ensure_platform_tls(directory / "tls")
+    receiver = Receiver(free_port_block(1), directory)
+    receiver.modes(**modes)
+    receiver.trust()
+    receiver.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
 
 
 def _read_json(path: Path, default: Any) -> Any:

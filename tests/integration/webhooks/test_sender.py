@@ -10,26 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from meterai_common.tls import ensure_platform_tls
 from meterai_webhooks.config import WebhookSettings
 from meterai_webhooks.sender import Sender
 from meterai_webhooks.signatures import new_secret
-from tests.support.launch import free_port_block
-from tests.support.webhook_receiver import Receiver
+from tests.support.webhook_receiver import Receiver, serving_receiver
 
 BODY = b'{"data":{"job_id":"j-1"},"timestamp":"2026-12-02T09:00:00Z","type":"job.done"}'
 
 
 @pytest.fixture(scope="module")
 def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Receiver]:
-    directory = tmp_path_factory.mktemp("sender-receiver")
-    ensure_platform_tls(directory / "tls")
-    started = Receiver(free_port_block(1), directory)
-    started.modes(hook="ok")
-    started.trust()
-    started.start()
-    yield started
-    started.stop()
+    with serving_receiver(tmp_path_factory.mktemp("sender-receiver"), hook="ok") as started:
+        yield started
 
 
 def _post(settings: WebhookSettings, url: str, secret: str) -> tuple[int, str]:
