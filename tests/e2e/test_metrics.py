@@ -12,6 +12,7 @@ import os
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
+from tests.support.brokers import private_vhost
 from tests.support.channels import platform_channel
 from tests.support.corpus import CORPUS
+from tests.support.databases import migrated_postgres_database
 from tests.support.launch import DistributedPlatform, EmbeddedPlatform, _Platform, free_port_block
 
 DOCUMENT = CORPUS / "pdflatex-4-pages.pdf"
@@ -244,50 +247,60 @@ def test_each_worker_kind_serves_metrics_on_metrics_port(
 
 
 def test_signing_in_prefork_children_is_observed_on_the_worker_metrics(
-    tmp_path_factory: pytest.TempPathFactory, postgres_url: str, amqp_url: str
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     """The Celery parent's ``/metrics`` adds up what its prefork children measured: a stamp
-    signed by ``meterai worker signing --concurrency 2`` shows in its signing latency."""
-    platform = DistributedPlatform(tmp_path_factory.mktemp("prefork"))
-    platform.start(postgres_url, amqp_url, workers=0, extra_env={"METERAI_PAYMENT_PROVIDER": "dev"})
-    try:
-        port = free_port_block(1)
-        platform._spawn(
-            "worker",
-            "worker",
-            "signing",
-            "--concurrency",
-            "2",
-            env={**platform.env, "METRICS_PORT": str(port)},
+    signed by ``meterai worker signing --concurrency 2`` shows in its signing latency, once.
+
+    Its own database and virtual host: in the session's shared ones the worker could also
+    sign jobs an earlier test left waiting, and the count would not be this stamp's."""
+    with ExitStack() as stack:
+        database_url = stack.enter_context(migrated_postgres_database())
+        amqp_url = stack.enter_context(private_vhost())
+        platform = DistributedPlatform(tmp_path_factory.mktemp("prefork"))
+        stack.callback(platform.stop)
+        platform.start(
+            database_url, amqp_url, workers=0, extra_env={"METERAI_PAYMENT_PROVIDER": "dev"}
         )
-        url = f"http://127.0.0.1:{port}/metrics"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                before = _scrape(url)
-                break
-            except OSError:
-                if platform.processes["worker"].poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(platform.log("worker")) from None
-                time.sleep(0.2)
-        reseller = platform.cli("admin", "create-reseller", "Metrics Reseller", "--json")
-        assert reseller.code == 0, reseller.stderr
-        api_key = str(reseller.json()["api_key"])
-        assert platform.cli("quota", "buy", "1", api_key=api_key).code == 0
-        stamped = platform.cli(
-            "stamp",
-            str(DOCUMENT),
-            "--rect",
-            RECT,
-            "--out",
-            str(platform.home / "out"),
-            api_key=api_key,
-        )
-        assert stamped.code == 0, stamped.stdout + stamped.stderr
-        after = _scrape(url)
-        signed = "meterai_signing_duration_seconds_count"
-        assert _value(after, signed) == _value(before, signed) + 1
-        assert _value(after, "meterai_signing_duration_seconds_sum") > 0
-        assert _value(after, "meterai_worker_up", kind="signing-worker") == 1
-    finally:
-        platform.stop()
+        _one_stamp_is_observed_once(platform)
+
+
+def _one_stamp_is_observed_once(platform: DistributedPlatform) -> None:
+    port = free_port_block(1)
+    platform._spawn(
+        "worker",
+        "worker",
+        "signing",
+        "--concurrency",
+        "2",
+        env={**platform.env, "METRICS_PORT": str(port)},
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            before = _scrape(url)
+            break
+        except OSError:
+            if platform.processes["worker"].poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(platform.log("worker")) from None
+            time.sleep(0.2)
+    reseller = platform.cli("admin", "create-reseller", "Metrics Reseller", "--json")
+    assert reseller.code == 0, reseller.stderr
+    api_key = str(reseller.json()["api_key"])
+    assert platform.cli("quota", "buy", "1", api_key=api_key).code == 0
+    stamped = platform.cli(
+        "stamp",
+        str(DOCUMENT),
+        "--rect",
+        RECT,
+        "--out",
+        str(platform.home / "out"),
+        api_key=api_key,
+    )
+    assert stamped.code == 0, stamped.stdout + stamped.stderr
+    after = _scrape(url)
+    signed = "meterai_signing_duration_seconds_count"
+    assert _value(after, signed) == _value(before, signed) + 1
+    assert _value(after, "meterai_signing_duration_seconds_sum") > 0
+    assert _value(after, "meterai_worker_up", kind="signing-worker") == 1

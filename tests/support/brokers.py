@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -22,7 +23,7 @@ import pytest
 from meterai_common.broker_users import GRANTS, user_definitions
 from meterai_common.messaging import topology_definitions
 
-__all__ = ["BrokerUsers", "amqp_url", "broker_users", "rabbitmqctl"]
+__all__ = ["BrokerUsers", "amqp_url", "broker_users", "private_vhost", "rabbitmqctl"]
 
 
 def rabbitmqctl(*args: str) -> str:
@@ -33,8 +34,12 @@ def rabbitmqctl(*args: str) -> str:
     return result.stdout
 
 
-@pytest.fixture(scope="session")
-def amqp_url() -> Iterator[str]:
+@contextmanager
+def private_vhost() -> Iterator[str]:
+    """The AMQP URL of a new virtual host on the machine's RabbitMQ, deleted on leaving.
+
+    For a test that counts what its workers did: in the session's shared virtual host a
+    worker may also take tasks an earlier test's platform left queued."""
     try:
         socket.create_connection(("127.0.0.1", 5672), timeout=5).close()
     except OSError as error:
@@ -44,9 +49,17 @@ def amqp_url() -> Iterator[str]:
         )
     vhost = f"meterai-test-{uuid.uuid4().hex[:8]}"
     rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    rabbitmqctl("delete_vhost", vhost)
+    try:
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> Iterator[str]:
+    with private_vhost() as url:
+        yield url
 
 
 @dataclass(frozen=True)

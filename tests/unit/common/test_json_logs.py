@@ -110,3 +110,13 @@ def test_an_unknown_format_is_refused_with_the_choices() -> None:
 def test_redact_leaves_ids_and_serials_alone() -> None:
     text = "job 0f3c serial MTR-2026-000001 reseller r-7"
     assert redact(text) == text
+
+
+def test_a_line_logged_inside_a_traced_span_carries_its_trace_id() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("finish stamp") as span:
+        line = _line("finished")
+    assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert "trace_id" not in _line("outside any span")

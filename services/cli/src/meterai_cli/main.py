@@ -167,7 +167,7 @@ def up(verbose: bool) -> None:
     """
     from meterai_cli.processes import PlatformAlreadyRunning, run_embedded
 
-    _logging("platform", verbose, default="text")
+    _instrument("platform", verbose, default="text")
     settings = _settings()
 
     def ready(ports: Ports) -> None:
@@ -208,7 +208,7 @@ def serve(service: str, verbose: bool) -> None:
     QUOTA_PORT / STAMPING_PORT / SIGNING_PORT / VERIFY_PORT / WEB_PORT, GRPC_HOST, METERAI_* ."""
     from meterai_cli.processes import run_service
 
-    _logging(service, verbose)
+    _instrument(service, verbose)
     settings = _settings()
     try:
         run_service(service, settings, lambda port: click.echo(f"{service} serving on port {port}"))
@@ -232,7 +232,7 @@ def worker_signing(concurrency: int, loglevel: str) -> None:
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="metrics-"))
     from meterai_signing.bootstrap import run_signing_worker
 
-    _logging("worker-signing", False)
+    _instrument("worker-signing", False)
     run_signing_worker(_settings(), concurrency, loglevel)
 
 
@@ -254,7 +254,7 @@ def worker_finishing(concurrency: int | None) -> None:
 
     from meterai_cli.processes import run_finishing_worker
 
-    _logging("worker-finishing", False)
+    _instrument("worker-finishing", False)
     settings = _settings()
     if concurrency is not None:
         settings = replace(settings, finishers=concurrency)
@@ -299,7 +299,7 @@ def worker_webhooks() -> None:
     from meterai_cli.processes import run_webhook_dispatcher
     from meterai_webhooks.config import WebhookSettings
 
-    _logging("worker-webhooks", False)
+    _instrument("worker-webhooks", False)
     try:
         webhook_settings = WebhookSettings.from_env()
     except ConfigError as error:
@@ -1198,10 +1198,14 @@ def _private_settings() -> Settings:
     return settings
 
 
-def _logging(process: str, verbose: bool, default: str = "json") -> None:
-    """JSON lines for services and workers (a log pipeline reads them), text for ``meterai up``
-    in a terminal; ``METERAI_LOG_FORMAT`` overrides either (see :mod:`meterai_common.logs`)."""
-    from meterai_common import logs
+def _instrument(process: str, verbose: bool, default: str = "json") -> None:
+    """Logs and traces of this process. Logs: JSON lines for services and workers (a log
+    pipeline reads them), text for ``meterai up`` in a terminal; ``METERAI_LOG_FORMAT``
+    overrides either (see :mod:`meterai_common.logs`). Traces: exported when the standard
+    ``OTEL_EXPORTER_OTLP_*`` variables name a collector (:mod:`meterai_common.tracing`)."""
+    from meterai_common import logs, tracing
+
+    tracing.configure(process)
 
     try:
         logs.configure(

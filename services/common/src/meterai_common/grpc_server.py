@@ -23,6 +23,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from meterai_common import tracing
 from meterai_common.call_limit import CallLimit
 from meterai_common.metrics import GrpcMetrics
 from meterai_common.tls import ServerTls
@@ -142,8 +143,8 @@ def create_server(
     :param max_concurrent_rpcs: calls queued or served at once beyond which new calls are
         refused with retry advice; None: no bound.
     :param interceptors: run on the server's network thread for every new call, in order
-        (after the one that counts and times every call, :mod:`meterai_common.metrics`, and
-        the call limit).
+        (after the one that counts and times every call, :mod:`meterai_common.metrics`, the
+        one that traces it when this process exports traces, and the call limit).
     :param pool: the workers that serve calls, instead of ``max_workers`` new threads (a
         :class:`TimedThreadPool` when there is a call limit).
     :param tls: the server's certificate; ``None`` serves plaintext, which only an explicit
@@ -159,7 +160,7 @@ def create_server(
         limit.append(CallLimit(max_concurrent_rpcs, workers.outstanding))
     server = grpc.server(
         workers,
-        interceptors=(GrpcMetrics(), *limit, *interceptors),
+        interceptors=(GrpcMetrics(), *tracing.server_interceptors(), *limit, *interceptors),
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -5,7 +5,8 @@ applicant's letter?"); English messages with ids spliced in need a regular expre
 message. Each line here is a JSON object with fixed keys (``time``, ``level``, ``logger``,
 ``process``, ``message``) plus the context fields that are known: those bound for the block
 of work being done (:func:`log_context`, e.g. around one job's finishing) and those a call
-passes with ``extra={"job_id": ...}``.
+passes with ``extra={"job_id": ...}``. A line logged inside a traced span carries its
+``trace_id`` (:mod:`meterai_common.tracing`), so a log search and a trace view meet.
 
 What never appears: secrets and document bytes. Messages are written by us and name ids, not
 contents; as a last line of defence every message and traceback goes through :func:`redact`,
@@ -26,6 +27,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import MappingProxyType
+
+from opentelemetry import trace
 
 __all__ = ["CONTEXT_FIELDS", "JsonLines", "configure", "log_context", "redact"]
 
@@ -90,6 +93,10 @@ class JsonLines(logging.Formatter):
             value = getattr(record, key, None) or context.get(key)
             if value is not None:
                 line[key] = str(value)
+        if "trace_id" not in line:
+            span = trace.get_current_span().get_span_context()
+            if span.is_valid:
+                line["trace_id"] = format(span.trace_id, "032x")
         if record.exc_info:
             line["error"] = redact(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False)

@@ -13,6 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from opentelemetry.trace import SpanKind
+
+from meterai_common import tracing
 from meterai_common.broadcast import BroadcastConsumer
 from meterai_common.bus import InProcessBus
 from meterai_common.messaging import (
@@ -60,7 +63,12 @@ class _Dispatch:
         """Publish outbox rows of one name together: sign requests as one batch task (one
         message, one confirm), anything else one by one."""
         if all(m.kind == "task" and m.name == SIGN_DIGEST_TASK for m in messages):
-            self.send(SIGN_DIGESTS_TASK, {"items": [m.task_kwargs() for m in messages]})
+            items = [m.task_kwargs() for m in messages]
+            jobs = [
+                (item.get("trace"), {"meterai.job_id": str(item.get("job_id"))}) for item in items
+            ]
+            with tracing.spans_for("outbox publish sign", jobs, kind=SpanKind.PRODUCER):
+                self.send(SIGN_DIGESTS_TASK, {"items": items})
             return
         for message in messages:
             self.dispatch(message)

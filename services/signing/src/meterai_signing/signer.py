@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from opentelemetry.trace import SpanKind
+
 from meterai.events.v1 import events_pb2
-from meterai_common import metrics
+from meterai_common import metrics, tracing
 from meterai_common.messaging import Unroutable
 from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
 from meterai_signing.errors import SigningError, SigningUnavailable
@@ -223,14 +225,28 @@ class Signer:
                     _refuse(item)
                     continue
                 job_id, serial, digest = request
-                try:
-                    cms = self.sign(job_id, serial, bytes.fromhex(digest))
-                except SigningUnavailable:
-                    raise  # a SigningError, but one a later delivery can get past
-                except (ValueError, InvalidSignRequest, SigningError) as error:
-                    answers.failed.add(job_id=job_id, reason=_one_line(str(error)))
-                    continue
-                answers.signed.add(job_id=job_id, serial=serial, cms=cms)
+                parent = item.get("trace")
+                with tracing.span(
+                    "sign digest",
+                    parent=parent if isinstance(parent, Mapping) else None,
+                    kind=SpanKind.CONSUMER,
+                    attributes={"meterai.job_id": job_id, "meterai.serial": serial},
+                ):
+                    trace_context = tracing.carrier_of_current()
+                    try:
+                        cms = self.sign(job_id, serial, bytes.fromhex(digest))
+                    except SigningUnavailable:
+                        raise  # a SigningError, but one a later delivery can get past
+                    except (ValueError, InvalidSignRequest, SigningError) as error:
+                        answers.failed.add(
+                            job_id=job_id,
+                            reason=_one_line(str(error)),
+                            trace_context=trace_context,
+                        )
+                        continue
+                answers.signed.add(
+                    job_id=job_id, serial=serial, cms=cms, trace_context=trace_context
+                )
         finally:
             # SigningUnavailable (the token or the timestamp authority is away) leaves the
             # rest unanswered: those jobs keep waiting, the task is delivered again, and the

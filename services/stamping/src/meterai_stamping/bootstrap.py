@@ -138,7 +138,10 @@ def _event_handler(stamping: Stamping):  # type: ignore[no-untyped-def]
     def handle(routing_key: str, body: bytes, message_id: str) -> None:
         if routing_key == "DigestSigned":
             signed = events_pb2.DigestSigned.FromString(body)
-            stamping.digest_signed(signed.job_id, signed.serial, signed.cms)
+            stamping.digests_signed(
+                [(signed.job_id, signed.serial, signed.cms)],
+                {signed.job_id: signed.trace_context} if signed.trace_context else None,
+            )
         elif routing_key == "SigningFailed":
             failed = events_pb2.SigningFailed.FromString(body)
             stamping.fail(failed.job_id, "INTERNAL", f"signing failed: {failed.reason}")
@@ -146,7 +149,10 @@ def _event_handler(stamping: Stamping):  # type: ignore[no-untyped-def]
             # A batch's answers, finished in one transaction and acked together; delivered
             # again after a crash, the answers already finished change nothing.
             answers = events_pb2.SigningAnswers.FromString(body)
-            stamping.digests_signed([(a.job_id, a.serial, a.cms) for a in answers.signed])
+            stamping.digests_signed(
+                [(a.job_id, a.serial, a.cms) for a in answers.signed],
+                {a.job_id: a.trace_context for a in answers.signed if a.trace_context},
+            )
             for failed in answers.failed:
                 stamping.fail(failed.job_id, "INTERNAL", f"signing failed: {failed.reason}")
         else:

@@ -12,8 +12,10 @@ from typing import Any
 import grpc
 
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
+from meterai_common import tracing
 from meterai_common.deadlines import ensure_call_alive
 from meterai_common.grpc_errors import RequestError, status_from_errors
+from meterai_common.logs import log_context
 from meterai_common.proto_time import timestamp
 from meterai_common.request_ids import require_uuid
 from meterai_stamping.admission import Admission, Overloaded
@@ -126,6 +128,7 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
         with status_from_errors(context, request, fields=SUBMIT_FIELDS):
             started = datetime.now(UTC)
             principal = self._auth(context)
+            tracing.annotate(reseller_id=principal.reseller_id)
             command = _command(request, principal)
             try:
                 self._admission.admit(principal.reseller_id, platform_cleared=cleared_at_edge())
@@ -138,7 +141,9 @@ class StampingServicer(stamping_pb2_grpc.StampingServiceServicer):
                 self._before_commit()
                 ensure_call_alive(context)
 
-            job = self._stamping.submit(command, before_commit=before_commit)
+            with log_context(reseller=principal.reseller_id):
+                job = self._stamping.submit(command, before_commit=before_commit)
+            tracing.annotate(job_id=job.job_id, serial=job.serial or "")
             if _utc(job.created_at) < started:
                 # Made by an earlier call with this key: say so, the client was not charged.
                 answer = self._proto(job)

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -28,9 +28,10 @@ from sqlalchemy.exc import IntegrityError
 
 import meterai_quota as ledger
 from meterai.events.v1 import events_pb2
-from meterai_common import metrics
+from meterai_common import metrics, tracing
 from meterai_common.db import reading, run_in_transaction, transaction
 from meterai_common.documents import DocumentNotFound, DocumentStore
+from meterai_common.logs import log_context
 from meterai_common.outbox import enqueue_event, enqueue_task
 from meterai_common.tasks import SIGN_DIGEST_TASK
 from meterai_quota import generate_serial as new_serial
@@ -212,12 +213,15 @@ class Stamping:
                     serial=serial,
                     now=now,
                 )
-                enqueue_task(
-                    conn,
-                    SIGN_DIGEST_TASK,
-                    {"job_id": job_id, "serial": serial, "digest": prepared.digest.hex()},
-                    now,
-                )
+                request: dict[str, object] = {
+                    "job_id": job_id,
+                    "serial": serial,
+                    "digest": prepared.digest.hex(),
+                }
+                trace_context = tracing.carrier_of_current()
+                if trace_context:
+                    request["trace"] = trace_context  # the signing worker continues the trace
+                enqueue_task(conn, SIGN_DIGEST_TASK, request, now)
                 before_commit()
         except IntegrityError:
             # The key was used before (a replay, or a concurrent duplicate that won): answer
@@ -258,8 +262,15 @@ class Stamping:
         (:meth:`digests_signed` for one answer)."""
         self.digests_signed([(job_id, serial, cms)])
 
-    def digests_signed(self, answers: Sequence[tuple[str, str, bytes]]) -> None:
+    def digests_signed(
+        self,
+        answers: Sequence[tuple[str, str, bytes]],
+        traces: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
         """Embed a batch of signing answers and commit their stamps in one transaction.
+
+        :param traces: per job, the trace context its answer carried; its finishing is a span
+            of that trace, and what is logged about the job carries the trace id.
 
         Reads no job row: the placeholder's offsets come from the prepared file itself and the
         facts the ledger needs from the guarded update that finishes the job, so the common
@@ -272,8 +283,17 @@ class Stamping:
         first: dict[str, tuple[str, bytes]] = {}
         for job_id, serial, cms in answers:
             first.setdefault(job_id, (serial, cms))  # a job answered twice: the first counts
+        traces = traces or {}
         for job_id, (serial, cms) in first.items():
-            done = self._embed(job_id, serial, cms)
+            with (
+                tracing.span(
+                    "finish stamp",
+                    parent=traces.get(job_id),
+                    attributes={"meterai.job_id": job_id, "meterai.serial": serial},
+                ),
+                log_context(job_id=job_id, serial=serial),
+            ):
+                done = self._embed(job_id, serial, cms)
             if done is not None:
                 stamped, digest_hex = done
                 self._store.put(STAMPED, job_id, stamped)
@@ -412,7 +432,7 @@ class Stamping:
     def fail(self, job_id: str, code: str, reason: str, *, dead_lettered: bool = False) -> None:
         """End a job that cannot be stamped, releasing its hold (the refund) in the same commit."""
         now = self._now()
-        with transaction(self._db) as conn:
+        with log_context(job_id=job_id), transaction(self._db) as conn:
             repo = JobRepository(conn)
             job = repo.get(job_id, for_update=True)
             if job is None or job.terminal:

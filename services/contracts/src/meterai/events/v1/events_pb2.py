@@ -24,23 +24,31 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emeterai/events/v1/events.proto\x12\x11meterai.events.v1\"c\n\rQuotaCredited\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0breseller_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x19\n\x11payment_reference\x18\x04 \x01(\t\";\n\x0c\x44igestSigned\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\t\x12\x0b\n\x03\x63ms\x18\x03 \x01(\x0c\"/\n\rSigningFailed\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"s\n\x0eSigningAnswers\x12/\n\x06signed\x18\x01 \x03(\x0b\x32\x1f.meterai.events.v1.DigestSigned\x12\x30\n\x06\x66\x61iled\x18\x02 \x03(\x0b\x32 .meterai.events.v1.SigningFailed\"_\n\x0f\x44ocumentStamped\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\t\x12\x13\n\x0breseller_id\x18\x03 \x01(\t\x12\x17\n\x0f\x64ocument_digest\x18\x04 \x01(\t\"p\n\x0bStampFailed\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\t\x12\x13\n\x0breseller_id\x18\x03 \x01(\t\x12\x14\n\x0c\x66\x61ilure_code\x18\x04 \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\x05 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emeterai/events/v1/events.proto\x12\x11meterai.events.v1\"c\n\rQuotaCredited\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0breseller_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x19\n\x11payment_reference\x18\x04 \x01(\t\"\xba\x01\n\x0c\x44igestSigned\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\t\x12\x0b\n\x03\x63ms\x18\x03 \x01(\x0c\x12H\n\rtrace_context\x18\x04 \x03(\x0b\x32\x31.meterai.events.v1.DigestSigned.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xaf\x01\n\rSigningFailed\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12I\n\rtrace_context\x18\x03 \x03(\x0b\x32\x32.meterai.events.v1.SigningFailed.TraceContextEntry\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"s\n\x0eSigningAnswers\x12/\n\x06signed\x18\x01 \x03(\x0b\x32\x1f.meterai.events.v1.DigestSigned\x12\x30\n\x06\x66\x61iled\x18\x02 \x03(\x0b\x32 .meterai.events.v1.SigningFailed\"_\n\x0f\x44ocumentStamped\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\t\x12\x13\n\x0breseller_id\x18\x03 \x01(\t\x12\x17\n\x0f\x64ocument_digest\x18\x04 \x01(\t\"p\n\x0bStampFailed\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\t\x12\x13\n\x0breseller_id\x18\x03 \x01(\t\x12\x14\n\x0c\x66\x61ilure_code\x18\x04 \x01(\t\x12\x16\n\x0e\x66\x61ilure_reason\x18\x05 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meterai.events.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_DIGESTSIGNED_TRACECONTEXTENTRY']._loaded_options = None
+  _globals['_DIGESTSIGNED_TRACECONTEXTENTRY']._serialized_options = b'8\001'
+  _globals['_SIGNINGFAILED_TRACECONTEXTENTRY']._loaded_options = None
+  _globals['_SIGNINGFAILED_TRACECONTEXTENTRY']._serialized_options = b'8\001'
   _globals['_QUOTACREDITED']._serialized_start=53
   _globals['_QUOTACREDITED']._serialized_end=152
-  _globals['_DIGESTSIGNED']._serialized_start=154
-  _globals['_DIGESTSIGNED']._serialized_end=213
-  _globals['_SIGNINGFAILED']._serialized_start=215
-  _globals['_SIGNINGFAILED']._serialized_end=262
-  _globals['_SIGNINGANSWERS']._serialized_start=264
-  _globals['_SIGNINGANSWERS']._serialized_end=379
-  _globals['_DOCUMENTSTAMPED']._serialized_start=381
-  _globals['_DOCUMENTSTAMPED']._serialized_end=476
-  _globals['_STAMPFAILED']._serialized_start=478
-  _globals['_STAMPFAILED']._serialized_end=590
+  _globals['_DIGESTSIGNED']._serialized_start=155
+  _globals['_DIGESTSIGNED']._serialized_end=341
+  _globals['_DIGESTSIGNED_TRACECONTEXTENTRY']._serialized_start=290
+  _globals['_DIGESTSIGNED_TRACECONTEXTENTRY']._serialized_end=341
+  _globals['_SIGNINGFAILED']._serialized_start=344
+  _globals['_SIGNINGFAILED']._serialized_end=519
+  _globals['_SIGNINGFAILED_TRACECONTEXTENTRY']._serialized_start=290
+  _globals['_SIGNINGFAILED_TRACECONTEXTENTRY']._serialized_end=341
+  _globals['_SIGNINGANSWERS']._serialized_start=521
+  _globals['_SIGNINGANSWERS']._serialized_end=636
+  _globals['_DOCUMENTSTAMPED']._serialized_start=638
+  _globals['_DOCUMENTSTAMPED']._serialized_end=733
+  _globals['_STAMPFAILED']._serialized_start=735
+  _globals['_STAMPFAILED']._serialized_end=847
 # @@protoc_insertion_point(module_scope)
