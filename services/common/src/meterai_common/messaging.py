@@ -30,6 +30,7 @@ import pika
 import pika.exceptions
 
 __all__ = [
+    "ANNOUNCEMENT_MAX_LENGTH",
     "ANNOUNCEMENT_QUEUES",
     "DEAD_LETTERS",
     "DEAD_LETTERS_QUEUE",
@@ -47,6 +48,7 @@ __all__ = [
     "QueueSpec",
     "TopologyMissing",
     "Unroutable",
+    "announcement_arguments",
     "broker_addresses",
     "declare_topology",
     "ensure_topology",
@@ -98,8 +100,14 @@ WEBHOOK_EVENTS = QueueSpec("webhooks.events", ("DocumentStamped", "StampFailed")
 
 ANNOUNCEMENT_QUEUES: tuple[QueueSpec, ...] = (WEBHOOK_EVENTS,)
 """Durable queues of announcement readers: declared with the topology like :data:`QUEUES`, but
-their keys are not published ``mandatory``, so a reader that is missing or behind never makes
-a publisher (the stamping outbox) wait."""
+their keys are not published ``mandatory``, and they are bounded (:func:`announcement_arguments`),
+so a reader that is missing or behind never makes a publisher (the stamping outbox) wait."""
+
+ANNOUNCEMENT_MAX_LENGTH = 1_000_000
+"""Events an announcement queue keeps for a reader that is down or behind (about 100 MB of
+``DocumentStamped``; a day of a quiet platform, an hour of a busy one): every stamp announces
+itself whether or not anyone reads it, so an unbounded queue with no reader grows until the
+broker's disk alarm stops every publisher, the signing path included."""
 
 DEAD_LETTERS = QueueSpec(DEAD_LETTERS_QUEUE, ())
 """Everything the broker gave up delivering (bound to the dead-letter exchange with ``#``)."""
@@ -121,6 +129,24 @@ def quorum_arguments() -> dict[str, Any]:
     }
 
 
+def announcement_arguments(max_length: int = ANNOUNCEMENT_MAX_LENGTH) -> dict[str, Any]:
+    """Arguments of an announcement queue: quorum and bounded redelivery like a work queue, but
+    full means the OLDEST event is dropped (``drop-head``), never that the publisher is refused
+    (``reject-publish`` would stall the outbox, and every stamp behind it, on a reader's
+    absence). No dead-lettering: a dropped or poison announcement is no job's fate (the job is
+    finished; a webhook receiver reconciles with ``ListJobs``)."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-max-length": max_length,
+        "x-overflow": "drop-head",
+    }
+
+
+def _arguments_of(spec: QueueSpec) -> dict[str, Any]:
+    return announcement_arguments() if spec in ANNOUNCEMENT_QUEUES else quorum_arguments()
+
+
 class TopologyMissing(ConnectionError):
     """The broker lacks the platform's exchanges or queues and this user may not create them.
 
@@ -140,7 +166,7 @@ def declare_topology(channel: Any) -> None:
     channel.queue_declare(SIGNING_QUEUE, durable=True, arguments=quorum_arguments())
     channel.queue_bind(SIGNING_QUEUE, SIGNING_QUEUE, routing_key=SIGNING_QUEUE)
     for spec in (*QUEUES, *ANNOUNCEMENT_QUEUES):
-        channel.queue_declare(spec.name, durable=True, arguments=quorum_arguments())
+        channel.queue_declare(spec.name, durable=True, arguments=_arguments_of(spec))
         for key in spec.routing_keys:
             channel.queue_bind(spec.name, EVENTS_EXCHANGE, routing_key=key)
 
@@ -214,7 +240,7 @@ def topology_definitions(vhost: str = "/") -> dict[str, Any]:
         {"name": DEAD_LETTERS_QUEUE, "arguments": {"x-queue-type": "quorum"}},
         {"name": SIGNING_QUEUE, "arguments": quorum_arguments()},
         *(
-            {"name": spec.name, "arguments": quorum_arguments()}
+            {"name": spec.name, "arguments": _arguments_of(spec)}
             for spec in (*QUEUES, *ANNOUNCEMENT_QUEUES)
         ),
     ]
