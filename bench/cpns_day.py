@@ -14,8 +14,9 @@ every process given the three addresses). While the load runs, faults happen on 
 
 * a signing worker SIGKILLed (and a new one started, as an orchestrator would);
 * the RabbitMQ node leading the ``signing`` queue SIGKILLed, and started again later;
-* the machine's PostgreSQL restarted in immediate mode (``tests/support/faults.py``; other
-  work on a shared host notices);
+* the run's own PostgreSQL server (``tests/support/pg_cluster.py``: a second Debian cluster on
+  a free port, removed afterwards; the machine's server is left alone) restarted in immediate
+  mode;
 * a second signing worker added before the deadline-day peak and removed (warm shutdown) after.
 
 The report (``bench/results/cpns_day.json`` and ``cpns_day.png``; the long profile writes
@@ -49,6 +50,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,10 +66,8 @@ if str(REPO) not in sys.path:  # run as a script: make ``bench`` and ``tests`` i
 
 from bench.e2e import (  # noqa: E402
     DOCUMENT,
-    POSTGRES,
     TERMINAL,
     Profiler,
-    _admin_sql,
     _buy_quota,
     _create_resellers,
     _json_safe,
@@ -309,8 +309,8 @@ class Sampler(threading.Thread):
 def run(profile: Profile, name: str, keep: bool = False) -> dict[str, Any]:
     """Set up the cluster, database and platform, offer the window with its faults, report;
     everything is torn down afterwards (the processes' logs stay with ``keep``)."""
-    from tests.support.faults import restart_postgres
     from tests.support.launch import DistributedPlatform
+    from tests.support.pg_cluster import private_postgres_cluster
     from tests.support.rabbit_cluster import RabbitCluster
 
     if not DOCUMENT.is_file():
@@ -320,14 +320,18 @@ def run(profile: Profile, name: str, keep: bool = False) -> dict[str, Any]:
     window = profile.days * profile.day_s
     suffix = uuid.uuid4().hex[:10]
     database = f"meterai_cpns_{suffix}"
-    conninfo = f"{POSTGRES}/{database}"
-    database_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
     home = Path(tempfile.mkdtemp(prefix="meterai-cpns-"))
     broker = RabbitCluster(home / "rabbit")
     platform = DistributedPlatform(home / "platform")
     (home / "platform").mkdir()
     load_before = os.getloadavg()[0]
-    _admin_sql(f'CREATE DATABASE "{database}"')
+    # A PostgreSQL server of the run's own: the schedule crashes it, and the machine's
+    # server (what every other program on the host uses) must not go down with it.
+    stack = ExitStack()
+    cluster = stack.enter_context(private_postgres_cluster("meterai_cpns"))
+    cluster.create_database(database)
+    conninfo = f"{cluster.conninfo}/{database}"
+    database_url = cluster.url(database)
     events: list[dict[str, Any]] = []
     try:
         print("starting a three-node RabbitMQ cluster ...", flush=True)
@@ -406,7 +410,7 @@ def run(profile: Profile, name: str, keep: bool = False) -> dict[str, Any]:
                 lost_node = broker.node(str(leader))
                 broker.kill(lost_node)
             elif fault == "PostgreSQL restart":
-                restart_postgres()
+                cluster.restart_immediate()
             elif fault == "broker node back":
                 assert lost_node is not None
                 broker.restart(lost_node)
@@ -465,7 +469,7 @@ def run(profile: Profile, name: str, keep: bool = False) -> dict[str, Any]:
         platform.stop()
         broker.stop()
         try:
-            _admin_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            stack.close()  # the run's PostgreSQL cluster, stopped and removed
         finally:
             import shutil
 
@@ -760,6 +764,9 @@ def _print(report: dict[str, Any]) -> None:
     print(f"latency send -> DONE p50 {latency['p50']} ms, p99 {latency['p99']} ms")
     print(f"faults: {[(e['at_s'], e['fault']) for e in report['faults']]}")
     for tier, figures in report["capacity_per_core"].items():
+        if figures["documents_per_s_per_core"] is None:  # the tier used no CPU to measure
+            print(f"  {tier:<20} not measured (no CPU seen over the peak)")
+            continue
         print(
             f"  {tier:<20} {figures['documents_per_s_per_core']:>7} docs/s/core "
             f"(model {figures['model_documents_per_s_per_core']:g}, "
