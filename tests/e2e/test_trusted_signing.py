@@ -168,6 +168,8 @@ class TestTheTrustedTimeIsPublic:
         assert datetime.fromisoformat(str(over_grpc["trusted_time"])) == certified
         # Issued by the platform's own clock after the authority certified the signature.
         assert certified <= datetime.fromisoformat(str(over_grpc["stamped_at"])) <= finished
+        told = platform.cli("verify", serial).stdout
+        assert "(certified by the timestamp authority)" in told, told
 
         site = f"https://127.0.0.1:{site_port}"
         with chromium_trusting(platform.home / "tls" / "web.crt") as browser:

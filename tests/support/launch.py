@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -242,24 +243,18 @@ class DistributedPlatform(_Platform):
 
     def add_web(self, name: str = "web", timeout: float = 60) -> int:
         """A ``meterai serve web`` process (the verification site, on the same database) on a
-        free port; returns the port once it accepts connections."""
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        process = self._spawn(
-            name, "serve", "web", env={**self._env_of("verify"), "WEB_PORT": str(port)}
-        )
+        port of its own choosing (no race for a port probed free); returns it once serving."""
+        process = self._spawn(name, "serve", "web", env={**self._env_of("verify"), "WEB_PORT": "0"})
         deadline = time.monotonic() + timeout
         while True:
+            serving = re.search(r"web serving on port (\d+)", self.log(name))
+            if serving:
+                return int(serving.group(1))
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log(name)}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return port
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} not serving after {timeout}s") from None
-                time.sleep(0.2)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not serving after {timeout}s:\n{self.log(name)}")
+            time.sleep(0.2)
 
     def add_worker(self, name: str, concurrency: int = 1) -> None:
         env = self._env_of("signing-worker")
