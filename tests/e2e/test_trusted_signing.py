@@ -6,7 +6,8 @@ by ``meterai admin init-pki --pkcs11`` and whose signatures are timestamped by t
 TSA process (through :class:`~tests.support.tsa.TsaFaults`, which can make it slow or garbled).
 Stamped files are judged by pdfsig, pyHanko and ``qpdf --check``; every fault test ends with
 :func:`~tests.support.faults.assert_settled` (every job DONE or refunded, quota conserved,
-``meterai admin reconcile`` clean) and an intact audit trail.
+``meterai admin reconcile`` clean) and an intact audit trail. The verification site
+(``meterai serve web``) joins the platform for the test of the serial page's trusted time.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
 from meterai.stamping.v1 import stamping_pb2
+from tests.support.browser import chromium_trusting
 from tests.support.corpus import CORPUS
 from tests.support.faults import (
     StampingClient,
@@ -114,6 +117,12 @@ def tenant(trusted: Trusted) -> Iterator[tuple[Tenant, StampingClient]]:
         client.close()
 
 
+@pytest.fixture(scope="module")
+def site_port(trusted: Trusted) -> int:
+    """``meterai serve web`` on the module's platform, started by the first test needing it."""
+    return trusted.platform.add_web()
+
+
 def _done(client: StampingClient) -> int:
     return sum(1 for job in client.all_jobs() if job.state == DONE)
 
@@ -122,6 +131,62 @@ def _audit_intact(trusted: Trusted) -> None:
     verified = trusted.platform.cli("admin", "audit", "verify")
     assert verified.code == 0, verified.stdout + verified.stderr
     assert "intact" in verified.stdout
+
+
+class TestTheTrustedTimeIsPublic:
+    def test_the_serial_page_api_and_grpc_show_the_time_certified_in_the_seal_s_own_token(
+        self, trusted: Trusted, tenant: tuple[Tenant, StampingClient], site_port: int
+    ) -> None:
+        made, _ = tenant
+        platform = trusted.platform
+        out = platform.home / "trusted-time"
+        submitted = datetime.now(UTC)
+        result = platform.cli(
+            "stamp", str(DOCUMENT), "--rect", RECT, "--out", str(out), "--json",
+            api_key=made.api_key,
+        )  # fmt: skip
+        finished = datetime.now(UTC)
+        assert result.code == 0, result.stdout + result.stderr
+        (outcome,) = result.json()["results"]  # type: ignore[misc]
+        serial = str(outcome["serial"])
+        root = platform.home / "pki" / "root-ca.pem"
+        context = ValidationContext(
+            trust_roots=[load_cert_from_pemder(str(root))], allow_fetching=False
+        )
+        (embedded,) = PdfFileReader(BytesIO((out / DOCUMENT.name).read_bytes())).embedded_signatures
+        token = validate_pdf_signature(
+            embedded, context, ts_validation_context=context
+        ).timestamp_validity
+        assert token is not None and token.valid and token.trusted
+        certified = token.timestamp  # the genTime inside the document's own token
+        # The authority may round its clock down to the second it certifies.
+        assert submitted.replace(microsecond=0) <= certified <= finished
+
+        answer = platform.cli("verify", serial, "--json")
+        assert answer.code == 0, answer.stdout + answer.stderr
+        over_grpc = answer.json()
+        assert datetime.fromisoformat(str(over_grpc["trusted_time"])) == certified
+        # Issued by the platform's own clock after the authority certified the signature.
+        assert certified <= datetime.fromisoformat(str(over_grpc["stamped_at"])) <= finished
+        told = platform.cli("verify", serial).stdout
+        assert "(certified by the timestamp authority)" in told, told
+
+        site = f"https://127.0.0.1:{site_port}"
+        with chromium_trusting(platform.home / "tls" / "web.crt") as browser:
+            page = browser.new_page()
+            for lang, label in (
+                ("id", "disahkan oleh otoritas cap waktu"),
+                ("en", "certified by the timestamp authority"),
+            ):
+                response = page.goto(f"{site}/v/{serial}?lang={lang}")
+                assert response is not None and response.ok
+                assert page.get_attribute("#verdict", "data-verdict") == "issued"
+                shown = page.get_attribute("#trusted-time", "data-trusted-time")
+                assert shown and datetime.fromisoformat(shown) == certified
+                assert label in page.inner_text("#trusted-time")
+            api = page.goto(f"{site}/api/v1/serials/{serial}")
+            assert api is not None and api.ok
+            assert datetime.fromisoformat(api.json()["trusted_time"]) == certified
 
 
 class TestStampsFromTheToken:

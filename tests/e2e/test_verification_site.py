@@ -13,8 +13,6 @@ The phone-sized screenshots are kept in ``$METERAI_TEST_ARTIFACTS`` (default
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import re
@@ -23,16 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize
 
 from meterai_signing.pki import TestPki, generate_test_pki
 from tests.integration.stamping.validators import decode_qr, render
 from tests.support import altered_pdfs
+from tests.support.browser import chromium_trusting
 from tests.support.launch import EmbeddedPlatform
 
-CHROMIUM = "/usr/bin/chromium"
 PHONE: ViewportSize = {"width": 390, "height": 844}
 ARTIFACTS = Path(os.environ.get("METERAI_TEST_ARTIFACTS", "/tmp/meterai-test-artifacts"))
 
@@ -90,12 +86,6 @@ def other_party(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
     return generate_test_pki(tmp_path_factory.mktemp("other-party"), key_type="ecdsa-p256")
 
 
-def _spki_hash(certificate: Path) -> str:
-    public = x509.load_pem_x509_certificate(certificate.read_bytes()).public_key()
-    der = public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return base64.b64encode(hashlib.sha256(der).digest()).decode()
-
-
 @pytest.fixture(scope="module")
 def copies(stamped: Stamped, other_party: TestPki) -> dict[str, bytes]:
     """The stamped file changed after stamping, made before the browser's event loop runs
@@ -111,14 +101,8 @@ def copies(stamped: Stamped, other_party: TestPki) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def browser(stamped: Stamped, copies: dict[str, bytes]) -> Iterator[Browser]:
-    trusted = _spki_hash(stamped.platform.home / "tls" / "web.crt")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", f"--ignore-certificate-errors-spki-list={trusted}"],
-        )
+    with chromium_trusting(stamped.platform.home / "tls" / "web.crt") as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -174,6 +158,24 @@ def test_the_qr_opens_the_seal_s_page_which_says_issued_in_both_languages(
     assert phone.get_attribute("#verdict", "data-verdict") == "issued"
     assert "ISSUED" in phone.inner_text("#verdict")
     phone.screenshot(path=str(ARTIFACTS / "seal-page-en.png"), full_page=True)
+
+
+def test_a_seal_without_a_timestamp_has_no_trusted_time_on_its_page_api_or_grpc(
+    stamped: Stamped, phone: Page
+) -> None:
+    """``meterai up`` stamps B-B (no timestamp authority): the page says so, no error."""
+    site = f"https://127.0.0.1:{stamped.web_port}"
+    response = phone.goto(f"{site}/v/{stamped.serial}?lang=en")
+    assert response is not None and response.ok
+    assert phone.get_attribute("#verdict", "data-verdict") == "issued"
+    assert phone.get_attribute("#trusted-time", "data-trusted-time") == ""
+    assert "without a timestamp" in phone.inner_text("#trusted-time")
+    api = phone.goto(f"{site}/api/v1/serials/{stamped.serial}")
+    assert api is not None and api.ok
+    assert api.json()["trusted_time"] is None
+    grpc_answer = stamped.platform.cli("verify", stamped.serial, "--json")
+    assert grpc_answer.code == 0, grpc_answer.stdout + grpc_answer.stderr
+    assert "stamped_at" in grpc_answer.json() and "trusted_time" not in grpc_answer.json()
 
 
 def test_an_unknown_serial_is_unknown(stamped: Stamped, phone: Page) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -239,6 +240,21 @@ class DistributedPlatform(_Platform):
         }
         self._spawn(name, "serve", "stamping", env=env)
         return port
+
+    def add_web(self, name: str = "web", timeout: float = 60) -> int:
+        """A ``meterai serve web`` process (the verification site, on the same database) on a
+        port of its own choosing (no race for a port probed free); returns it once serving."""
+        process = self._spawn(name, "serve", "web", env={**self._env_of("verify"), "WEB_PORT": "0"})
+        deadline = time.monotonic() + timeout
+        while True:
+            serving = re.search(r"web serving on port (\d+)", self.log(name))
+            if serving:
+                return int(serving.group(1))
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log(name)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not serving after {timeout}s:\n{self.log(name)}")
+            time.sleep(0.2)
 
     def add_worker(self, name: str, concurrency: int = 1) -> None:
         env = self._env_of("signing-worker")

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 
 import meterai_quota as quota
 from meterai_common.db import create_engine, run_in_transaction
+from meterai_quota.adapters.tables import serials
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 DIGEST = "ab" * 32
@@ -74,7 +75,9 @@ def _hold(conn: Connection, owner: str, job: str, serial: str | None = None) -> 
     )
 
 
-def _commit(conn: Connection, job: str, digest: str = DIGEST) -> str:
+def _commit(
+    conn: Connection, job: str, digest: str = DIGEST, trusted_time: datetime | None = None
+) -> str:
     return quota.commit(
         conn,
         job_id=J(job),
@@ -83,6 +86,7 @@ def _commit(conn: Connection, job: str, digest: str = DIGEST) -> str:
         document_number="001/SP/2025",
         document_date=date(2025, 2, 28),
         now=NOW,
+        trusted_time=trusted_time,
     )
 
 
@@ -203,6 +207,33 @@ class TestStampingProtocol:
         )
         assert info.reseller_name.startswith("Toko Meterai ")
         _assert_reconciled(engine)
+
+    def test_commit_records_the_seal_s_trusted_time_beside_the_platform_s_own(
+        self, engine: Engine
+    ) -> None:
+        owner = _funded(engine, 2)
+        certified = NOW - timedelta(seconds=3, microseconds=250_000)
+        timestamped = _in(engine, lambda c: _hold(c, owner, "b-t"))
+        plain = _in(engine, lambda c: _hold(c, owner, "b-b"))
+        _in(engine, lambda c: _commit(c, "b-t", trusted_time=certified))
+        _in(engine, lambda c: _commit(c, "b-b"))
+        times = dict(
+            _in(
+                engine,
+                lambda c: c.execute(
+                    sa.select(serials.c.serial, serials.c.trusted_time).where(
+                        serials.c.serial.in_([timestamped, plain])
+                    )
+                ).all(),
+            )
+        )
+        assert times == {timestamped: certified, plain: None}
+
+    def test_a_naive_trusted_time_is_refused(self, engine: Engine) -> None:
+        owner = _funded(engine, 1)
+        _in(engine, lambda c: _hold(c, owner, "naive"))
+        with pytest.raises(quota.InvalidArgument, match="trusted time"):
+            _in(engine, lambda c: _commit(c, "naive", trusted_time=datetime(2025, 3, 1, 9)))
 
     def test_every_step_is_idempotent_per_job(self, engine: Engine) -> None:
         owner = _funded(engine, 1)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
 import pytest
+from asn1crypto import cms
 from pyhanko.keys import load_cert_from_pemder
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
@@ -26,6 +28,7 @@ from meterai_signing.job_check import OneByOne
 from meterai_signing.pki import TestPki
 from meterai_signing.signer import Signer
 from meterai_signing.timestamps import HttpTimeStamper, TsaSettings
+from meterai_stamping.answer_check import ForgedAnswer, signature_timestamp_time
 from tests.support.signed_pdfs import blank_pdf, sign_pdf
 from tests.support.tsa import TsaFaults, TsaProcess
 from tests.support.validators import nss_db_trusting, pdfsig, qpdf_check
@@ -134,6 +137,46 @@ class TestVerificationReportsTheLevel:
         bb = sign_pdf(blank_pdf(), identity, field_name=f"e-meterai-{SERIAL}", reason=SERIAL)
         (seal,) = check_pdf(bb, [root]).signatures
         assert seal.ok and seal.level == "B-B" and seal.timestamp_time is None
+
+
+class TestFinishingReadsTheTrustedTime:
+    """Finishing records, with the serial, the time the authority certified in the seal's
+    signature timestamp (``genTime``); the public serial lookup shows it."""
+
+    def test_it_is_the_time_the_authority_certified_as_pyhanko_reads_it(
+        self, bt_pdf: bytes, tsa_pki: TestPki
+    ) -> None:
+        (embedded,) = PdfFileReader(BytesIO(bt_pdf)).embedded_signatures
+        answer = cms.ContentInfo({"content_type": "signed_data", "content": embedded.signed_data})
+        status = validate_pdf_signature(
+            embedded, _context(tsa_pki), ts_validation_context=_context(tsa_pki)
+        )
+        assert status.timestamp_validity is not None
+        assert signature_timestamp_time(answer.dump()) == status.timestamp_validity.timestamp
+
+    def test_it_lies_between_asking_and_answering_in_utc(
+        self, identity: SigningIdentity, stamper: HttpTimeStamper
+    ) -> None:
+        before = datetime.now(UTC)
+        answer = sign_digest(identity, hashlib.sha256(b"trusted time").digest(), stamper)
+        after = datetime.now(UTC)
+        trusted = signature_timestamp_time(answer)
+        assert trusted is not None and trusted.utcoffset() == timedelta(0)
+        # The authority may round its clock down to the second it reports.
+        assert before.replace(microsecond=0) <= trusted <= after
+
+    def test_a_b_b_answer_has_none(self, identity: SigningIdentity) -> None:
+        assert signature_timestamp_time(sign_digest(identity, bytes(32))) is None
+
+    def test_a_token_lifted_from_another_answer_is_refused_as_forged(
+        self, identity: SigningIdentity, stamper: HttpTimeStamper
+    ) -> None:
+        donor = cms.ContentInfo.load(sign_digest(identity, hashlib.sha256(b"a").digest(), stamper))
+        taker = cms.ContentInfo.load(sign_digest(identity, hashlib.sha256(b"b").digest()))
+        lifted = donor["content"]["signer_infos"][0]["unsigned_attrs"]
+        taker["content"]["signer_infos"][0]["unsigned_attrs"] = lifted.copy()
+        with pytest.raises(ForgedAnswer, match="over another signature"):
+            signature_timestamp_time(taker.dump(force=True))
 
 
 class TestUnavailableOrBrokenAuthority:

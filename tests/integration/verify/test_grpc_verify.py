@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+import meterai_quota as quota
 from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
 from meterai_common.db import create_engine, migrate
 from meterai_common.tls import TlsFiles
@@ -99,6 +100,18 @@ def test_while_every_slot_is_taken_a_call_is_refused_before_its_upload_is_read(
     assert time.monotonic() - started < 1.0
     for thread in occupants:
         thread.join(60)
+
+
+def test_a_mistyped_serial_is_a_typo_and_an_unknown_one_has_no_trusted_time(
+    verify: verify_pb2_grpc.VerificationServiceStub,
+) -> None:
+    with pytest.raises(grpc.RpcError) as typo:
+        verify.VerifySerial(verify_pb2.VerifySerialRequest(serial="0A1B-2C3D"), timeout=10)
+    assert typo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    never_issued = quota.generate_serial()
+    unknown = verify.VerifySerial(verify_pb2.VerifySerialRequest(serial=never_issued), timeout=10)
+    assert unknown.status == verify_pb2.SERIAL_STATUS_UNKNOWN
+    assert not unknown.HasField("trusted_time") and not unknown.HasField("stamped_at")
 
 
 def test_serial_lookups_are_rate_limited_per_client_with_pushback(

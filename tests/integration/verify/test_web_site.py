@@ -14,14 +14,19 @@ import socket
 import ssl
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from sqlalchemy.engine import Connection
 
+import meterai_quota as quota
+from meterai_common.db import create_engine, run_in_transaction
 from meterai_verify.web.guard import GuardLimits
 from tests.integration.stamping.test_restamp import FIRST, SECOND
 from tests.integration.verify import hostile_pdfs
-from tests.integration.verify.conftest import SERIAL, USER_PASSWORD, StartSite
+from tests.integration.verify.conftest import SERIAL, USER_PASSWORD, Site, StartSite
 from tests.integration.verify.test_sandbox import rss_mb
 from tests.support import altered_pdfs
 
@@ -54,6 +59,66 @@ def test_the_serial_api_answers_unknown_without_internal_ids(start_site: StartSi
     body = start_site().client.get(f"/api/v1/serials/{SERIAL}").json()
     assert body["verdict"] == "unknown"
     assert "reseller_id" not in body
+
+
+def _issue(site: Site, trusted_time: datetime | None) -> str:
+    """A serial issued in the site's ledger, with the given trusted time (None: a B-B seal)."""
+    now = datetime.now(UTC)
+    job_id = uuid.uuid4().hex
+
+    def issue(conn: Connection) -> str:
+        reseller = quota.create_reseller(conn, f"Toko {job_id[:8]}", now=now)
+        order = quota.purchase(conn, reseller.id, 1, job_id, now=now)
+        quota.confirm_payment(conn, order.id, f"pay-{job_id}", order.total_idr, now=now)
+        quota.hold(conn, owner_id=reseller.id, reseller_id=reseller.id, job_id=job_id, now=now)
+        return quota.commit(
+            conn,
+            job_id=job_id,
+            document_digest="ab" * 32,
+            document_type="Surat Pernyataan",
+            document_number="",
+            document_date=None,
+            now=now,
+            trusted_time=trusted_time,
+        )
+
+    db = create_engine(site.settings.database_url)
+    try:
+        return run_in_transaction(db, issue)
+    finally:
+        db.dispose()
+
+
+def test_the_serial_page_shows_the_trusted_time_apart_from_the_platform_s_own(
+    start_site: StartSite,
+) -> None:
+    site = start_site()
+    certified = datetime(2026, 12, 3, 6, 30, 5, 250_000, tzinfo=UTC)
+    serial = _issue(site, certified)
+    indonesian = site.client.get(f"/v/{serial}").text
+    assert 'data-trusted-time="2026-12-03T06:30:05.250000Z"' in indonesian
+    assert "2026-12-03 06:30:05 UTC" in indonesian
+    assert "disahkan oleh otoritas cap waktu" in indonesian
+    english = site.client.get(f"/v/{serial}", params={"lang": "en"}).text
+    assert 'data-trusted-time="2026-12-03T06:30:05.250000Z"' in english
+    assert "certified by the timestamp authority" in english
+    assert "by the e-meterai platform" in english  # stamped_at: its own clock
+    body = site.client.get(f"/api/v1/serials/{serial}").json()
+    assert datetime.fromisoformat(body["trusted_time"]) == certified
+    assert datetime.fromisoformat(body["stamped_at"]) != certified
+
+
+def test_a_seal_without_a_timestamp_shows_no_trusted_time_and_says_so(
+    start_site: StartSite,
+) -> None:
+    site = start_site()
+    serial = _issue(site, None)
+    page = site.client.get(f"/v/{serial}", params={"lang": "en"})
+    assert page.status_code == 200
+    assert 'data-verdict="issued"' in page.text
+    assert 'data-trusted-time=""' in page.text
+    assert "none: this seal was made without a timestamp" in page.text
+    assert site.client.get(f"/api/v1/serials/{serial}").json()["trusted_time"] is None
 
 
 def test_an_upload_reports_what_changed_after_the_seal_and_the_stamped_revision(

@@ -591,6 +591,9 @@ def _print_serial(answer: Any) -> None:
     click.echo(f"serial {answer.serial}: {status}")
     if answer.status == verify_pb2.SERIAL_STATUS_ISSUED:
         click.echo(f"  stamped   {answer.stamped_at.ToDatetime().isoformat()}Z")
+        if answer.HasField("trusted_time"):
+            certified = answer.trusted_time.ToDatetime().isoformat()
+            click.echo(f"  trusted   {certified}Z (certified by the timestamp authority)")
         click.echo(f"  document  {answer.document_type}, sha256 {answer.document_digest}")
         click.echo(f"  reseller  {answer.reseller_name}")
 

@@ -192,6 +192,7 @@ def commit(
     document_number: str,
     document_date: date | None,
     now: datetime,
+    trusted_time: datetime | None = None,
 ) -> str:
     """Turn the job's held unit into a consumed one and issue its serial for this document;
     return the serial.
@@ -199,6 +200,9 @@ def commit(
     :param document_digest: lower-case hex digest (SHA-256 or longer) of the stamped PDF.
     :param document_number: the document's own number; empty when the document has none.
     :param document_date: the date written on the document, ``None`` when it has none.
+    :param trusted_time: the ``genTime`` of the seal's signature timestamp (PAdES B-T and
+        above), ``None`` for a seal without one; recorded beside ``issued_at``, the platform's
+        own clock, for the public serial lookup.
     :raises IdempotencyConflict: the serial was already issued for a different document.
     :raises HoldReleased: the hold was released (e.g. reaped); the stamp must not be delivered.
     :raises HoldNotFound: the job never held quota.
@@ -212,6 +216,10 @@ def commit(
     if document_date is not None and not isinstance(document_date, date):
         raise InvalidArgument("document date must be a date")
     _aware(now)
+    if trusted_time is not None and (
+        not isinstance(trusted_time, datetime) or trusted_time.tzinfo is None
+    ):
+        raise InvalidArgument("trusted time must be a timezone-aware datetime")
     facts: dict[str, object] = {
         "job_id": job_id,
         "now": now,
@@ -219,6 +227,7 @@ def commit(
         "document_type": document_type,
         "document_number": document_number or None,
         "document_date": document_date,
+        "trusted_time": trusted_time,
     }
     if conn.dialect.name == "postgresql":
         row = conn.execute(
@@ -238,6 +247,7 @@ def commit(
             document_type=document_type,
             document_number=document_number or None,
             document_date=document_date,
+            trusted_time=trusted_time,
         )
         if serial is not None:
             return serial
@@ -260,6 +270,7 @@ def _commit_portable(
     document_type: str,
     document_number: str | None,
     document_date: date | None,
+    trusted_time: datetime | None,
 ) -> str | None:
     """The steps of :data:`postgres_protocol.COMMIT` as separate statements; return the serial,
     or ``None`` if the job has no HELD serial."""
@@ -273,6 +284,7 @@ def _commit_portable(
             document_type=document_type,
             document_number=document_number,
             document_date=document_date,
+            trusted_time=trusted_time,
         )
         .returning(serials.c.serial, serials.c.owner_id)
     ).first()

@@ -13,19 +13,27 @@ signature over some other document. Before anything is committed, the returned C
 
 This costs one public-key verification per stamp (tens of microseconds for RSA-2048), far
 below the price of issuing a serial for a forgery.
+
+A B-T answer also carries a signature timestamp token (an unsigned attribute, made after the
+signature). :func:`signature_timestamp_time` reads the time the authority certified in it, for
+the ledger; the token must be over this answer's signature value (its message imprint), so a
+token lifted from another answer is refused as forged. The authority's own signature on the
+token is judged where trust in authorities is configured: by document verification
+(:mod:`meterai_verify.pdf_check`) and by the long-term step (:mod:`meterai_stamping.ltv`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 
-from asn1crypto import cms
+from asn1crypto import cms, tsp
 from cryptography import x509 as cx509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-__all__ = ["ForgedAnswer", "check_answer"]
+__all__ = ["ForgedAnswer", "check_answer", "signature_timestamp_time"]
 
 
 class ForgedAnswer(Exception):
@@ -103,3 +111,49 @@ def _verify(certificate_der: bytes, algorithm: str, signature: bytes, data: byte
         raise ForgedAnswer(
             "the answer's signature does not verify with the platform signer's key"
         ) from None
+
+
+def signature_timestamp_time(cms_der: bytes) -> datetime | None:
+    """The ``genTime`` of the answer's signature timestamp token, in UTC; ``None`` when the
+    answer carries no token (a B-B seal).
+
+    Call it on an answer :func:`check_answer` accepted: it trusts the CMS's structure.
+
+    :raises ForgedAnswer: the token is unreadable, or timestamps another signature value.
+    """
+    try:
+        signer = cms.ContentInfo.load(cms_der)["content"]["signer_infos"][0]
+        unsigned = signer["unsigned_attrs"]
+        tokens = [
+            value
+            for attribute in (unsigned if isinstance(unsigned, cms.CMSAttributes) else ())
+            if attribute["type"].native == "signature_time_stamp_token"
+            for value in attribute["values"]
+        ]
+        if not tokens:
+            return None
+        if len(tokens) != 1:
+            raise ForgedAnswer(f"the answer carries {len(tokens)} signature timestamps, not one")
+        content = tokens[0]["content"]["encap_content_info"]
+        if content["content_type"].native != "tst_info":
+            raise ForgedAnswer("the answer's signature timestamp holds no TSTInfo")
+        info = content["content"].parsed
+        if not isinstance(info, tsp.TSTInfo):
+            raise ForgedAnswer("the answer's signature timestamp cannot be read")
+        imprint = info["message_imprint"]
+        algorithm = imprint["hash_algorithm"]["algorithm"].native
+        stamped = imprint["hashed_message"].native
+        gen_time = info["gen_time"].native
+        signature = signer["signature"].native
+    except ForgedAnswer:
+        raise
+    except (ValueError, TypeError, KeyError) as error:
+        raise ForgedAnswer(f"the answer's signature timestamp is malformed: {error}") from None
+    if algorithm != "sha256" or stamped != hashlib.sha256(signature).digest():
+        raise ForgedAnswer("the answer's signature timestamp is over another signature")
+    if not isinstance(gen_time, datetime):
+        raise ForgedAnswer("the answer's signature timestamp has no readable genTime")
+    # GeneralizedTime is UTC by RFC 3161; a zone-less value is read as UTC, not local time.
+    if gen_time.tzinfo is None:
+        return gen_time.replace(tzinfo=UTC)
+    return gen_time.astimezone(UTC)

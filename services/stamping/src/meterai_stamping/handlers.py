@@ -38,7 +38,7 @@ from meterai_quota import generate_serial as new_serial
 from meterai_stamping import engine as pdf_engine
 from meterai_stamping.adapters.dead_letters import DeadLetter, DeadLetterRepository
 from meterai_stamping.adapters.jobs_table import JobRepository
-from meterai_stamping.answer_check import ForgedAnswer, check_answer
+from meterai_stamping.answer_check import ForgedAnswer, check_answer, signature_timestamp_time
 from meterai_stamping.domain.jobs import (
     IdempotencyConflict,
     Job,
@@ -90,6 +90,10 @@ QUOTA_HINT_S = 1.0
 RATE_SAMPLE_S = 5.0
 PREPARED = "prepared"
 STAMPED = "stamped"
+
+_Embedded = tuple[str, str, int, str, datetime | None]
+"""A signed document embedded and stored, ready to finish: job id, serial, stamped size,
+prepared digest (hex) and the trusted time of its signature timestamp (None for B-B)."""
 
 
 @dataclass(frozen=True)
@@ -279,7 +283,7 @@ class Stamping:
         (refunded), the others commit. A job that ended already has no prepared file left (or
         is not PREPARED at commit), and its answer changes nothing.
         """
-        embedded: list[tuple[str, str, int, str]] = []
+        embedded: list[_Embedded] = []
         first: dict[str, tuple[str, bytes]] = {}
         for job_id, serial, cms in answers:
             first.setdefault(job_id, (serial, cms))  # a job answered twice: the first counts
@@ -295,14 +299,14 @@ class Stamping:
             ):
                 done = self._embed(job_id, serial, cms)
             if done is not None:
-                stamped, digest_hex = done
+                stamped, digest_hex, trusted_time = done
                 self._store.put(STAMPED, job_id, stamped)
-                embedded.append((job_id, serial, len(stamped), digest_hex))
+                embedded.append((job_id, serial, len(stamped), digest_hex, trusted_time))
         if not embedded:
             return
         outcomes = run_in_transaction(self._db, lambda conn: self._commit_done_all(conn, embedded))
         committed = False
-        for job_id, serial, _size, _digest in embedded:
+        for job_id, serial, *_ in embedded:
             outcome = outcomes[job_id]
             if outcome is True:
                 metrics.STAMPS_DONE.inc()
@@ -333,15 +337,19 @@ class Stamping:
         if committed:
             self._committed()
 
-    def _embed(self, job_id: str, serial: str, cms: bytes) -> tuple[bytes, str] | None:
-        """The stamped document and the prepared document's digest (hex); None when the
-        answer was dealt with here (the job failed, or waits for revocation data)."""
+    def _embed(
+        self, job_id: str, serial: str, cms: bytes
+    ) -> tuple[bytes, str, datetime | None] | None:
+        """The stamped document, the prepared document's digest (hex) and the trusted time
+        its signature timestamp certifies (None for B-B); None when the answer was dealt with
+        here (the job failed, or waits for revocation data)."""
         try:
             prepared = self._store.get(PREPARED, job_id)
             start, end = pdf_engine.placeholder_of(prepared)
             digest = hashlib.sha256(prepared[: start - 1])
             digest.update(prepared[end + 1 :])
             check_answer(cms, digest.digest(), self._config.signer_certificate())
+            trusted_time = signature_timestamp_time(cms)
             stamped = pdf_engine.embed_signature(prepared, start, end, cms)
             pdf_engine.check_stamped(stamped)  # never deliver what the verifier cannot read
             if self._config.long_term is not None:
@@ -368,10 +376,10 @@ class Stamping:
         except (pdf_engine.StampError, DocumentNotFound) as error:
             self._fail_if_awaiting(job_id, serial, f"could not embed the signature: {error}")
             return None
-        return stamped, digest.hexdigest()
+        return stamped, digest.hexdigest(), trusted_time
 
     def _commit_done_all(
-        self, conn: Connection, embedded: list[tuple[str, str, int, str]]
+        self, conn: Connection, embedded: list[_Embedded]
     ) -> dict[str, bool | Exception]:
         """Finish each job in a savepoint of one transaction; per job: True (finished), False
         (not PREPARED with this serial: nothing written) or the error that refused it.
@@ -381,12 +389,14 @@ class Stamping:
         """
         owners = JobRepository(conn).owners_of([job_id for job_id, *_ in embedded])
         outcomes: dict[str, bool | Exception] = {}
-        for job_id, serial, size, digest_hex in sorted(
+        for job_id, serial, size, digest_hex, trusted_time in sorted(
             embedded, key=lambda item: (owners.get(item[0], ""), item[0])
         ):
             try:
                 with conn.begin_nested():
-                    outcomes[job_id] = self._commit_done(conn, job_id, serial, size, digest_hex)
+                    outcomes[job_id] = self._commit_done(
+                        conn, job_id, serial, size, digest_hex, trusted_time
+                    )
             except (ForgedAnswer, ledger.QuotaError) as error:
                 outcomes[job_id] = error
         return outcomes
@@ -401,7 +411,13 @@ class Stamping:
         self.fail(job_id, "INTERNAL", reason)
 
     def _commit_done(
-        self, conn: Connection, job_id: str, serial: str, stamped_size: int, digest_hex: str
+        self,
+        conn: Connection,
+        job_id: str,
+        serial: str,
+        stamped_size: int,
+        digest_hex: str,
+        trusted_time: datetime | None = None,
     ) -> bool:
         """Finish the job; raises (and its savepoint rolls back) if the prepared document's
         digest is not the one the job committed (the file was changed under us)."""
@@ -419,6 +435,7 @@ class Stamping:
             document_number=job.document_number,
             document_date=job.document_date,
             now=now,
+            trusted_time=trusted_time,
         )
         event = events_pb2.DocumentStamped(
             job_id=job_id,

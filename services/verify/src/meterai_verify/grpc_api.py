@@ -89,15 +89,21 @@ class VerificationServicer(verify_pb2_grpc.VerificationServiceServicer):
                     max(1, math.ceil(wait * 1000)),
                     "SERIAL_LOOKUP_RATE_LIMIT",
                 )
-            with reading(self._db) as conn:
-                info = ledger.verify_serial(conn, request.serial.strip().upper())
+            serial = request.serial.strip().upper()
+            if not ledger.is_well_formed(serial):
+                # A typo is told as a typo here (the web page just says "unknown").
+                raise ledger.MalformedSerial(
+                    "not a well-formed meterai serial; check for typing mistakes"
+                )
+            facts = self._facts(serial)
             return verify_pb2.SerialVerification(
-                serial=info.serial,
-                status=_STATUS[info.status],
-                stamped_at=timestamp(info.stamped_at),
-                document_digest=info.document_digest or "",
-                document_type=info.document_type or "",
-                reseller_name=info.reseller_name or "",
+                serial=facts.serial,
+                status=_STATUS[facts.status],
+                stamped_at=timestamp(facts.stamped_at),
+                document_digest=facts.document_digest or "",
+                document_type=facts.document_type or "",
+                reseller_name=facts.reseller_name or "",
+                trusted_time=timestamp(facts.trusted_time),
             )
 
     def VerifyDocument(self, request: Any, context: grpc.ServicerContext) -> Any:

@@ -3,6 +3,10 @@
 The reseller recorded the document's type, number and date when stamping; the seal's
 face value is the duty paid. The reseller is named by its public name only: its internal id
 never leaves the platform.
+
+Two times are told apart: ``stamped_at`` is the platform's own clock when it issued the serial;
+``trusted_time`` is the time a timestamp authority certified in the seal's signature timestamp
+(PAdES B-T and above), recorded at finishing. A B-B seal has no trusted time.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ class SerialFacts:
     status: str
     """``ISSUED``, ``PENDING`` (a stamp still being made), ``VOID`` or ``UNKNOWN``."""
     stamped_at: datetime | None = None
+    """When the platform issued the serial, by its own clock."""
+    trusted_time: datetime | None = None
+    """The ``genTime`` the timestamp authority certified for the seal's signature; ``None``
+    for a seal without a signature timestamp (B-B) or a serial not issued."""
     document_digest: str | None = None
     """Hex SHA-256 the seal's signature signed, recorded when the serial was issued."""
     document_type: str | None = None
@@ -55,6 +63,7 @@ def serial_facts(conn: Connection, serial: str) -> SerialFacts:
         sa.select(
             serials.c.status,
             serials.c.issued_at,
+            serials.c.trusted_time,
             serials.c.document_digest,
             serials.c.document_type,
             serials.c.document_number,
@@ -72,6 +81,7 @@ def serial_facts(conn: Connection, serial: str) -> SerialFacts:
         serial=serial,
         status=status,
         stamped_at=row.issued_at,
+        trusted_time=row.trusted_time if issued else None,
         document_digest=row.document_digest,
         document_type=row.document_type,
         document_number=row.document_number if issued else None,

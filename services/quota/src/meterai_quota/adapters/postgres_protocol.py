@@ -42,8 +42,11 @@ def _entries_values(postings: tuple[Posting, ...]) -> str:
     )
 
 
-def _typed(statement: str) -> sa.TextClause:
-    return sa.text(statement).bindparams(sa.bindparam("now", type_=UtcDateTime()))
+def _typed(statement: str, *times: str) -> sa.TextClause:
+    """The statement with ``:now`` and each of ``times`` bound as UTC datetimes."""
+    return sa.text(statement).bindparams(
+        *(sa.bindparam(name, type_=UtcDateTime()) for name in ("now", *times))
+    )
 
 
 _HOLD_DEBIT, _HOLD_CREDIT = _transfer(hold_postings())
@@ -105,7 +108,8 @@ WITH issued AS (
            document_digest = :document_digest,
            document_type = :document_type,
            document_number = :document_number,
-           document_date = :document_date
+           document_date = :document_date,
+           trusted_time = :trusted_time
      WHERE job_id = :job_id AND status = '{SerialStatus.HELD.value}'
     RETURNING serial, owner_id
 ), credited AS (
@@ -136,7 +140,8 @@ WITH issued AS (
     RETURNING 1
 )
 SELECT issued.serial, (SELECT count(*) FROM posted) AS entries FROM issued
-"""
+""",
+    "trusted_time",
 )
 """Issue the job's HELD serial for a document, move its unit from held to consumed and record
 the commit transaction. No row when the job has no HELD serial; ``entries`` below 2 means the

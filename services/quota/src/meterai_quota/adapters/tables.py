@@ -241,6 +241,7 @@ serials = sa.Table(
     sa.Column("document_type", sa.String(64)),
     sa.Column("document_number", sa.String(128)),
     sa.Column("document_date", sa.Date),
+    sa.Column("trusted_time", UtcDateTime()),
     sa.UniqueConstraint("job_id", name="uq_serial_job"),
     sa.CheckConstraint("status IN ('HELD', 'ISSUED', 'VOID')", name="ck_serial_status"),
     sa.CheckConstraint(

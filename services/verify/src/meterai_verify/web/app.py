@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -109,6 +109,13 @@ def _when(moment: datetime | None) -> str:
     return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
 
 
+def _iso(moment: datetime | None) -> str:
+    """ISO 8601 in UTC (``Z``) for ``data-*`` attributes; empty for none."""
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def _rupiah(value: int | None) -> str:
     return "" if value is None else "Rp " + f"{value:,}".replace(",", ".")
 
@@ -119,6 +126,7 @@ def _serial_out(facts: SerialFacts) -> SerialOut:
         verdict=judge_serial(facts).value,  # type: ignore[arg-type]
         status=facts.status,  # type: ignore[arg-type]
         stamped_at=facts.stamped_at,
+        trusted_time=facts.trusted_time,
         value_idr=facts.value_idr,
         document_type=facts.document_type,
         document_number=facts.document_number,
@@ -165,6 +173,7 @@ def create_app(
             verify_action=f"{prefix}/verify" if prefix else "/verify",
             serial_action=prefix or "/",
             when=_when,
+            iso=_iso,
             rupiah=_rupiah,
             **values,
         )

@@ -18,7 +18,15 @@ class SerialOut(BaseModel):
     serial: str
     verdict: Literal["issued", "unknown"]
     status: Literal["ISSUED", "PENDING", "VOID", "UNKNOWN"]
-    stamped_at: datetime | None = None
+    stamped_at: datetime | None = Field(
+        None, description="When the platform issued the serial, by the platform's own clock."
+    )
+    trusted_time: datetime | None = Field(
+        None,
+        description="The time a timestamp authority certified for the seal's signature "
+        "(RFC 3161 genTime of its signature timestamp, PAdES B-T and above); null for a seal "
+        "without one (B-B) or a serial not issued.",
+    )
     value_idr: int | None = None
     document_type: str | None = None
     document_number: str | None = None

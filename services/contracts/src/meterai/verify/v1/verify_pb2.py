@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emeterai/verify/v1/verify.proto\x12\x11meterai.verify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"%\n\x13VerifySerialRequest\x12\x0e\n\x06serial\x18\x01 \x01(\t\"\xe5\x01\n\x12SerialVerification\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.meterai.verify.v1.SerialStatus\x12.\n\nstamped_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64ocument_digest\x18\x04 \x01(\t\x12\x15\n\rdocument_type\x18\x05 \x01(\t\x12\x17\n\x0breseller_id\x18\x06 \x01(\tB\x02\x18\x01\x12\x15\n\rreseller_name\x18\x07 \x01(\t\"6\n\x15VerifyDocumentRequest\x12\x0b\n\x03pdf\x18\x01 \x01(\x0c\x12\x10\n\x08password\x18\x02 \x01(\t\"\xdc\x03\n\x10SealVerification\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12\x12\n\nfield_name\x18\x02 \x01(\t\x12\x17\n\x0fsignature_valid\x18\x03 \x01(\x08\x12\x0f\n\x07trusted\x18\x04 \x01(\x08\x12\x13\n\x0b\x63overage_ok\x18\x05 \x01(\x08\x12\x36\n\rserial_status\x18\x06 \x01(\x0e\x32\x1f.meterai.verify.v1.SerialStatus\x12\x16\n\x0e\x64igest_matches\x18\x07 \x01(\x08\x12\x30\n\x0csigning_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07problem\x18\t \x01(\t\x12\r\n\x05level\x18\n \x01(\t\x12\x32\n\x0etimestamp_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07verdict\x18\x0c \x01(\x0e\x32\x1a.meterai.verify.v1.Verdict\x12\x30\n\rchanges_after\x18\r \x03(\x0e\x32\x19.meterai.verify.v1.Change\x12\x0f\n\x07reasons\x18\x0e \x03(\t\x12\x1f\n\x17stamped_revision_length\x18\x0f \x01(\x03\"\xb3\x01\n\x14\x44ocumentVerification\x12\x0f\n\x07genuine\x18\x01 \x01(\x08\x12\x32\n\x05seals\x18\x02 \x03(\x0b\x32#.meterai.verify.v1.SealVerification\x12\x0f\n\x07problem\x18\x03 \x01(\t\x12+\n\x07verdict\x18\x04 \x01(\x0e\x32\x1a.meterai.verify.v1.Verdict\x12\x18\n\x10other_signatures\x18\x05 \x01(\x05*\x95\x01\n\x0cSerialStatus\x12\x1d\n\x19SERIAL_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14SERIAL_STATUS_ISSUED\x10\x01\x12\x16\n\x12SERIAL_STATUS_VOID\x10\x02\x12\x19\n\x15SERIAL_STATUS_PENDING\x10\x03\x12\x19\n\x15SERIAL_STATUS_UNKNOWN\x10\x04*f\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x13\n\x0fVERDICT_GENUINE\x10\x01\x12\x14\n\x10VERDICT_MODIFIED\x10\x02\x12\x17\n\x13VERDICT_NOT_GENUINE\x10\x03*\x98\x01\n\x06\x43hange\x12\x16\n\x12\x43HANGE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43HANGE_FORM_FILLING\x10\x01\x12\x16\n\x12\x43HANGE_ANNOTATIONS\x10\x02\x12\x15\n\x11\x43HANGE_SIGNATURES\x10\x03\x12\x12\n\x0e\x43HANGE_CONTENT\x10\x04\x12\x1a\n\x16\x43HANGE_VALIDATION_DATA\x10\x05\x32\xd9\x01\n\x13VerificationService\x12]\n\x0cVerifySerial\x12&.meterai.verify.v1.VerifySerialRequest\x1a%.meterai.verify.v1.SerialVerification\x12\x63\n\x0eVerifyDocument\x12(.meterai.verify.v1.VerifyDocumentRequest\x1a\'.meterai.verify.v1.DocumentVerificationb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1emeterai/verify/v1/verify.proto\x12\x11meterai.verify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"%\n\x13VerifySerialRequest\x12\x0e\n\x06serial\x18\x01 \x01(\t\"\x97\x02\n\x12SerialVerification\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.meterai.verify.v1.SerialStatus\x12.\n\nstamped_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0f\x64ocument_digest\x18\x04 \x01(\t\x12\x15\n\rdocument_type\x18\x05 \x01(\t\x12\x17\n\x0breseller_id\x18\x06 \x01(\tB\x02\x18\x01\x12\x15\n\rreseller_name\x18\x07 \x01(\t\x12\x30\n\x0ctrusted_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"6\n\x15VerifyDocumentRequest\x12\x0b\n\x03pdf\x18\x01 \x01(\x0c\x12\x10\n\x08password\x18\x02 \x01(\t\"\xdc\x03\n\x10SealVerification\x12\x0e\n\x06serial\x18\x01 \x01(\t\x12\x12\n\nfield_name\x18\x02 \x01(\t\x12\x17\n\x0fsignature_valid\x18\x03 \x01(\x08\x12\x0f\n\x07trusted\x18\x04 \x01(\x08\x12\x13\n\x0b\x63overage_ok\x18\x05 \x01(\x08\x12\x36\n\rserial_status\x18\x06 \x01(\x0e\x32\x1f.meterai.verify.v1.SerialStatus\x12\x16\n\x0e\x64igest_matches\x18\x07 \x01(\x08\x12\x30\n\x0csigning_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07problem\x18\t \x01(\t\x12\r\n\x05level\x18\n \x01(\t\x12\x32\n\x0etimestamp_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07verdict\x18\x0c \x01(\x0e\x32\x1a.meterai.verify.v1.Verdict\x12\x30\n\rchanges_after\x18\r \x03(\x0e\x32\x19.meterai.verify.v1.Change\x12\x0f\n\x07reasons\x18\x0e \x03(\t\x12\x1f\n\x17stamped_revision_length\x18\x0f \x01(\x03\"\xb3\x01\n\x14\x44ocumentVerification\x12\x0f\n\x07genuine\x18\x01 \x01(\x08\x12\x32\n\x05seals\x18\x02 \x03(\x0b\x32#.meterai.verify.v1.SealVerification\x12\x0f\n\x07problem\x18\x03 \x01(\t\x12+\n\x07verdict\x18\x04 \x01(\x0e\x32\x1a.meterai.verify.v1.Verdict\x12\x18\n\x10other_signatures\x18\x05 \x01(\x05*\x95\x01\n\x0cSerialStatus\x12\x1d\n\x19SERIAL_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14SERIAL_STATUS_ISSUED\x10\x01\x12\x16\n\x12SERIAL_STATUS_VOID\x10\x02\x12\x19\n\x15SERIAL_STATUS_PENDING\x10\x03\x12\x19\n\x15SERIAL_STATUS_UNKNOWN\x10\x04*f\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x13\n\x0fVERDICT_GENUINE\x10\x01\x12\x14\n\x10VERDICT_MODIFIED\x10\x02\x12\x17\n\x13VERDICT_NOT_GENUINE\x10\x03*\x98\x01\n\x06\x43hange\x12\x16\n\x12\x43HANGE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43HANGE_FORM_FILLING\x10\x01\x12\x16\n\x12\x43HANGE_ANNOTATIONS\x10\x02\x12\x15\n\x11\x43HANGE_SIGNATURES\x10\x03\x12\x12\n\x0e\x43HANGE_CONTENT\x10\x04\x12\x1a\n\x16\x43HANGE_VALIDATION_DATA\x10\x05\x32\xd9\x01\n\x13VerificationService\x12]\n\x0cVerifySerial\x12&.meterai.verify.v1.VerifySerialRequest\x1a%.meterai.verify.v1.SerialVerification\x12\x63\n\x0eVerifyDocument\x12(.meterai.verify.v1.VerifyDocumentRequest\x1a\'.meterai.verify.v1.DocumentVerificationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,22 +34,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SERIALVERIFICATION'].fields_by_name['reseller_id']._loaded_options = None
   _globals['_SERIALVERIFICATION'].fields_by_name['reseller_id']._serialized_options = b'\030\001'
-  _globals['_SERIALSTATUS']._serialized_start=1075
-  _globals['_SERIALSTATUS']._serialized_end=1224
-  _globals['_VERDICT']._serialized_start=1226
-  _globals['_VERDICT']._serialized_end=1328
-  _globals['_CHANGE']._serialized_start=1331
-  _globals['_CHANGE']._serialized_end=1483
+  _globals['_SERIALSTATUS']._serialized_start=1125
+  _globals['_SERIALSTATUS']._serialized_end=1274
+  _globals['_VERDICT']._serialized_start=1276
+  _globals['_VERDICT']._serialized_end=1378
+  _globals['_CHANGE']._serialized_start=1381
+  _globals['_CHANGE']._serialized_end=1533
   _globals['_VERIFYSERIALREQUEST']._serialized_start=86
   _globals['_VERIFYSERIALREQUEST']._serialized_end=123
   _globals['_SERIALVERIFICATION']._serialized_start=126
-  _globals['_SERIALVERIFICATION']._serialized_end=355
-  _globals['_VERIFYDOCUMENTREQUEST']._serialized_start=357
-  _globals['_VERIFYDOCUMENTREQUEST']._serialized_end=411
-  _globals['_SEALVERIFICATION']._serialized_start=414
-  _globals['_SEALVERIFICATION']._serialized_end=890
-  _globals['_DOCUMENTVERIFICATION']._serialized_start=893
-  _globals['_DOCUMENTVERIFICATION']._serialized_end=1072
-  _globals['_VERIFICATIONSERVICE']._serialized_start=1486
-  _globals['_VERIFICATIONSERVICE']._serialized_end=1703
+  _globals['_SERIALVERIFICATION']._serialized_end=405
+  _globals['_VERIFYDOCUMENTREQUEST']._serialized_start=407
+  _globals['_VERIFYDOCUMENTREQUEST']._serialized_end=461
+  _globals['_SEALVERIFICATION']._serialized_start=464
+  _globals['_SEALVERIFICATION']._serialized_end=940
+  _globals['_DOCUMENTVERIFICATION']._serialized_start=943
+  _globals['_DOCUMENTVERIFICATION']._serialized_end=1122
+  _globals['_VERIFICATIONSERVICE']._serialized_start=1536
+  _globals['_VERIFICATIONSERVICE']._serialized_end=1753
 # @@protoc_insertion_point(module_scope)

@@ -56,7 +56,7 @@ class VerifySerialRequest(_message.Message):
     def __init__(self, serial: _Optional[str] = ...) -> None: ...
 
 class SerialVerification(_message.Message):
-    __slots__ = ("serial", "status", "stamped_at", "document_digest", "document_type", "reseller_id", "reseller_name")
+    __slots__ = ("serial", "status", "stamped_at", "document_digest", "document_type", "reseller_id", "reseller_name", "trusted_time")
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STAMPED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -64,6 +64,7 @@ class SerialVerification(_message.Message):
     DOCUMENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
     RESELLER_NAME_FIELD_NUMBER: _ClassVar[int]
+    TRUSTED_TIME_FIELD_NUMBER: _ClassVar[int]
     serial: str
     status: SerialStatus
     stamped_at: _timestamp_pb2.Timestamp
@@ -71,7 +72,8 @@ class SerialVerification(_message.Message):
     document_type: str
     reseller_id: str
     reseller_name: str
-    def __init__(self, serial: _Optional[str] = ..., status: _Optional[_Union[SerialStatus, str]] = ..., stamped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., document_digest: _Optional[str] = ..., document_type: _Optional[str] = ..., reseller_id: _Optional[str] = ..., reseller_name: _Optional[str] = ...) -> None: ...
+    trusted_time: _timestamp_pb2.Timestamp
+    def __init__(self, serial: _Optional[str] = ..., status: _Optional[_Union[SerialStatus, str]] = ..., stamped_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., document_digest: _Optional[str] = ..., document_type: _Optional[str] = ..., reseller_id: _Optional[str] = ..., reseller_name: _Optional[str] = ..., trusted_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class VerifyDocumentRequest(_message.Message):
     __slots__ = ("pdf", "password")
