@@ -162,6 +162,9 @@ class RabbitCluster:
                 "RABBITMQ_CTL_DIST_PORT_MIN": str(self._ctl_ports[0]),
                 "RABBITMQ_CTL_DIST_PORT_MAX": str(self._ctl_ports[1]),
                 "ERL_EPMD_ADDRESS": "127.0.0.1",
+                # A VM that crashes (a node, or rabbitmqctl) leaves its dump with the node,
+                # not in whatever directory the tests run from.
+                "ERL_CRASH_DUMP": str(node.base / "erl_crash.dump"),
                 "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
                     "-kernel inet_dist_use_interface {127,0,0,1}"
                 ),

@@ -18,11 +18,13 @@ pika connections are not thread-safe: each publisher and consumer owns its own c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,7 @@ import pika.exceptions
 __all__ = [
     "ANNOUNCEMENT_MAX_LENGTH",
     "ANNOUNCEMENT_QUEUES",
+    "CONFIRM_TIMEOUT_S",
     "DEAD_LETTERS",
     "DEAD_LETTERS_QUEUE",
     "DEAD_LETTER_EXCHANGE",
@@ -40,6 +43,7 @@ __all__ = [
     "SIGNING_QUEUE",
     "STAMPING_EVENTS",
     "WEBHOOK_EVENTS",
+    "ConfirmTimeout",
     "Handler",
     "PikaConsumer",
     "PikaPublisher",
@@ -70,6 +74,13 @@ SIGNING_QUEUE = "signing"
 DELIVERY_LIMIT = 5
 HEARTBEAT_S = 30
 BLOCKED_CONNECTION_TIMEOUT_S = 30
+CONFIRM_TIMEOUT_S = 30.0
+"""Longest a publish waits for the broker's confirm before it gives the connection up and
+publishes again on a new one. A quorum queue holds confirms while it elects a leader (up to
+25 s seen on a loaded host); past that, a confirm that has not come is taken as a path that
+will not deliver it (a node half gone, a connection whose peer stopped answering), and the
+publisher must not wait on it with the outbox's rows locked behind it. Publishing again may
+deliver a message twice, which every consumer takes once."""
 
 Handler = Callable[[str, bytes, str], None]
 """``handler(routing_key, body, message_id)``; raising means "not done, deliver again"."""
@@ -349,11 +360,20 @@ def queue_depths(url: str, names: tuple[str, ...]) -> list[QueueDepth]:
         connection.close()
 
 
-class PikaPublisher:
-    """Publishes domain events with confirms; safe to share between threads (it serialises)."""
+class ConfirmTimeout(pika.exceptions.AMQPConnectionError):
+    """The broker did not confirm a publish within the bound; the connection is given up."""
 
-    def __init__(self, url: str) -> None:
+
+class PikaPublisher:
+    """Publishes domain events with confirms; safe to share between threads (it serialises).
+
+    :param confirm_timeout_s: a publish whose confirm has not come by then abandons its
+        connection (:class:`ConfirmTimeout`) and is made once more on a new one.
+    """
+
+    def __init__(self, url: str, confirm_timeout_s: float = CONFIRM_TIMEOUT_S) -> None:
         self._url = url
+        self._confirm_timeout_s = confirm_timeout_s
         self._lock = threading.Lock()
         self._connection: pika.BlockingConnection | None = None
         self._channel: Any = None
@@ -386,13 +406,14 @@ class PikaPublisher:
             for attempt in (1, 2):
                 try:
                     channel = self._ensure_channel()
-                    channel.basic_publish(
-                        EVENTS_EXCHANGE,
-                        routing_key,
-                        body,
-                        properties=properties,
-                        mandatory=routing_key in _ROUTED,
-                    )
+                    with self._confirm_deadline():
+                        channel.basic_publish(
+                            EVENTS_EXCHANGE,
+                            routing_key,
+                            body,
+                            properties=properties,
+                            mandatory=routing_key in _ROUTED,
+                        )
                     return
                 except pika.exceptions.UnroutableError as error:
                     raise Unroutable(f"no queue takes {routing_key}: {error}") from error
@@ -402,6 +423,27 @@ class PikaPublisher:
                     self._reset()
                     if attempt == 2:
                         raise PublishError(f"broker unreachable: {error!r}") from error
+
+    @contextmanager
+    def _confirm_deadline(self) -> Iterator[None]:
+        """Bound the wait for a confirm: pika's blocking publish waits for it without limit.
+
+        The timer runs on the connection's own I/O loop, which the blocking publish drives
+        while it waits, and ends the connection the way pika's heartbeat checker ends one
+        whose peer went silent, so the publish raises a connection error."""
+        impl = self._connection._impl  # type: ignore[union-attr]
+        limit = self._confirm_timeout_s
+
+        def give_up() -> None:
+            log.warning("no confirm from the broker within %.0f s; reconnecting", limit)
+            impl._terminate_stream(ConfirmTimeout(f"no publisher confirm within {limit:g} s"))
+
+        timer = impl.ioloop.call_later(limit, give_up)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # the loop may be gone with the connection
+                impl.ioloop.remove_timeout(timer)
 
     def close(self) -> None:
         with self._lock:

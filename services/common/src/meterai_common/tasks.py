@@ -15,7 +15,7 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
-from meterai_common.messaging import SIGNING_QUEUE, quorum_arguments
+from meterai_common.messaging import CONFIRM_TIMEOUT_S, SIGNING_QUEUE, quorum_arguments
 
 __all__ = ["SIGN_DIGESTS_TASK", "SIGN_DIGEST_TASK", "CeleryTaskSender", "make_celery"]
 
@@ -87,6 +87,9 @@ class CeleryTaskSender:
             # exchange, which would let any publisher reach any queue by name.
             exchange=SIGNING_QUEUE,
             routing_key=SIGNING_QUEUE,
+            # A confirm that does not come is a connection error to kombu: it reconnects
+            # (to the next node) and publishes again, instead of waiting without end.
+            confirm_timeout=CONFIRM_TIMEOUT_S,
             retry=True,
             retry_policy={
                 "max_retries": 3,

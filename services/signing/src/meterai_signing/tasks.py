@@ -19,7 +19,7 @@ from typing import Any
 
 from celery import Celery
 
-from meterai_common.messaging import SIGNING_QUEUE
+from meterai_common.messaging import CONFIRM_TIMEOUT_S, SIGNING_QUEUE
 from meterai_common.tasks import SIGN_DIGEST_TASK, SIGN_DIGESTS_TASK
 from meterai_signing.errors import SigningUnavailable
 from meterai_signing.signer import Signer
@@ -65,6 +65,7 @@ def register_tasks(app: Celery, signer: Callable[[], Signer]) -> None:
                     queue=SIGNING_QUEUE,
                     exchange=SIGNING_QUEUE,
                     routing_key=SIGNING_QUEUE,
+                    confirm_timeout=CONFIRM_TIMEOUT_S,
                 )
             return
         signer().sign_and_announce_many(items)
