@@ -1,0 +1,259 @@
+"""Faults on the delivery paths of batched signing: every accepted job is stamped once.
+
+Sign requests travel in batches (up to 16 documents a task) and the answers of a batch in one
+message, so a fault that strikes one message strikes several documents. These tests inject the
+faults of the README's reliability list that hit exactly those messages, each on a distributed
+platform (every service its own process, one Celery signing worker with a prefork pool) and
+judge the end state with :func:`~tests.support.faults.assert_settled`: every job terminal and
+DONE, one serial each and ISSUED, quota conserved (nothing charged twice, nothing left held),
+outbox drained, ``meterai admin reconcile`` clean.
+
+The platform runs on the shared PostgreSQL and RabbitMQ, on a database and a virtual host of
+its own, and disturbs neither server, so no mark for the disruptive phase is needed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from meterai.stamping.v1 import stamping_pb2
+from tests.support.faults import (
+    Batch,
+    StampingClient,
+    Tenant,
+    add_worker_without_reject_on_worker_lost,
+    assert_settled,
+    create_operator,
+    fresh_database,
+    fresh_vhost,
+    jobs_locked,
+    process_children,
+    provision_tenant,
+    queue_depths,
+    respawn,
+    signal_group,
+    signature_checks_waiting,
+    submit_batch,
+    vhost_of,
+    wait_for,
+)
+from tests.support.launch import DistributedPlatform
+
+UNITS = 40
+BATCH = 8
+"""Documents of the one task a pool process is killed or hung in."""
+SIGNING_QUEUE = "signing"
+DONE = stamping_pb2.JOB_STATE_DONE
+PREPARED = stamping_pb2.JOB_STATE_PREPARED
+
+
+@dataclass
+class Deployment:
+    platform: DistributedPlatform
+    amqp_url: str
+    operator_key: str
+    depths: Callable[[], dict[str, tuple[int, int, int]]]
+    """``{queue: (ready, unacknowledged, consumers)}`` of the platform's virtual host."""
+    answering_port: int
+    """A second stamping service, started with ``METERAI_STAMPING_FINISHERS=0``: it answers
+    resellers and publishes nothing, leaving its outbox rows to the first one's relay."""
+    worker: str = "worker-0"
+    """The one ordinary signing worker every test starts from."""
+
+
+@dataclass
+class World:
+    deployment: Deployment
+    client: StampingClient
+    tenant: Tenant
+    answering: StampingClient
+    """The tenant's client of the answering-only stamping service."""
+
+    @property
+    def platform(self) -> DistributedPlatform:
+        return self.deployment.platform
+
+    @property
+    def database_url(self) -> str:
+        return self.platform.env["DATABASE_URL"]
+
+    def signing(self) -> tuple[int, int, int]:
+        """(ready, unacknowledged, consumers) of the signing queue."""
+        return self.deployment.depths().get(SIGNING_QUEUE, (0, 0, 0))
+
+    def replace_worker(self, start: Callable[[], object]) -> None:
+        """Stop the ordinary worker and start the test's own with ``start()``; it is the only
+        consumer of the signing queue once this returns."""
+        self.platform.stop(self.deployment.worker)
+        # The broker counts a consumer until it notices the connection closed.
+        wait_for("the ordinary worker gone", lambda: self.signing()[2] == 0, 30)
+        start()
+        wait_for("the test's worker consuming", lambda: self.signing()[2] == 1, 60)
+
+
+@contextmanager
+def _platform_on(
+    root: Path, database_url: str, amqp_url: str
+) -> Iterator[tuple[DistributedPlatform, int, str]]:
+    """The distributed platform with one signing worker and an answering-only stamping
+    service (:attr:`Deployment.answering_port`); its port and an operator key."""
+    root.mkdir(parents=True, exist_ok=True)
+    platform = DistributedPlatform(root)
+    try:
+        platform.start(database_url, amqp_url, workers=1)
+        env = platform.env
+        platform.env = {**env, "METERAI_STAMPING_FINISHERS": "0"}
+        try:
+            port = platform.add_stamping("stamping-answering")
+        finally:
+            platform.env = env
+        yield platform, port, create_operator(platform)
+    finally:
+        for process in platform.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGCONT)
+        platform.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """The platform on the shared servers: a database and a virtual host of its own."""
+    root = tmp_path_factory.mktemp("delivery-faults")
+    with (
+        fresh_database() as database_url,
+        fresh_vhost() as amqp_url,
+        _platform_on(root, database_url, amqp_url) as (platform, port, operator_key),
+    ):
+        vhost = vhost_of(amqp_url)
+        yield Deployment(platform, amqp_url, operator_key, lambda: queue_depths(vhost), port)
+
+
+def _world_on(deployment: Deployment) -> Iterator[World]:
+    platform = deployment.platform
+    for service in ("quota", "stamping", "signing", "verify"):
+        if platform.processes[service].poll() is not None:
+            respawn(platform, service)
+    tenant = provision_tenant(platform, UNITS, deployment.operator_key, f"D-{uuid.uuid4().hex[:6]}")
+    client = StampingClient(platform, tenant.api_key)
+    answering = StampingClient(platform, tenant.api_key, stamping_port=deployment.answering_port)
+    world = World(deployment, client, tenant, answering)
+    try:
+        answering.all_jobs()  # waits while the service is still starting
+        yield world
+    finally:
+        client.close()
+        answering.close()
+        replaced = platform.processes[deployment.worker].poll() is not None
+        for name in [n for n in platform.processes if n.endswith("-worker")]:
+            if platform.processes[name].poll() is None:
+                signal_group(platform, name, signal.SIGCONT)
+            platform.stop(name, signal.SIGKILL)
+            del platform.processes[name]
+        if replaced:
+            wait_for("the test's workers gone", lambda: world.signing()[2] == 0, 30)
+            platform.add_worker(deployment.worker)
+        wait_for("the ordinary worker consuming", lambda: world.signing()[2] == 1, 60)
+
+
+@pytest.fixture
+def world(deployment: Deployment) -> Iterator[World]:
+    """The platform on the shared servers with its one ordinary signing worker, and a new
+    reseller with paid quota; whatever worker a test started instead is stopped afterwards."""
+    yield from _world_on(deployment)
+
+
+@contextmanager
+def _pool_process_inside_a_batch(
+    world: World, worker: str, count: int = BATCH
+) -> Iterator[tuple[Batch, int]]:
+    """Have ``worker`` take one task holding ``count`` documents, and yield them and the pid of
+    the worker's pool process while that process is inside the task, for the test to kill or
+    freeze it there.
+
+    One task for all the documents: they are submitted through the answering-only stamping
+    service while the stamping service whose relay publishes sign requests is frozen, so the
+    relay, thawed, finds them all in one round. "Inside" is made certain rather than timed:
+    the ``jobs`` table is locked before the relay thaws, so the pool process stops in the
+    task's first step (the one read that checks the batch against the committed jobs), where
+    the database shows it waiting; the lock is released when the block ends.
+    """
+    platform = world.platform
+    signal_group(platform, "stamping", signal.SIGSTOP)
+    thawed = False
+    try:
+        batch = submit_batch(world.answering, count, threads=4)
+        assert batch.codes() == {"OK": count}, batch.codes()
+        with jobs_locked(world.database_url):
+            signal_group(platform, "stamping", signal.SIGCONT)
+            thawed = True
+            wait_for(
+                "the pool process inside the task",
+                lambda: signature_checks_waiting(world.database_url) == 1,
+                10,
+                every=0.02,
+            )
+            children = process_children(platform.processes[worker].pid)
+            assert len(children) == 1, f"expected one pool process, found {children}"
+            yield batch, children[0]
+    finally:
+        if not thawed:
+            signal_group(platform, "stamping", signal.SIGCONT)
+
+
+def _kill_the_pool_process_holding_a_batch(world: World, worker: str) -> Batch:
+    """SIGKILL ``worker``'s pool process inside a batch task, as the kernel's OOM killer
+    would; the Celery parent survives and sees its pool process lost."""
+    with _pool_process_inside_a_batch(world, worker) as (batch, child):
+        os.kill(child, signal.SIGKILL)
+    return batch
+
+
+# -- a prefork pool process killed -------------------------------------------------------------
+def test_a_pool_process_killed_holding_a_batch_has_each_document_stamped_once(
+    world: World,
+) -> None:
+    """The pool process dies holding a batch; with ``reject_on_worker_lost`` the Celery parent
+    gives the task back to the broker, which delivers it again; the worker splits the returned
+    batch into one task per document and every document is stamped once."""
+    batch = _kill_the_pool_process_holding_a_batch(world, world.deployment.worker)
+    settled = assert_settled(world.platform, world.client, world.tenant, batch.accepted)
+    assert len(settled.serials) == len(batch.accepted)
+    log = world.platform.log(world.deployment.worker)
+    assert "WorkerLostError" in log, "the pool process's death went unnoticed"
+    assert f"a batch of {BATCH} sign requests came back; splitting it" in log, (
+        "the batch was not delivered a second time"
+    )
+
+
+def test_control_without_reject_on_worker_lost_the_killed_batch_is_lost(world: World) -> None:
+    """Control run of the test above, proving the setting it relies on: the same kill on a
+    worker whose tasks do not reject on a lost worker (Celery's default) acknowledges the batch
+    as failed once the parent notices the loss. The broker forgets it and its documents stay
+    PREPARED, waiting for the stamping service's database re-drive a minute later (not awaited
+    here: that rescue is ``tests/e2e/test_faults.py``'s business, and the wait would cost a
+    minute of CI)."""
+    control = "control-worker"
+    world.replace_worker(lambda: add_worker_without_reject_on_worker_lost(world.platform, control))
+    batch = _kill_the_pool_process_holding_a_batch(world, control)
+    wait_for(
+        "the worker to notice its pool process lost",
+        lambda: "WorkerLostError" in world.platform.log(control),
+        30,
+    )
+    assert world.signing()[:2] == (0, 0), "the broker still holds the batch"
+    jobs = world.client.all_jobs()
+    assert {job.job_id for job in jobs} == set(batch.accepted)
+    waiting = [job for job in jobs if job.state == PREPARED]
+    assert len(waiting) == BATCH, (
+        f"the killed batch was not lost ({len(waiting)} documents waiting): the control run "
+        "tests nothing"
+    )
+    assert "came back; splitting it" not in world.platform.log(control)
