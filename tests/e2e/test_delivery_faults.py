@@ -22,10 +22,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 
-from meterai.stamping.v1 import stamping_pb2
+from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
+from tests.support.channels import platform_channel
 from tests.support.faults import (
+    DOCUMENT,
+    RECT,
     Batch,
     StampingClient,
     Tenant,
@@ -53,6 +57,7 @@ BATCH = 8
 SIGNING_QUEUE = "signing"
 DONE = stamping_pb2.JOB_STATE_DONE
 PREPARED = stamping_pb2.JOB_STATE_PREPARED
+MiB = 1024 * 1024
 
 
 @dataclass
@@ -257,3 +262,65 @@ def test_control_without_reject_on_worker_lost_the_killed_batch_is_lost(world: W
         "tests nothing"
     )
     assert "came back; splitting it" not in world.platform.log(control)
+
+
+# -- upload limits -------------------------------------------------------------------------------
+def _peak_rss(pid: int) -> int:
+    """Peak resident memory of ``pid`` since its last reset (``VmHWM``), in bytes."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
+def _reset_peak_rss(pid: int) -> None:
+    with open(f"/proc/{pid}/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
+def test_an_upload_above_the_limit_is_refused_before_it_is_read_and_charges_nothing(
+    world: World,
+) -> None:
+    """A 64 MiB submit (the gRPC limit is 25 MiB: a 20 MiB document plus framing) is refused
+    RESOURCE_EXHAUSTED by the stamping server's transport from the message's length prefix,
+    before the body is buffered: the server's peak memory grows by far less than the body.
+    A 22 MiB one, within the transport limit but above ``METERAI_MAX_DOCUMENT_BYTES``, is
+    refused RESOURCE_EXHAUSTED by the service, saying what to do. Neither charges anything."""
+    platform = world.platform
+    pid = platform.processes["stamping"].pid
+    channel = platform_channel(
+        platform.home,
+        platform.base_port + 1,
+        options=[("grpc.max_send_message_length", 128 * MiB), ("grpc.enable_retries", 0)],
+    )
+    stub = stamping_pb2_grpc.StampingServiceStub(channel)
+
+    def submit(size: int) -> grpc.RpcError:
+        request = stamping_pb2.SubmitDocumentRequest(
+            pdf=DOCUMENT + b"%" * (size - len(DOCUMENT)),
+            placement=stamping_pb2.Placement(page=1, rect=RECT),
+            metadata=stamping_pb2.DocumentMetadata(document_type="Surat", document_number="1"),
+            idempotency_key=f"large-{size}",
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.SubmitDocument(request, metadata=world.client.metadata, timeout=60)
+        return refused.value
+
+    try:
+        world.client.all_jobs()  # the stamping server has served this tenant: it is warm
+        _reset_peak_rss(pid)
+        before = _peak_rss(pid)
+        transport = submit(64 * MiB)
+        grown = _peak_rss(pid) - before
+        document = submit(22 * MiB)
+    finally:
+        channel.close()
+    assert transport.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, transport
+    assert "larger than max" in (transport.details() or ""), transport.details()
+    assert grown < 16 * MiB, f"the server's peak memory grew by {grown / MiB:.0f} MiB"
+    assert document.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, document
+    assert "Compress or split it" in (document.details() or ""), document.details()
+    balance = world.client.balance()
+    assert (balance.available, balance.held, balance.consumed) == (UNITS, 0, 0), balance
+    assert world.client.all_jobs() == []
