@@ -50,6 +50,7 @@ from tests.support.faults import (
     wait_for,
 )
 from tests.support.launch import DistributedPlatform
+from tests.support.tcp_proxy import AmqpProxy
 
 UNITS = 40
 BATCH = 8
@@ -324,3 +325,35 @@ def test_an_upload_above_the_limit_is_refused_before_it_is_read_and_charges_noth
     balance = world.client.balance()
     assert (balance.available, balance.held, balance.consumed) == (UNITS, 0, 0), balance
     assert world.client.all_jobs() == []
+
+
+# -- a publisher confirm lost ----------------------------------------------------------------------
+def test_an_answer_whose_confirm_is_lost_is_published_again_and_finished_once(
+    world: World,
+) -> None:
+    """The signing worker reaches RabbitMQ through a proxy that cuts its connection at the
+    broker's first publisher confirm, which it swallows: the broker holds the batch's answers,
+    the worker saw no confirm. The worker publishes the same answers again on a new connection,
+    so the stamping tier receives them twice and finishes each document once: one serial per
+    document, one unit consumed each, reconcile clean."""
+    deployment = world.deployment
+    proxy = AmqpProxy(("127.0.0.1", 5672))
+    name = "proxied-worker"
+    try:
+        env = {
+            **world.platform._env_of("signing-worker"),
+            "AMQP_URL": proxy.url(deployment.amqp_url),
+        }
+        world.replace_worker(
+            lambda: world.platform._spawn(name, "worker", "signing", "--concurrency", "1", env=env),
+        )
+        proxy.lose_next_confirm()
+        batch = submit_batch(world.client, 6, threads=3)
+        assert batch.codes() == {"OK": 6}, batch.codes()
+        settled = assert_settled(world.platform, world.client, world.tenant, batch.accepted)
+    finally:
+        proxy.close()
+    assert len(settled.serials) == 6
+    (lost,) = proxy.lost
+    assert lost.body, "the swallowed confirm followed no publish seen by the proxy"
+    assert lost.body in proxy.published_after(lost), "the unconfirmed answers were not republished"
