@@ -8,8 +8,10 @@ judge the end state with :func:`~tests.support.faults.assert_settled`: every job
 DONE, one serial each and ISSUED, quota conserved (nothing charged twice, nothing left held),
 outbox drained, ``meterai admin reconcile`` clean.
 
-The platform runs on the shared PostgreSQL and RabbitMQ, on a database and a virtual host of
-its own, and disturbs neither server, so no mark for the disruptive phase is needed.
+The platform of the first tests runs on the shared PostgreSQL and RabbitMQ, on a database and
+a virtual host of its own, and disturbs neither server; the broker-level fault (a consumer
+past ``consumer_timeout``) runs on a RabbitMQ node of this module's own
+(``tests/support/rabbit_cluster.py``), so no mark for the disruptive phase is needed.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import grpc
 import pytest
 
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
+from meterai_common.messaging import ensure_topology_at
 from tests.support.channels import platform_channel
 from tests.support.faults import (
     DOCUMENT,
@@ -50,6 +54,7 @@ from tests.support.faults import (
     wait_for,
 )
 from tests.support.launch import DistributedPlatform
+from tests.support.rabbit_cluster import RabbitCluster, rabbit_cluster
 from tests.support.tcp_proxy import AmqpProxy
 
 UNITS = 40
@@ -59,6 +64,9 @@ SIGNING_QUEUE = "signing"
 DONE = stamping_pb2.JOB_STATE_DONE
 PREPARED = stamping_pb2.JOB_STATE_PREPARED
 MiB = 1024 * 1024
+TICK_EVERY_SECOND = "[{rabbit, [{channel_tick_interval, 1000}]}].\n"
+"""The own node's ``advanced.config``: a channel checks its consumers' acknowledgement deadline
+(``consumer_timeout``) on each tick, every 60 s by default."""
 
 
 @dataclass
@@ -71,6 +79,8 @@ class Deployment:
     answering_port: int
     """A second stamping service, started with ``METERAI_STAMPING_FINISHERS=0``: it answers
     resellers and publishes nothing, leaving its outbox rows to the first one's relay."""
+    broker: RabbitCluster | None = None
+    """The module's own RabbitMQ node, for the platform that runs on it."""
     worker: str = "worker-0"
     """The one ordinary signing worker every test starts from."""
 
@@ -142,6 +152,26 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         yield Deployment(platform, amqp_url, operator_key, lambda: queue_depths(vhost), port)
 
 
+@pytest.fixture(scope="module")
+def own_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """The platform on a RabbitMQ node of the module's own, whose channels check their
+    consumers' acknowledgement deadline every second (``channel_tick_interval``)."""
+    root = tmp_path_factory.mktemp("delivery-faults-node")
+    with (
+        rabbit_cluster(root / "rabbit", size=1, advanced_config=TICK_EVERY_SECOND) as broker,
+        fresh_database() as database_url,
+    ):
+        amqp_url = broker.url_of(broker.nodes[0])
+        ensure_topology_at(amqp_url)
+        with _platform_on(root / "platform", database_url, amqp_url) as (
+            platform,
+            port,
+            operator_key,
+        ):
+            depths = partial(queue_depths, "/", partial(broker.ctl, broker.nodes[0]))
+            yield Deployment(platform, amqp_url, operator_key, depths, port, broker)
+
+
 def _world_on(deployment: Deployment) -> Iterator[World]:
     platform = deployment.platform
     for service in ("quota", "stamping", "signing", "verify"):
@@ -174,6 +204,12 @@ def world(deployment: Deployment) -> Iterator[World]:
     """The platform on the shared servers with its one ordinary signing worker, and a new
     reseller with paid quota; whatever worker a test started instead is stopped afterwards."""
     yield from _world_on(deployment)
+
+
+@pytest.fixture
+def own_world(own_node: Deployment) -> Iterator[World]:
+    """:func:`world` on the platform of the module's own RabbitMQ node."""
+    yield from _world_on(own_node)
 
 
 @contextmanager
@@ -357,3 +393,60 @@ def test_an_answer_whose_confirm_is_lost_is_published_again_and_finished_once(
     (lost,) = proxy.lost
     assert lost.body, "the swallowed confirm followed no publish seen by the proxy"
     assert lost.body in proxy.published_after(lost), "the unconfirmed answers were not republished"
+
+
+# -- a consumer hung past consumer_timeout ---------------------------------------------------------
+CONSUMER_TIMEOUT_MS = 3000
+"""The own node's ``consumer_timeout`` for the hung worker's channel (RabbitMQ's default:
+30 minutes)."""
+DEFAULT_CONSUMER_TIMEOUT_MS = 1_800_000
+
+
+def test_a_pool_process_hung_past_the_consumer_timeout_gives_its_batch_up_to_be_stamped_once(
+    own_world: World,
+) -> None:
+    """A signing worker's pool process hangs inside a batch task (SIGSTOP) while its Celery
+    parent stays alive and answers the broker. After ``consumer_timeout`` the broker closes the
+    parent's channel, the batch goes back to the queue and a second worker splits and signs it:
+    every document stamped once, well before the stamping service's one-minute re-drive. The
+    hung process is then woken with the stale batch in hand; whatever it does with it, each
+    document stays stamped once.
+
+    The whole worker frozen would not do: RabbitMQ closes a timed-out channel only once the
+    client confirms the close, so a process that answers nothing keeps its deliveries until
+    heartbeats declare its connection dead (a minute with Celery's 30 s heartbeat). Celery
+    takes the closed channel for an unrecoverable error and its worker exits, so a supervisor
+    must restart it; in production the task's hard time limit (120 s) ends a hung pool process
+    long before RabbitMQ's default ``consumer_timeout`` (30 min) would.
+    """
+    world = own_world
+    platform = world.platform
+    broker = world.deployment.broker
+    assert broker is not None
+    node = broker.nodes[0]
+    hung, rescuer = "hung-worker", "rescue-worker"
+    broker.set_consumer_timeout(node, CONSUMER_TIMEOUT_MS)
+    child = 0
+    try:
+        world.replace_worker(lambda: platform.add_worker(hung))
+        with _pool_process_inside_a_batch(world, hung) as (batch, child):
+            os.kill(child, signal.SIGSTOP)
+        platform.add_worker(rescuer)
+        settled = assert_settled(platform, world.client, world.tenant, batch.accepted, timeout=30)
+    finally:
+        broker.set_consumer_timeout(node, DEFAULT_CONSUMER_TIMEOUT_MS)
+        if child:
+            os.kill(child, signal.SIGCONT)
+    assert len(settled.serials) == len(batch.accepted)
+    assert "timed out waiting for delivery acknowledgement" in broker.log_tail(node, 50_000)
+    logs = platform.log(hung) + platform.log(rescuer)
+    assert f"a batch of {BATCH} sign requests came back; splitting it" in logs, (
+        "the batch was not delivered a second time"
+    )
+    wait_for(
+        "the woken pool process done with its stale batch",
+        lambda: any(end in platform.log(hung) for end in ("succeeded in", "raised", "exited with")),
+        30,
+    )
+    again = assert_settled(platform, world.client, world.tenant, batch.accepted)
+    assert again.serials == settled.serials

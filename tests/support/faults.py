@@ -151,9 +151,15 @@ def vhost_of(amqp_url: str) -> str:
     return amqp_url.rsplit("/", 1)[1]
 
 
-def queue_depths(vhost: str) -> dict[str, tuple[int, int, int]]:
-    """``{queue: (ready, unacknowledged, consumers)}`` as the broker reports them now."""
-    out = rabbitmqctl(
+def queue_depths(
+    vhost: str, ctl: Callable[..., str] = rabbitmqctl
+) -> dict[str, tuple[int, int, int]]:
+    """``{queue: (ready, unacknowledged, consumers)}`` as the broker reports them now.
+
+    :param ctl: runs ``rabbitmqctl`` with the arguments given: the shared node's by default,
+        a test's own node's with ``functools.partial(cluster.ctl, node)``.
+    """
+    out = ctl(
         "-q",
         "list_queues",
         "-p",
