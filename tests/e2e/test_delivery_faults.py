@@ -9,8 +9,8 @@ DONE, one serial each and ISSUED, quota conserved (nothing charged twice, nothin
 outbox drained, ``meterai admin reconcile`` clean.
 
 The platform of the first tests runs on the shared PostgreSQL and RabbitMQ, on a database and
-a virtual host of its own, and disturbs neither server; the broker-level fault (a consumer
-past ``consumer_timeout``) runs on a RabbitMQ node of this module's own
+a virtual host of its own, and disturbs neither server; the broker-level faults (a consumer
+past ``consumer_timeout``, a disk alarm) run on a RabbitMQ node of this module's own
 (``tests/support/rabbit_cluster.py``), so no mark for the disruptive phase is needed.
 """
 
@@ -450,3 +450,35 @@ def test_a_pool_process_hung_past_the_consumer_timeout_gives_its_batch_up_to_be_
     )
     again = assert_settled(platform, world.client, world.tenant, batch.accepted)
     assert again.serials == settled.serials
+
+
+# -- a disk alarm ---------------------------------------------------------------------------------
+def test_a_disk_alarm_keeps_the_api_answering_and_the_backlog_drains_once_it_clears(
+    own_world: World,
+) -> None:
+    """A disk alarm on the broker (its free-disk limit raised above the disk's size) blocks
+    every publisher for about eight seconds. Every submission is answered within its deadline,
+    accepted into the outbox or refused with retry advice (nothing charged), reads keep
+    working, and nothing accepted during the alarm is signed until it clears; then the backlog
+    drains and every accepted job is stamped once."""
+    world = own_world
+    broker = world.deployment.broker
+    assert broker is not None
+    deadline_s = 5.0
+    before = submit_batch(world.client, 4, threads=2, timeout=deadline_s)
+    assert before.codes() == {"OK": 4}, before.codes()
+    with broker.disk_alarm(broker.nodes[0]):
+        during = submit_batch(world.client, 16, threads=2, timeout=deadline_s, pace_s=1.0)
+        reads = [world.client.get(job_id, timeout=deadline_s) for job_id in during.accepted]
+        stamped_in_alarm = sum(job.state == DONE for job in reads)
+    codes = during.codes()
+    assert set(codes) <= {"OK", "UNAVAILABLE", "RESOURCE_EXHAUSTED"}, codes
+    assert codes.get("OK", 0) >= 1, codes
+    assert max(o.elapsed for o in during.outcomes) < deadline_s, during.outcomes
+    assert all("retry in" in o.details for o in during.refused), [o.details for o in during.refused]
+    assert stamped_in_alarm == 0, (
+        f"{stamped_in_alarm} stamped through the alarm: it blocked nothing"
+    )
+    accepted = {**before.accepted, **during.accepted}
+    settled = assert_settled(world.platform, world.client, world.tenant, accepted, timeout=60)
+    assert len(settled.serials) == len(accepted)
