@@ -742,6 +742,7 @@ def signature_checks_waiting(database_url: str) -> int:
                 conn.scalar(
                     sa.text(
                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database()"
                         " AND query LIKE '%SELECT job_id, serial, digest FROM jobs%'"
                     )
                 )
