@@ -18,6 +18,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -49,13 +50,16 @@ __all__ = [
     "Settled",
     "StampingClient",
     "Tenant",
+    "add_worker_without_reject_on_worker_lost",
     "assert_settled",
     "broker_stopped",
     "create_operator",
     "fresh_database",
     "fresh_vhost",
     "in_background",
+    "jobs_locked",
     "memory_alarm",
+    "outbox_unpublished",
     "postgres_accepts",
     "postgres_down",
     "process_children",
@@ -64,6 +68,7 @@ __all__ = [
     "respawn",
     "restart_postgres",
     "signal_group",
+    "signature_checks_waiting",
     "submit_batch",
     "unacknowledged_by",
     "vhost_of",
@@ -146,9 +151,15 @@ def vhost_of(amqp_url: str) -> str:
     return amqp_url.rsplit("/", 1)[1]
 
 
-def queue_depths(vhost: str) -> dict[str, tuple[int, int, int]]:
-    """``{queue: (ready, unacknowledged, consumers)}`` as the broker reports them now."""
-    out = rabbitmqctl(
+def queue_depths(
+    vhost: str, ctl: Callable[..., str] = rabbitmqctl
+) -> dict[str, tuple[int, int, int]]:
+    """``{queue: (ready, unacknowledged, consumers)}`` as the broker reports them now.
+
+    :param ctl: runs ``rabbitmqctl`` with the arguments given: the shared node's by default,
+        a test's own node's with ``functools.partial(cluster.ctl, node)``.
+    """
+    out = ctl(
         "-q",
         "list_queues",
         "-p",
@@ -524,6 +535,11 @@ def assert_settled(
     return Settled(jobs, serials)
 
 
+def outbox_unpublished(platform: DistributedPlatform) -> int:
+    """Outbox rows of the platform's database not yet confirmed by the broker."""
+    return _unpublished(platform)
+
+
 def _unpublished(platform: DistributedPlatform) -> int:
     engine = sa.create_engine(
         sa.make_url(platform.env["DATABASE_URL"]).set(drivername="postgresql+psycopg"),
@@ -659,3 +675,82 @@ def process_children(pid: int) -> list[int]:
 def signal_group(platform: DistributedPlatform, name: str, sig: int) -> None:
     """Send ``sig`` to a process launched by ``platform`` and everything it forked."""
     os.killpg(platform.processes[name].pid, sig)
+
+
+# -- the signing tier, held or changed from outside ---------------------------------------------
+_WORKER_WITHOUT_REJECT_ON_WORKER_LOST = """
+import sys
+import meterai_signing.tasks as tasks
+tasks._RETRIES["reject_on_worker_lost"] = False
+from meterai_cli.main import main
+sys.argv = ["meterai", "worker", "signing", "--concurrency", "1"]
+main()
+"""
+
+
+def add_worker_without_reject_on_worker_lost(platform: DistributedPlatform, name: str) -> None:
+    """A control signing worker: ``meterai worker signing --concurrency 1`` exactly, except that
+    its tasks are registered with ``reject_on_worker_lost`` off (Celery's default), so a task
+    whose pool process dies is acknowledged as failed instead of going back to the queue.
+
+    Only a control run uses it, to show that a fault test fails without the setting it proves;
+    the product has no switch for this (nor should it), so the launcher changes the task
+    options before the worker registers its tasks, in its own process.
+    """
+    env = platform._env_of("signing-worker")
+    fd = os.open(platform.home / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as log:
+        platform.processes[name] = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_WITHOUT_REJECT_ON_WORKER_LOST],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+@contextmanager
+def jobs_locked(database_url: str) -> Iterator[None]:
+    """The ``jobs`` table locked (``ACCESS EXCLUSIVE``) for the block's body, so every read of
+    it waits: a signing worker that takes a task then waits inside it, in its check of the
+    batch against the committed jobs (:func:`signature_checks_waiting` sees it), holding the
+    batch for as long as the test needs.
+
+    The platform's sessions give up on a lock after 2 s (``lock_timeout``,
+    ``meterai_common.db``): whatever the test does to a held worker it does within that.
+    """
+    engine = sa.create_engine(_psycopg(database_url), poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET lock_timeout = '10s'")
+            conn.exec_driver_sql("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+            try:
+                yield
+            finally:
+                conn.rollback()
+    finally:
+        engine.dispose()
+
+
+def signature_checks_waiting(database_url: str) -> int:
+    """Sessions waiting on a lock in the signing tier's check of a batch (its one read of the
+    jobs a task names, ``meterai_signing.job_check``)."""
+    engine = sa.create_engine(_psycopg(database_url), poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.scalar(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database()"
+                        " AND query LIKE '%SELECT job_id, serial, digest FROM jobs%'"
+                    )
+                )
+                or 0
+            )
+    finally:
+        engine.dispose()
+
+
+def _psycopg(database_url: str) -> sa.URL:
+    return sa.make_url(database_url).set(drivername="postgresql+psycopg")

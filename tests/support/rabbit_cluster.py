@@ -15,7 +15,12 @@ The cluster forms with ``rabbitmqctl join_cluster``: the nodes start in parallel
 nodes, then the second and third join the first. No plugin is enabled (the management plugin
 is not needed: ``rabbitmqctl list_queues`` reports each quorum queue's leader and members).
 
-Used by ``tests/e2e/test_broker_cluster.py`` and ``bench/cpns_day.py``.
+A cluster of one (``size=1``) is a private broker for faults that act on a whole node: a
+disk alarm (:meth:`RabbitCluster.disk_alarm`), a short ``consumer_timeout``
+(:meth:`RabbitCluster.set_consumer_timeout`); ``advanced_config`` tunes the node at boot.
+
+Used by ``tests/e2e/test_broker_cluster.py``, ``tests/e2e/test_delivery_faults.py`` and
+``bench/cpns_day.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +89,9 @@ class RabbitCluster:
     user: str = "guest"
     password: str = "guest"
     nodes: list[RabbitNode] = field(default_factory=list)
+    advanced_config: str = ""
+    """Erlang terms for every node's ``advanced.config`` (none when empty), e.g.
+    ``[{rabbit, [{channel_tick_interval, 1000}]}].``"""
     _ctl_ports: tuple[int, int] = (0, 0)
 
     # -- addresses ---------------------------------------------------------------------------
@@ -125,6 +133,8 @@ class RabbitCluster:
                 # Nothing reads the statistics: emit them rarely, the host is shared.
                 "collect_statistics_interval = 30000\n"
             )
+            if self.advanced_config:
+                (node.base / "advanced.config").write_text(self.advanced_config)
             self.nodes.append(node)
         for node in self.nodes:
             self._spawn(node)
@@ -318,11 +328,45 @@ class RabbitCluster:
         )
         return {row["name"]: int(row["messages"] or 0) for row in rows}
 
+    def alarms(self, node: RabbitNode) -> str:
+        """The resource alarms in effect on ``node`` (Erlang terms: ``[]`` when none)."""
+        return self.ctl(node, "eval", "rabbit_alarm:get_alarms().").strip()
+
+    @contextmanager
+    def disk_alarm(self, node: RabbitNode) -> Iterator[None]:
+        """A disk alarm on ``node`` for the block's body: the free-disk limit raised far above
+        the disk's size, so the node blocks every publishing connection as a full disk would;
+        the limit in force before comes back however the block ends."""
+        previous = self.ctl(node, "eval", "rabbit_disk_monitor:get_disk_free_limit().").strip()
+        self.ctl(node, "set_disk_free_limit", "1000000GB")
+        try:
+            _poll(lambda: "disk" in self.alarms(node), 30, f"a disk alarm on {node.name}")
+            yield
+        finally:
+            self.ctl(node, "set_disk_free_limit", previous)
+            _poll(lambda: "disk" not in self.alarms(node), 60, f"{node.name}'s disk alarm to clear")
+
+    def set_consumer_timeout(self, node: RabbitNode, milliseconds: int) -> None:
+        """``consumer_timeout`` for channels opened on ``node`` from now on (a channel reads
+        it when it opens): a consumer that holds a delivery longer has its channel closed by
+        the broker, and once the client confirms the close, the delivery goes back to the
+        queue. The check runs on each channel's tick (``channel_tick_interval``, 60 s unless
+        ``advanced_config`` shortens it)."""
+        self.ctl(node, "eval", f"application:set_env(rabbit, consumer_timeout, {milliseconds}).")
+
+
+def _poll(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
 
 @contextmanager
-def rabbit_cluster(root: Path, size: int = 3) -> Iterator[RabbitCluster]:
+def rabbit_cluster(root: Path, size: int = 3, advanced_config: str = "") -> Iterator[RabbitCluster]:
     """A started cluster under ``root``, stopped however the block ends."""
-    cluster = RabbitCluster(root, size)
+    cluster = RabbitCluster(root, size, advanced_config=advanced_config)
     try:
         yield cluster.start()
     finally:
