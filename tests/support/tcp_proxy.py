@@ -1,5 +1,8 @@
 """A TCP proxy between AMQP clients and RabbitMQ that can lose one publisher confirm on purpose.
 
+(Or withhold one, :meth:`AmqpProxy.withhold_next_confirm`: the connection stays up and the
+confirm simply never arrives.)
+
 The proxy forwards bytes both ways unchanged and reads the AMQP 0-9-1 frames as they pass
 (frame: type, channel, size, payload, ``0xCE``). Armed with :meth:`AmqpProxy.lose_next_confirm`,
 it waits for the broker's next ``basic.ack`` (class 60, method 80: the confirm of a publish,
@@ -108,6 +111,8 @@ class AmqpProxy:
         self._connections = 0
         self._open: list[tuple[socket.socket, socket.socket]] = []
         self.lost: list[LostConfirm] = []
+        self._withholding = False
+        self.withheld: list[LostConfirm] = []
         self.published: list[_Published] = []
         self._closed = threading.Event()
         threading.Thread(target=self._accept, name="amqp-proxy", daemon=True).start()
@@ -125,6 +130,13 @@ class AmqpProxy:
         delivering the confirm (once; the proxy forwards everything afterwards)."""
         with self._lock:
             self._armed = True
+
+    def withhold_next_confirm(self) -> None:
+        """Drop the broker's next publisher confirm and keep the connection up, heartbeats
+        and all (once): the confirm that never comes, which only the publisher's own bound
+        ends."""
+        with self._lock:
+            self._withholding = True
 
     def published_after(self, lost: LostConfirm) -> list[bytes]:
         """Bodies published on connections opened after the one ``lost`` was cut on."""
@@ -201,8 +213,22 @@ class AmqpProxy:
         for kind, number, payload, raw in frames:
             if kind == _FRAME_METHOD and self._swallow(link, number, payload):
                 return False
+            if kind == _FRAME_METHOD and self._withhold(link, number, payload):
+                continue
             if not _send(link.client, raw):
                 return False
+        return True
+
+    def _withhold(self, link: _Link, number: int, payload: bytes) -> bool:
+        if struct.unpack_from(">HH", payload) != (_BASIC, _BASIC_ACK):
+            return False
+        with self._lock:
+            if not self._withholding:
+                return False
+            self._withholding = False
+            tag = struct.unpack_from(">Q", payload, 4)[0]
+            body = link.channels.get(number, _Channel()).last
+            self.withheld.append(LostConfirm(link.index, tag, body))
         return True
 
     def _swallow(self, link: _Link, number: int, payload: bytes) -> bool:
