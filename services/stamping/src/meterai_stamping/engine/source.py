@@ -73,7 +73,6 @@ _OBJECT_HEADER = re.compile(rb"\s*(\d{1,10})\s+(\d{1,5})\s+obj\b")
 _XREF_SUBSECTION = re.compile(rb"\s*(\d{1,10})\s+(\d{1,10})[ \t]*(?:\r\n|\r|\n)")
 _XREF_ROWS = re.compile(rb"(?:\d{10} \d{5} [nf](?: \n|\r\n| \r))*")
 """Rows of a classic table: exactly 20 bytes each, as ISO 32000 (7.5.4) requires."""
-_XREF_ROW = re.compile(rb"(\d{10}) (\d{5}) ([nf])")
 _PREV = re.compile(rb"/Prev\s+(\d{1,12})")
 _XREF_STM = re.compile(rb"/XRefStm\s+(\d{1,12})")
 _MAX_SECTIONS = 10_000
@@ -84,9 +83,27 @@ _KIDS = re.compile(rb"/Kids\s*\[((?:\s*\d{1,10}\s+\d{1,5}\s+R)*)\s*\]")
 _KID = re.compile(rb"(\d{1,10})\s+(\d{1,5})\s+R")
 _MAX_NODE_BYTES = 4 * 1024 * 1024
 """Largest page-tree node read the quick way (about 300,000 kids)."""
-ClassicTables = dict[int, tuple[list[tuple[int, list[tuple[bytes, bytes, bytes]]]], int]]
-"""Checked classic tables by offset of their ``xref`` keyword: the rows of each subsection
-(``(first number, [(offset, generation, kind), ...])``) and where ``trailer`` starts."""
+
+
+@dataclass(frozen=True)
+class Subsection:
+    """The rows of one checked subsection of a classic table, column by column."""
+
+    first: int
+    """Object number of the first row."""
+    offsets: list[int]
+    generations: list[bytes]
+    """As written: five digits."""
+    kinds: list[bytes]
+    """``n`` (in use) or ``f`` (free) per row."""
+    plain_from: int
+    """0 when every row is in use with generation 0, 1 when all but a free first row (the
+    head of the free list) are, else the row count: where the bulk path may start."""
+
+
+ClassicTables = dict[int, tuple[list[Subsection], int]]
+"""Checked classic tables by offset of their ``xref`` keyword: their subsections and where
+``trailer`` starts."""
 _ANY_OBJECT = re.compile(rb"(?<![0-9])(\d{1,10})[ \t\r\n\f\0]+(\d{1,5})[ \t\r\n\f\0]+obj\b")
 
 
@@ -382,42 +399,36 @@ class _KeyDeferringReader(PdfReader):
             super()._read_standard_xref_table(stream)
             return
         subsections, trailer_at = table
-        for first, rows in subsections:
-            if rows and rows[0][2] == b"f":  # the usual free head of the list, object 0
-                self._enter_rows(first, rows[:1])
-                first, rows = first + 1, rows[1:]
-            if not self._enter_plain_rows(first, rows):
-                self._enter_rows(first, rows)
+        for sub in subsections:
+            plain = sub.plain_from
+            self._enter_rows(sub, 0, plain)  # the free head of the list, or every row
+            if plain < len(sub.offsets):
+                self._enter_plain_rows(sub.first + plain, sub.offsets[plain:])
         stream.seek(trailer_at + len(b"trailer"))
 
-    def _enter_plain_rows(self, first: int, rows: list[tuple[bytes, bytes, bytes]]) -> bool:
-        """Enter a run of in-use generation-0 rows with dictionary operations in C; False
-        (nothing entered) when the run holds any other row."""
-        if not rows:
-            return True
-        offsets, generations, kinds = zip(*rows, strict=True)
-        if set(generations) != {b"00000"} or set(kinds) != {b"n"}:
-            return False
+    def _enter_plain_rows(self, first: int, offsets: list[int]) -> None:
+        """Enter a run of in-use generation-0 rows with dictionary operations in C."""
         xref, free = self.xref, self.xref_free_entry
         entries = xref.setdefault(0, {})
         free.setdefault(0, {})
-        numbers = range(first, first + len(rows))
+        numbers = range(first, first + len(offsets))
         if entries:
             fresh = set(numbers).difference(entries)
-            xref[0] = {**dict(zip(numbers, map(int, offsets), strict=True)), **entries}
+            xref[0] = {**dict(zip(numbers, offsets, strict=True)), **entries}
         else:
             fresh = set(numbers)
-            xref[0] = dict(zip(numbers, map(int, offsets), strict=True))
+            xref[0] = dict(zip(numbers, offsets, strict=True))
         in_use = dict.fromkeys(fresh, False)
         free[0].update(in_use)
         if 65535 in free:
             free[65535].update(in_use)
-        return True
 
-    def _enter_rows(self, first: int, rows: list[tuple[bytes, bytes, bytes]]) -> None:
-        """Enter rows one by one, as pypdf's own table reader does."""
+    def _enter_rows(self, sub: Subsection, start: int, stop: int) -> None:
+        """Enter rows *start* to *stop* of *sub* one by one, as pypdf's own table reader does."""
         xref, free = self.xref, self.xref_free_entry
-        for number, (at, generation_text, kind) in enumerate(rows, first):
+        columns = (sub.offsets[start:stop], sub.generations[start:stop], sub.kinds[start:stop])
+        rows = zip(*columns, strict=True)
+        for number, (at, generation_text, kind) in enumerate(rows, sub.first + start):
             generation = int(generation_text)
             entries = xref.get(generation)
             if entries is None:
@@ -427,7 +438,7 @@ class _KeyDeferringReader(PdfReader):
                 continue
             is_free = kind == b"f"
             if not is_free:
-                entries[number] = int(at)
+                entries[number] = at
             free[generation][number] = is_free
             if 65535 in free:
                 free[65535][number] = is_free
@@ -688,11 +699,14 @@ def _classic_table_end(data: bytes, offset: int, tables: ClassicTables | None = 
 
     Each subsection's rows are checked in one regular-expression match, then
     each in-use row's offset must hold that object's header.  Producers write
-    the header as ``N G obj``, so a plain comparison settles nearly every row.
+    the header as ``N G obj``, so a plain comparison settles nearly every row;
+    for the usual run of in-use generation-0 rows the comparisons are made in
+    bulk (:func:`_plain_rows_hold_headers`), because a Python loop over rows
+    made this check the largest cost of opening a long document.
     """
     pos = data.index(b"xref", offset) + 4
     keyword_at = pos - 4
-    subsections: list[tuple[int, list[tuple[bytes, bytes, bytes]]]] = []
+    subsections: list[Subsection] = []
     while True:
         sub = _XREF_SUBSECTION.match(data, pos)
         if sub is None:
@@ -707,15 +721,40 @@ def _classic_table_end(data: bytes, offset: int, tables: ClassicTables | None = 
         end = pos + 20 * count
         if end > len(data) or _XREF_ROWS.fullmatch(data, pos, end) is None:
             return -1
-        rows = _XREF_ROW.findall(data, pos, end)
-        subsections.append((first, rows))
+        section = _subsection(first, data[pos:end].split())
+        subsections.append(section)
+        checked = section.plain_from if _plain_rows_hold_headers(data, section) else count
+        rows = zip(section.offsets[:checked], section.generations, section.kinds, strict=False)
         for number, (at, generation, kind) in enumerate(rows, first):
-            if kind != b"n" or data.startswith(b"%d %d obj" % (number, int(generation)), int(at)):
+            if kind != b"n" or data.startswith(b"%d %d obj" % (number, int(generation)), at):
                 continue
-            header = _OBJECT_HEADER.match(data, int(at))
+            header = _OBJECT_HEADER.match(data, at)
             if header is None or tuple(map(int, header.group(1, 2))) != (number, int(generation)):
                 return -1
         pos = end
+
+
+def _subsection(first: int, tokens: list[bytes]) -> Subsection:
+    """A subsection from the whitespace-split tokens of its rows (already matched by
+    ``_XREF_ROWS``: three tokens per row)."""
+    offsets = list(map(int, tokens[0::3]))
+    generations, kinds = tokens[1::3], tokens[2::3]
+    count = len(offsets)
+    start = 1 if kinds[:1] == [b"f"] else 0
+    rest = count - start
+    plain = kinds.count(b"n") == rest and generations[start:].count(b"00000") == rest
+    return Subsection(first, offsets, generations, kinds, start if plain else count)
+
+
+def _plain_rows_hold_headers(data: bytes, sub: Subsection) -> bool:
+    """Whether every row from ``plain_from`` on points at its ``N 0 obj`` header, compared in C.
+
+    False sends the rows to the row-by-row check, which also accepts other
+    spellings of the header (more spaces, line breaks).
+    """
+    start = sub.plain_from
+    heads = map(b"%d 0 obj".__mod__, range(sub.first + start, sub.first + len(sub.offsets)))
+    return all(map(data.startswith, heads, sub.offsets[start:]))
 
 
 def scan_objects(data: bytes) -> dict[int, tuple[int, int]]:
