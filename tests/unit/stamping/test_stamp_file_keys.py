@@ -1,5 +1,6 @@
 """Opening AES-256 documents: the file key is derived once per document and password, and
-the empty user password with one hash when ``/Perms`` confirms the key."""
+the empty user password with one hash when ``/Perms`` confirms the key; the ``/Encrypt``
+dictionary is read as pypdf reads it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pypdf._encryption import AlgV5, Encryption
 
 from meterai_stamping.engine import EncryptedPdf, inspect
 from meterai_stamping.engine.file_keys import forget_file_keys, open_with_password
+from meterai_stamping.engine.source import _hex_strings_decoded
 from tests.unit.stamping.samples import build_pdf
 
 
@@ -90,3 +92,21 @@ def test_an_empty_user_password_costs_one_hardened_hash(monkeypatch: pytest.Monk
     monkeypatch.setattr(AlgV5, "calculate_hash", staticmethod(counted))
     assert open_with_password(encryption, "") == PasswordType.USER_PASSWORD
     assert len(hashes) == 1
+
+
+@pytest.mark.parametrize("algorithm", ["RC4-128", "AES-128", "AES-256"])
+def test_the_encrypt_dictionary_read_the_quick_way_is_the_one_pypdf_reads(algorithm: str) -> None:
+    writer = PdfWriter(clone_from=BytesIO(build_pdf()))
+    writer.encrypt(user_password="", owner_password="pemilik", algorithm=algorithm)
+    out = BytesIO()
+    writer.write(out)
+    pdf = out.getvalue()
+    reference = PdfReader(BytesIO(pdf))
+    reference._override_encryption = True
+    ref = reference.trailer.raw_get("/Encrypt")
+    expected = reference.get_object(ref)
+    quick = _hex_strings_decoded(reference, pdf, ref)
+    assert quick is not None
+    assert {k: (type(v), v) for k, v in quick.items()} == {
+        k: (type(v), v) for k, v in expected.items()
+    }

@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
+from typing import Any
 
 from pypdf import PasswordType, PdfReader
 from pypdf._encryption import Encryption
@@ -35,6 +36,7 @@ from pypdf.generic import (
     NullObject,
     PdfObject,
     TextStringObject,
+    create_string_object,
     read_object,
 )
 
@@ -104,6 +106,12 @@ class Subsection:
 ClassicTables = dict[int, tuple[list[Subsection], int]]
 """Checked classic tables by offset of their ``xref`` keyword: their subsections and where
 ``trailer`` starts."""
+_HEX_STRING = re.compile(rb"(?<!<)<([0-9A-Fa-f \t\r\n\f]*)>")
+"""A hex string of digits and white space; the lookbehind keeps a dictionary's ``<<`` out."""
+_PDF_WHITESPACE = re.compile(rb"[ \t\r\n\f]+")
+_PLACEHOLDER_PREFIX = b"/MtrHexString"
+_MAX_PLAIN_OBJECT = 64 * 1024
+"""Largest object read the quick way; an ``/Encrypt`` dictionary is a few hundred bytes."""
 _ANY_OBJECT = re.compile(rb"(?<![0-9])(\d{1,10})[ \t\r\n\f\0]+(\d{1,5})[ \t\r\n\f\0]+obj\b")
 
 
@@ -366,6 +374,8 @@ class SharedBytesIO(BytesIO):
 
     def __init__(self, data: bytes) -> None:
         super().__init__(data)
+        self.data = data
+        """The bytes read, for callers that match on them directly."""
         self._view = memoryview(data)
 
     def getbuffer(self) -> memoryview:
@@ -450,11 +460,72 @@ class _KeyDeferringReader(PdfReader):
         id1 = (
             first.original_bytes if isinstance(first, (ByteStringObject, TextStringObject)) else b""
         )
-        entry = self.trailer["/Encrypt"]
+        entry = self._encrypt_dictionary()
         if not isinstance(entry, DictionaryObject):
             raise PdfReadError("/Encrypt entry of the trailer is not a dictionary")
         self._encryption = Encryption.read(entry, id1)
         self._override_encryption = False
+
+    def _encrypt_dictionary(self) -> PdfObject | None:
+        """The trailer's ``/Encrypt`` dictionary, its hex strings decoded in C.
+
+        pypdf reads a hex string a character at a time; the five of an AES-256
+        dictionary (``/O``, ``/U``, ``/OE``, ``/UE``, ``/Perms``: 352 digits)
+        made up much of opening such a document.  A dictionary written plainly
+        in the file (not in an object stream; no literal string, comment or
+        stream) has its hex strings swapped for placeholder names, the rest
+        parsed by pypdf, and the strings put back as pypdf would have made
+        them.  Anything else, or any doubt, is pypdf's reading.
+        """
+        ref = self.trailer.raw_get("/Encrypt")
+        stream = self.stream
+        if not isinstance(ref, IndirectObject) or not isinstance(stream, SharedBytesIO):
+            return self.trailer["/Encrypt"]
+        cached = self.cache_get_indirect_object(ref.generation, ref.idnum)
+        quick = None if cached is not None else _hex_strings_decoded(self, stream.data, ref)
+        if quick is None:
+            return self.trailer["/Encrypt"]
+        self.cache_indirect_object(ref.generation, ref.idnum, quick)
+        return quick
+
+
+def _hex_strings_decoded(
+    reader: PdfReader, data: bytes, ref: IndirectObject
+) -> DictionaryObject | None:
+    """Object *ref* read with its hex strings decoded by :data:`_HEX_STRING`, or None."""
+    offset = reader.xref.get(ref.generation, {}).get(ref.idnum)
+    header = _OBJECT_HEADER.match(data, offset) if isinstance(offset, int) else None
+    if header is None or tuple(map(int, header.group(1, 2))) != (ref.idnum, ref.generation):
+        return None
+    end = data.find(b"endobj", header.end(), header.end() + _MAX_PLAIN_OBJECT)
+    body = data[header.end() : end].lstrip() if end > 0 else b"("
+    if b"(" in body or b"%" in body or b"stream" in body or _PLACEHOLDER_PREFIX in body:
+        return None
+    strings: list[bytes] = []
+
+    def placeholder(found: re.Match[bytes]) -> bytes:
+        digits = _PDF_WHITESPACE.sub(b"", found.group(1))
+        strings.append(bytes.fromhex((digits + b"0" * (len(digits) % 2)).decode("ascii")))
+        return b"%s%d " % (_PLACEHOLDER_PREFIX, len(strings) - 1)
+
+    try:
+        value = read_object(BytesIO(_HEX_STRING.sub(placeholder, body)), reader)
+    except Exception:
+        return None  # pypdf's own reading decides, and reports
+    return _with_strings(value, strings) if isinstance(value, DictionaryObject) else None
+
+
+def _with_strings(value: PdfObject, strings: list[bytes]) -> Any:
+    """*value* with every placeholder name replaced by its string, as pypdf makes strings."""
+    if isinstance(value, NameObject) and value.startswith(_PLACEHOLDER_PREFIX.decode()):
+        return create_string_object(strings[int(value[len(_PLACEHOLDER_PREFIX) :])])
+    if isinstance(value, DictionaryObject):
+        for key in list(value):
+            value[key] = _with_strings(value[key], strings)
+    elif isinstance(value, ArrayObject):
+        for index, item in enumerate(value):
+            value[index] = _with_strings(item, strings)
+    return value
 
 
 def _read_trusting_cross_references(data: bytes, tables: ClassicTables) -> PdfReader | None:
