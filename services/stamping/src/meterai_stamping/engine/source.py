@@ -73,8 +73,10 @@ _STARTXREF = re.compile(rb"startxref\s*(\d{1,12})")
 _CLASSIC_XREF = re.compile(rb"\s*xref\b")
 _OBJECT_HEADER = re.compile(rb"\s*(\d{1,10})\s+(\d{1,5})\s+obj\b")
 _XREF_SUBSECTION = re.compile(rb"\s*(\d{1,10})\s+(\d{1,10})[ \t]*(?:\r\n|\r|\n)")
-_XREF_ROWS = re.compile(rb"(?:\d{10} \d{5} [nf](?: \n|\r\n| \r))*")
-"""Rows of a classic table: exactly 20 bytes each, as ISO 32000 (7.5.4) requires."""
+_ROW_DIGITS = (*range(0, 10), *range(11, 16))
+"""Columns of a 20-byte classic-table row that hold the offset's and the generation's digits."""
+_CR_ONLY = bytes.maketrans(b" \n\r", b"\x00\x00\x01")
+"""End-of-row bytes (already checked to be these three) to 1 for CR, 0 otherwise."""
 _PREV = re.compile(rb"/Prev\s+(\d{1,12})")
 _XREF_STM = re.compile(rb"/XRefStm\s+(\d{1,12})")
 _MAX_SECTIONS = 10_000
@@ -790,7 +792,7 @@ def _classic_table_end(data: bytes, offset: int, tables: ClassicTables | None = 
         first, count = int(sub.group(1)), int(sub.group(2))
         pos = sub.end()
         end = pos + 20 * count
-        if end > len(data) or _XREF_ROWS.fullmatch(data, pos, end) is None:
+        if end > len(data) or not _rows_well_formed(data[pos:end], count):
             return -1
         section = _subsection(first, data[pos:end].split())
         subsections.append(section)
@@ -805,9 +807,36 @@ def _classic_table_end(data: bytes, offset: int, tables: ClassicTables | None = 
         pos = end
 
 
+def _rows_well_formed(block: bytes, count: int) -> bool:
+    """Whether *block* is *count* rows of a classic table, 20 bytes each, as ISO 32000 (7.5.4)
+    requires: ``oooooooooo ggggg k`` with ``k`` ``n`` or ``f``, then ``SP CR``, ``SP LF`` or
+    ``CR LF``.
+
+    Checked column by column (every 20th byte) in C: a regular expression over the rows cost
+    a tenth of opening a 600-object file.
+    """
+    if len(block) != 20 * count:
+        return False
+    if count == 0:
+        return True
+    spaces = b" " * count
+    first_eol, second_eol = block[18::20], block[19::20]
+    return (
+        all(block[column::20].isdigit() for column in _ROW_DIGITS)
+        and block[10::20] == spaces
+        and block[16::20] == spaces
+        and not block[17::20].translate(None, b"nf")
+        and not first_eol.translate(None, b" \r")
+        and not second_eol.translate(None, b"\r\n")
+        # CR CR is the one pair of those characters that is no end of row.
+        and not int.from_bytes(first_eol.translate(_CR_ONLY))
+        & int.from_bytes(second_eol.translate(_CR_ONLY))
+    )
+
+
 def _subsection(first: int, tokens: list[bytes]) -> Subsection:
-    """A subsection from the whitespace-split tokens of its rows (already matched by
-    ``_XREF_ROWS``: three tokens per row)."""
+    """A subsection from the whitespace-split tokens of its rows (already checked by
+    :func:`_rows_well_formed`: three tokens per row)."""
     offsets = list(map(int, tokens[0::3]))
     generations, kinds = tokens[1::3], tokens[2::3]
     count = len(offsets)
