@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
+from itertools import repeat
 from typing import Any
 
 from pypdf import PasswordType, PdfReader
@@ -84,7 +85,6 @@ _LENGTH = re.compile(rb"/Length\s+(\d{1,12})(?!\s+\d+\s+R)")
 _MAX_XREF_STREAM = 16 * 1024 * 1024
 """Bytes a cross-reference stream may inflate to while being checked (2M objects)."""
 _KIDS = re.compile(rb"/Kids\s*\[((?:\s*\d{1,10}\s+\d{1,5}\s+R)*)\s*\]")
-_KID = re.compile(rb"(\d{1,10})\s+(\d{1,5})\s+R")
 _MAX_NODE_BYTES = 4 * 1024 * 1024
 """Largest page-tree node read the quick way (about 300,000 kids)."""
 
@@ -260,13 +260,17 @@ class SourceDocument:
         if len(kids) != 1 or len(kids[0].group(1)) < 64 or b"(" in body or b"stream" in body:
             return self.resolve(ref)
         found = kids[0]
+        tokens = found.group(1).split()
+        count = len(tokens) // 3
+        if tokens[2::3] != [b"R"] * count or len(tokens) != 3 * count:
+            return self.resolve(ref)  # references written without spaces between them
         rest = body[: found.start()] + b"/Kids []" + body[found.end() :]
         node = read_object(BytesIO(rest), reader)
         if not isinstance(node, DictionaryObject) or node.get("/Kids") != ArrayObject():
             return self.resolve(ref)
+        numbers, generations = map(int, tokens[0::3]), map(int, tokens[1::3])
         node[NameObject("/Kids")] = ArrayObject(
-            IndirectObject(int(number), int(generation), reader)
-            for number, generation in _KID.findall(found.group(1))
+            map(IndirectObject, numbers, generations, repeat(reader, count))
         )
         reader.cache_indirect_object(ref.generation, ref.idnum, node)
         return node
