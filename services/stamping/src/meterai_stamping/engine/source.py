@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from itertools import repeat
@@ -428,11 +428,11 @@ class _KeyDeferringReader(PdfReader):
         entries = xref.setdefault(0, {})
         free.setdefault(0, {})
         numbers = range(first, first + len(offsets))
+        fresh: Iterable[int] = numbers
         if entries:
             fresh = set(numbers).difference(entries)
             xref[0] = {**dict(zip(numbers, offsets, strict=True)), **entries}
         else:
-            fresh = set(numbers)
             xref[0] = dict(zip(numbers, offsets, strict=True))
         in_use = dict.fromkeys(fresh, False)
         free[0].update(in_use)
@@ -562,14 +562,18 @@ def _read_trusting_cross_references(data: bytes, tables: ClassicTables) -> PdfRe
 
 
 def _next_free_number(doc: SourceDocument) -> int:
-    """One past the highest object number in use or declared by ``/Size``."""
-    known: set[int] = set(doc.reader.xref_objStm)
+    """One past the highest object number in use or declared by ``/Size``.
+
+    The highest of each table is taken, not of their union: a set of every
+    object number cost as much as the rest of finding the page.
+    """
+    highest = max(doc.reader.xref_objStm, default=0)
     for generation, entries in doc.reader.xref.items():
         if generation != 65535:
-            known.update(entries)
+            highest = max(highest, max(entries, default=0))
     size = doc.resolve(doc.reader.trailer.get("/Size"))
     declared = int(size) if isinstance(size, int) and 0 < size < 10_000_000 else 0
-    return max(declared, max(known, default=0) + 1)
+    return max(declared, highest + 1)
 
 
 def _decrypt(reader: PdfReader, password: str | None) -> None:
