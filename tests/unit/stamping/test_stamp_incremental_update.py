@@ -79,6 +79,15 @@ def test_table_entry_pointing_away_from_its_object_is_damage_even_if_never_read(
     assert re.search(rb"xref\n0 \d+\n0000000000 65535 f", section)
 
 
+def test_an_object_header_spelled_across_lines_is_sound_not_damage() -> None:
+    original = build_pdf([PageSpec(), PageSpec()])
+    assert original.count(b"\n7 0 obj\n") == 1
+    # Same length, so every offset stays right; only the exact "N 0 obj" comparison misses it.
+    respelled = original.replace(b"\n7 0 obj\n", b"\n7 0\nobj\n")
+    section = _update_section(respelled, prepare_seal(respelled).data)
+    assert b"/Prev" in section
+
+
 def test_sound_table_is_chained_not_repeated() -> None:
     original = build_pdf([PageSpec(text=f"page {i}") for i in range(20)])
     section = _update_section(original, prepare_seal(original).data)

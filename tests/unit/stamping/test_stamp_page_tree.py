@@ -30,3 +30,15 @@ def test_the_seal_goes_on_the_requested_page_of_a_flat_tree(page: int) -> None:
     widget = re.search(rb"/Subtype /Widget .*? /P (\d+) 0 R", prepared.update)
     assert widget is not None
     assert int(widget.group(1)) == 4 + 2 * (page - 1)  # build_pdf numbers page i as 4 + 2i
+
+
+def test_kids_written_without_spaces_between_references_are_read_as_pypdf_reads_them() -> None:
+    original = build_pdf(_distinct_sizes())
+    kids = b" ".join(b"%d 0 R" % (4 + 2 * i) for i in range(_PAGES))
+    assert original.count(kids) == 1
+    # "4 0 R6 0 R...": the same length, so every offset stays right.
+    packed = original.replace(kids, kids.replace(b" 0 R ", b" 0 R") + b" " * (_PAGES - 1))
+    assert inspect(packed).page_count == _PAGES
+    prepared = prepare_seal(packed, page=57)
+    widget = re.search(rb"/Subtype /Widget .*? /P (\d+) 0 R", prepared.update)
+    assert widget is not None and int(widget.group(1)) == 4 + 2 * 56

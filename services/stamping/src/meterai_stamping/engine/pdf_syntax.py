@@ -12,7 +12,7 @@ from io import BytesIO
 
 from pypdf.generic import PdfObject
 
-__all__ = ["pdf_date", "pdf_number", "pdf_text", "serialize"]
+__all__ = ["pdf_date", "pdf_number", "pdf_text", "serialize", "stream_object", "text_bytes"]
 
 
 def serialize(value: PdfObject) -> bytes:
@@ -37,7 +37,19 @@ def pdf_text(text: str) -> bytes:
     if text.isascii() and text.isprintable():
         escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
         return b"(" + escaped.encode("ascii") + b")"
-    return b"<FEFF" + text.encode("utf-16-be").hex().upper().encode() + b">"
+    return b"<" + text_bytes(text).hex().upper().encode() + b">"
+
+
+def text_bytes(text: str) -> bytes:
+    """The bytes :func:`pdf_text` writes for *text*, before string syntax: what gets encrypted."""
+    if text.isascii() and text.isprintable():
+        return text.encode("ascii")
+    return b"\xfe\xff" + text.encode("utf-16-be")
+
+
+def stream_object(entries: bytes, data: bytes) -> bytes:
+    """A stream object's body: ``<< entries /Length n >>`` and *data* as stored."""
+    return b"<< %s /Length %d >>\nstream\n%s\nendstream" % (entries, len(data), data)
 
 
 def pdf_date(moment: datetime) -> bytes:

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
+from itertools import repeat
+from typing import Any
 
 from pypdf import PasswordType, PdfReader
 from pypdf._encryption import Encryption
@@ -35,6 +37,7 @@ from pypdf.generic import (
     NullObject,
     PdfObject,
     TextStringObject,
+    create_string_object,
     read_object,
 )
 
@@ -71,9 +74,10 @@ _STARTXREF = re.compile(rb"startxref\s*(\d{1,12})")
 _CLASSIC_XREF = re.compile(rb"\s*xref\b")
 _OBJECT_HEADER = re.compile(rb"\s*(\d{1,10})\s+(\d{1,5})\s+obj\b")
 _XREF_SUBSECTION = re.compile(rb"\s*(\d{1,10})\s+(\d{1,10})[ \t]*(?:\r\n|\r|\n)")
-_XREF_ROWS = re.compile(rb"(?:\d{10} \d{5} [nf](?: \n|\r\n| \r))*")
-"""Rows of a classic table: exactly 20 bytes each, as ISO 32000 (7.5.4) requires."""
-_XREF_ROW = re.compile(rb"(\d{10}) (\d{5}) ([nf])")
+_ROW_DIGITS = (*range(0, 10), *range(11, 16))
+"""Columns of a 20-byte classic-table row that hold the offset's and the generation's digits."""
+_CR_ONLY = bytes.maketrans(b" \n\r", b"\x00\x00\x01")
+"""End-of-row bytes (already checked to be these three) to 1 for CR, 0 otherwise."""
 _PREV = re.compile(rb"/Prev\s+(\d{1,12})")
 _XREF_STM = re.compile(rb"/XRefStm\s+(\d{1,12})")
 _MAX_SECTIONS = 10_000
@@ -81,12 +85,35 @@ _LENGTH = re.compile(rb"/Length\s+(\d{1,12})(?!\s+\d+\s+R)")
 _MAX_XREF_STREAM = 16 * 1024 * 1024
 """Bytes a cross-reference stream may inflate to while being checked (2M objects)."""
 _KIDS = re.compile(rb"/Kids\s*\[((?:\s*\d{1,10}\s+\d{1,5}\s+R)*)\s*\]")
-_KID = re.compile(rb"(\d{1,10})\s+(\d{1,5})\s+R")
 _MAX_NODE_BYTES = 4 * 1024 * 1024
 """Largest page-tree node read the quick way (about 300,000 kids)."""
-ClassicTables = dict[int, tuple[list[tuple[int, list[tuple[bytes, bytes, bytes]]]], int]]
-"""Checked classic tables by offset of their ``xref`` keyword: the rows of each subsection
-(``(first number, [(offset, generation, kind), ...])``) and where ``trailer`` starts."""
+
+
+@dataclass(frozen=True)
+class Subsection:
+    """The rows of one checked subsection of a classic table, column by column."""
+
+    first: int
+    """Object number of the first row."""
+    offsets: list[int]
+    generations: list[bytes]
+    """As written: five digits."""
+    kinds: list[bytes]
+    """``n`` (in use) or ``f`` (free) per row."""
+    plain_from: int
+    """0 when every row is in use with generation 0, 1 when all but a free first row (the
+    head of the free list) are, else the row count: where the bulk path may start."""
+
+
+ClassicTables = dict[int, tuple[list[Subsection], int]]
+"""Checked classic tables by offset of their ``xref`` keyword: their subsections and where
+``trailer`` starts."""
+_HEX_STRING = re.compile(rb"(?<!<)<([0-9A-Fa-f \t\r\n\f]*)>")
+"""A hex string of digits and white space; the lookbehind keeps a dictionary's ``<<`` out."""
+_PDF_WHITESPACE = re.compile(rb"[ \t\r\n\f]+")
+_PLACEHOLDER_PREFIX = b"/MtrHexString"
+_MAX_PLAIN_OBJECT = 64 * 1024
+"""Largest object read the quick way; an ``/Encrypt`` dictionary is a few hundred bytes."""
 _ANY_OBJECT = re.compile(rb"(?<![0-9])(\d{1,10})[ \t\r\n\f\0]+(\d{1,5})[ \t\r\n\f\0]+obj\b")
 
 
@@ -233,13 +260,17 @@ class SourceDocument:
         if len(kids) != 1 or len(kids[0].group(1)) < 64 or b"(" in body or b"stream" in body:
             return self.resolve(ref)
         found = kids[0]
+        tokens = found.group(1).split()
+        count = len(tokens) // 3
+        if tokens[2::3] != [b"R"] * count or len(tokens) != 3 * count:
+            return self.resolve(ref)  # references written without spaces between them
         rest = body[: found.start()] + b"/Kids []" + body[found.end() :]
         node = read_object(BytesIO(rest), reader)
         if not isinstance(node, DictionaryObject) or node.get("/Kids") != ArrayObject():
             return self.resolve(ref)
+        numbers, generations = map(int, tokens[0::3]), map(int, tokens[1::3])
         node[NameObject("/Kids")] = ArrayObject(
-            IndirectObject(int(number), int(generation), reader)
-            for number, generation in _KID.findall(found.group(1))
+            map(IndirectObject, numbers, generations, repeat(reader, count))
         )
         reader.cache_indirect_object(ref.generation, ref.idnum, node)
         return node
@@ -349,6 +380,8 @@ class SharedBytesIO(BytesIO):
 
     def __init__(self, data: bytes) -> None:
         super().__init__(data)
+        self.data = data
+        """The bytes read, for callers that match on them directly."""
         self._view = memoryview(data)
 
     def getbuffer(self) -> memoryview:
@@ -382,42 +415,36 @@ class _KeyDeferringReader(PdfReader):
             super()._read_standard_xref_table(stream)
             return
         subsections, trailer_at = table
-        for first, rows in subsections:
-            if rows and rows[0][2] == b"f":  # the usual free head of the list, object 0
-                self._enter_rows(first, rows[:1])
-                first, rows = first + 1, rows[1:]
-            if not self._enter_plain_rows(first, rows):
-                self._enter_rows(first, rows)
+        for sub in subsections:
+            plain = sub.plain_from
+            self._enter_rows(sub, 0, plain)  # the free head of the list, or every row
+            if plain < len(sub.offsets):
+                self._enter_plain_rows(sub.first + plain, sub.offsets[plain:])
         stream.seek(trailer_at + len(b"trailer"))
 
-    def _enter_plain_rows(self, first: int, rows: list[tuple[bytes, bytes, bytes]]) -> bool:
-        """Enter a run of in-use generation-0 rows with dictionary operations in C; False
-        (nothing entered) when the run holds any other row."""
-        if not rows:
-            return True
-        offsets, generations, kinds = zip(*rows, strict=True)
-        if set(generations) != {b"00000"} or set(kinds) != {b"n"}:
-            return False
+    def _enter_plain_rows(self, first: int, offsets: list[int]) -> None:
+        """Enter a run of in-use generation-0 rows with dictionary operations in C."""
         xref, free = self.xref, self.xref_free_entry
         entries = xref.setdefault(0, {})
         free.setdefault(0, {})
-        numbers = range(first, first + len(rows))
+        numbers = range(first, first + len(offsets))
+        fresh: Iterable[int] = numbers
         if entries:
             fresh = set(numbers).difference(entries)
-            xref[0] = {**dict(zip(numbers, map(int, offsets), strict=True)), **entries}
+            xref[0] = {**dict(zip(numbers, offsets, strict=True)), **entries}
         else:
-            fresh = set(numbers)
-            xref[0] = dict(zip(numbers, map(int, offsets), strict=True))
+            xref[0] = dict(zip(numbers, offsets, strict=True))
         in_use = dict.fromkeys(fresh, False)
         free[0].update(in_use)
         if 65535 in free:
             free[65535].update(in_use)
-        return True
 
-    def _enter_rows(self, first: int, rows: list[tuple[bytes, bytes, bytes]]) -> None:
-        """Enter rows one by one, as pypdf's own table reader does."""
+    def _enter_rows(self, sub: Subsection, start: int, stop: int) -> None:
+        """Enter rows *start* to *stop* of *sub* one by one, as pypdf's own table reader does."""
         xref, free = self.xref, self.xref_free_entry
-        for number, (at, generation_text, kind) in enumerate(rows, first):
+        columns = (sub.offsets[start:stop], sub.generations[start:stop], sub.kinds[start:stop])
+        rows = zip(*columns, strict=True)
+        for number, (at, generation_text, kind) in enumerate(rows, sub.first + start):
             generation = int(generation_text)
             entries = xref.get(generation)
             if entries is None:
@@ -427,7 +454,7 @@ class _KeyDeferringReader(PdfReader):
                 continue
             is_free = kind == b"f"
             if not is_free:
-                entries[number] = int(at)
+                entries[number] = at
             free[generation][number] = is_free
             if 65535 in free:
                 free[65535][number] = is_free
@@ -439,11 +466,72 @@ class _KeyDeferringReader(PdfReader):
         id1 = (
             first.original_bytes if isinstance(first, (ByteStringObject, TextStringObject)) else b""
         )
-        entry = self.trailer["/Encrypt"]
+        entry = self._encrypt_dictionary()
         if not isinstance(entry, DictionaryObject):
             raise PdfReadError("/Encrypt entry of the trailer is not a dictionary")
         self._encryption = Encryption.read(entry, id1)
         self._override_encryption = False
+
+    def _encrypt_dictionary(self) -> PdfObject | None:
+        """The trailer's ``/Encrypt`` dictionary, its hex strings decoded in C.
+
+        pypdf reads a hex string a character at a time; the five of an AES-256
+        dictionary (``/O``, ``/U``, ``/OE``, ``/UE``, ``/Perms``: 352 digits)
+        made up much of opening such a document.  A dictionary written plainly
+        in the file (not in an object stream; no literal string, comment or
+        stream) has its hex strings swapped for placeholder names, the rest
+        parsed by pypdf, and the strings put back as pypdf would have made
+        them.  Anything else, or any doubt, is pypdf's reading.
+        """
+        ref = self.trailer.raw_get("/Encrypt")
+        stream = self.stream
+        if not isinstance(ref, IndirectObject) or not isinstance(stream, SharedBytesIO):
+            return self.trailer["/Encrypt"]
+        cached = self.cache_get_indirect_object(ref.generation, ref.idnum)
+        quick = None if cached is not None else _hex_strings_decoded(self, stream.data, ref)
+        if quick is None:
+            return self.trailer["/Encrypt"]
+        self.cache_indirect_object(ref.generation, ref.idnum, quick)
+        return quick
+
+
+def _hex_strings_decoded(
+    reader: PdfReader, data: bytes, ref: IndirectObject
+) -> DictionaryObject | None:
+    """Object *ref* read with its hex strings decoded by :data:`_HEX_STRING`, or None."""
+    offset = reader.xref.get(ref.generation, {}).get(ref.idnum)
+    header = _OBJECT_HEADER.match(data, offset) if isinstance(offset, int) else None
+    if header is None or tuple(map(int, header.group(1, 2))) != (ref.idnum, ref.generation):
+        return None
+    end = data.find(b"endobj", header.end(), header.end() + _MAX_PLAIN_OBJECT)
+    body = data[header.end() : end].lstrip() if end > 0 else b"("
+    if b"(" in body or b"%" in body or b"stream" in body or _PLACEHOLDER_PREFIX in body:
+        return None
+    strings: list[bytes] = []
+
+    def placeholder(found: re.Match[bytes]) -> bytes:
+        digits = _PDF_WHITESPACE.sub(b"", found.group(1))
+        strings.append(bytes.fromhex((digits + b"0" * (len(digits) % 2)).decode("ascii")))
+        return b"%s%d " % (_PLACEHOLDER_PREFIX, len(strings) - 1)
+
+    try:
+        value = read_object(BytesIO(_HEX_STRING.sub(placeholder, body)), reader)
+    except Exception:
+        return None  # pypdf's own reading decides, and reports
+    return _with_strings(value, strings) if isinstance(value, DictionaryObject) else None
+
+
+def _with_strings(value: PdfObject, strings: list[bytes]) -> Any:
+    """*value* with every placeholder name replaced by its string, as pypdf makes strings."""
+    if isinstance(value, NameObject) and value.startswith(_PLACEHOLDER_PREFIX.decode()):
+        return create_string_object(strings[int(value[len(_PLACEHOLDER_PREFIX) :])])
+    if isinstance(value, DictionaryObject):
+        for key in list(value):
+            value[key] = _with_strings(value[key], strings)
+    elif isinstance(value, ArrayObject):
+        for index, item in enumerate(value):
+            value[index] = _with_strings(item, strings)
+    return value
 
 
 def _read_trusting_cross_references(data: bytes, tables: ClassicTables) -> PdfReader | None:
@@ -474,14 +562,18 @@ def _read_trusting_cross_references(data: bytes, tables: ClassicTables) -> PdfRe
 
 
 def _next_free_number(doc: SourceDocument) -> int:
-    """One past the highest object number in use or declared by ``/Size``."""
-    known: set[int] = set(doc.reader.xref_objStm)
+    """One past the highest object number in use or declared by ``/Size``.
+
+    The highest of each table is taken, not of their union: a set of every
+    object number cost as much as the rest of finding the page.
+    """
+    highest = max(doc.reader.xref_objStm, default=0)
     for generation, entries in doc.reader.xref.items():
         if generation != 65535:
-            known.update(entries)
+            highest = max(highest, max(entries, default=0))
     size = doc.resolve(doc.reader.trailer.get("/Size"))
     declared = int(size) if isinstance(size, int) and 0 < size < 10_000_000 else 0
-    return max(declared, max(known, default=0) + 1)
+    return max(declared, highest + 1)
 
 
 def _decrypt(reader: PdfReader, password: str | None) -> None:
@@ -688,11 +780,14 @@ def _classic_table_end(data: bytes, offset: int, tables: ClassicTables | None = 
 
     Each subsection's rows are checked in one regular-expression match, then
     each in-use row's offset must hold that object's header.  Producers write
-    the header as ``N G obj``, so a plain comparison settles nearly every row.
+    the header as ``N G obj``, so a plain comparison settles nearly every row;
+    for the usual run of in-use generation-0 rows the comparisons are made in
+    bulk (:func:`_plain_rows_hold_headers`), because a Python loop over rows
+    made this check the largest cost of opening a long document.
     """
     pos = data.index(b"xref", offset) + 4
     keyword_at = pos - 4
-    subsections: list[tuple[int, list[tuple[bytes, bytes, bytes]]]] = []
+    subsections: list[Subsection] = []
     while True:
         sub = _XREF_SUBSECTION.match(data, pos)
         if sub is None:
@@ -705,17 +800,69 @@ def _classic_table_end(data: bytes, offset: int, tables: ClassicTables | None = 
         first, count = int(sub.group(1)), int(sub.group(2))
         pos = sub.end()
         end = pos + 20 * count
-        if end > len(data) or _XREF_ROWS.fullmatch(data, pos, end) is None:
+        if end > len(data) or not _rows_well_formed(data[pos:end], count):
             return -1
-        rows = _XREF_ROW.findall(data, pos, end)
-        subsections.append((first, rows))
+        section = _subsection(first, data[pos:end].split())
+        subsections.append(section)
+        checked = section.plain_from if _plain_rows_hold_headers(data, section) else count
+        rows = zip(section.offsets[:checked], section.generations, section.kinds, strict=False)
         for number, (at, generation, kind) in enumerate(rows, first):
-            if kind != b"n" or data.startswith(b"%d %d obj" % (number, int(generation)), int(at)):
+            if kind != b"n" or data.startswith(b"%d %d obj" % (number, int(generation)), at):
                 continue
-            header = _OBJECT_HEADER.match(data, int(at))
+            header = _OBJECT_HEADER.match(data, at)
             if header is None or tuple(map(int, header.group(1, 2))) != (number, int(generation)):
                 return -1
         pos = end
+
+
+def _rows_well_formed(block: bytes, count: int) -> bool:
+    """Whether *block* is *count* rows of a classic table, 20 bytes each, as ISO 32000 (7.5.4)
+    requires: ``oooooooooo ggggg k`` with ``k`` ``n`` or ``f``, then ``SP CR``, ``SP LF`` or
+    ``CR LF``.
+
+    Checked column by column (every 20th byte) in C: a regular expression over the rows cost
+    a tenth of opening a 600-object file.
+    """
+    if len(block) != 20 * count:
+        return False
+    if count == 0:
+        return True
+    spaces = b" " * count
+    first_eol, second_eol = block[18::20], block[19::20]
+    return (
+        all(block[column::20].isdigit() for column in _ROW_DIGITS)
+        and block[10::20] == spaces
+        and block[16::20] == spaces
+        and not block[17::20].translate(None, b"nf")
+        and not first_eol.translate(None, b" \r")
+        and not second_eol.translate(None, b"\r\n")
+        # CR CR is the one pair of those characters that is no end of row.
+        and not int.from_bytes(first_eol.translate(_CR_ONLY))
+        & int.from_bytes(second_eol.translate(_CR_ONLY))
+    )
+
+
+def _subsection(first: int, tokens: list[bytes]) -> Subsection:
+    """A subsection from the whitespace-split tokens of its rows (already checked by
+    :func:`_rows_well_formed`: three tokens per row)."""
+    offsets = list(map(int, tokens[0::3]))
+    generations, kinds = tokens[1::3], tokens[2::3]
+    count = len(offsets)
+    start = 1 if kinds[:1] == [b"f"] else 0
+    rest = count - start
+    plain = kinds.count(b"n") == rest and generations[start:].count(b"00000") == rest
+    return Subsection(first, offsets, generations, kinds, start if plain else count)
+
+
+def _plain_rows_hold_headers(data: bytes, sub: Subsection) -> bool:
+    """Whether every row from ``plain_from`` on points at its ``N 0 obj`` header, compared in C.
+
+    False sends the rows to the row-by-row check, which also accepts other
+    spellings of the header (more spaces, line breaks).
+    """
+    start = sub.plain_from
+    heads = map(b"%d 0 obj".__mod__, range(sub.first + start, sub.first + len(sub.offsets)))
+    return all(map(data.startswith, heads, sub.offsets[start:]))
 
 
 def scan_objects(data: bytes) -> dict[int, tuple[int, int]]:

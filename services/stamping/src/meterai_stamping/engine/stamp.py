@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
@@ -44,7 +45,7 @@ from .geometry import PageGeometry, place
 from .incremental import NewObject, UpdateTrailer, build_update
 from .model import MM_PER_PT, DocumentInfo, Limits, PreparedDocument, Rect, Seal
 from .overlap import settle
-from .pdf_syntax import pdf_number, pdf_text, serialize
+from .pdf_syntax import pdf_number, pdf_text, serialize, stream_object
 from .qr import QrSymbol, encode_qr
 from .repair import repaired_stream_lengths
 from .signature import fill_byte_range, signature_dictionary, update_digest
@@ -70,6 +71,10 @@ _MAX_SIGNATURE_SIZE = 1024 * 1024
 
 _SIG_FLAGS = 3
 """SignaturesExist | AppendOnly: tells editors to save incrementally from now on."""
+
+Writer = Callable[[PdfObject, int, int], bytes]
+"""Writes a revised object of the document given its number and generation: pypdf's
+syntax, encrypted for that number when the document is encrypted."""
 
 
 def inspect(
@@ -290,6 +295,8 @@ def _stamp(
     field_ref = IndirectObject(field_n, 0, reader)
 
     placement = place(page.geometry, rect)
+    cipher = cipher_of(reader)
+    write: Writer = (lambda value, _n, _g: serialize(value)) if cipher is None else cipher.value
     extra: list[NewObject] = []
     if specimen is None:
         layout = layout_seal(rect.width, rect.height, qr)
@@ -301,12 +308,17 @@ def _stamp(
         image = None
         if specimen.jpeg:
             image = IndirectObject(next_free, 0, reader)
-            extra.append(NewObject(next_free, 0, image_object(specimen)))
+            image_body = image_object(specimen)
+            extra.append(
+                NewObject(next_free, 0, image_body)
+                if cipher is None
+                else cipher.object(NewObject(next_free, 0, image_body))
+            )
             next_free += 1
         resources = specimen_resources(specimen, image)
-    appearance = b"".join(
+    entries = b"".join(
         (
-            b"<< /Type /XObject /Subtype /Form /BBox [0 0 ",
+            b"/Type /XObject /Subtype /Form /BBox [0 0 ",
             pdf_number(rect.width),
             b" ",
             pdf_number(rect.height),
@@ -314,21 +326,22 @@ def _stamp(
             b" ".join(pdf_number(v) for v in placement.matrix),
             b"] /Resources ",
             resources,
-            b" /Filter /FlateDecode /Length %d >>\nstream\n" % len(content),
-            content,
-            b"\nendstream",
+            b" /Filter /FlateDecode",
         )
     )
+    appearance = (
+        stream_object(entries, content) if cipher is None else cipher.stream(entries, content, ap_n)
+    )
+    name = _field_name(doc, seal.serial)
     widget = b"".join(
         (
             b"<< /Type /Annot /Subtype /Widget /FT /Sig /F 4 /T ",
-            pdf_text(_field_name(doc, seal.serial)),
+            pdf_text(name) if cipher is None else cipher.text(name, field_n),
             b" /V %d 0 R /P %d %d R /Rect [" % (sig_n, page.ref.idnum, page.ref.generation),
             b" ".join(pdf_number(v) for v in placement.annotation_rect),
             b"] /AP << /N %d 0 R >> >>" % ap_n,
         )
     )
-    cipher = cipher_of(reader)
     signature = (
         signature_dictionary(signature_size, signing_time, reason)
         if cipher is None
@@ -342,13 +355,11 @@ def _stamp(
         NewObject(field_n, 0, widget),
         *extra,
     ]
-    annots_objects, next_free = _annots_revision(doc, page, [field_ref], next_free)
+    annots_objects, next_free = _annots_revision(doc, page, [field_ref], next_free, write)
     objects.extend(annots_objects)
-    form_objects, next_free = _acroform_revision(doc, field_ref, next_free)
+    form_objects, next_free = _acroform_revision(doc, field_ref, next_free, write)
     objects.extend(form_objects)
-    if cipher is not None:
-        objects = [objects[0], *(cipher.object(item) for item in objects[1:])]
-    elif existing:
+    if cipher is None and existing:
         revised = {item.number for item in objects}
         objects.extend(
             item
@@ -385,7 +396,11 @@ def _stamp(
 
 
 def _annots_revision(
-    doc: SourceDocument, page: LocatedPage, added: list[IndirectObject], next_free: int
+    doc: SourceDocument,
+    page: LocatedPage,
+    added: list[IndirectObject],
+    next_free: int,
+    write: Writer,
 ) -> tuple[list[NewObject], int]:
     """Add the widget to the page: rewrite the ``/Annots`` array object if it is
     indirect (the page stays untouched), else write a new page revision.
@@ -401,21 +416,24 @@ def _annots_revision(
     objects: list[NewObject] = []
     for index, item in enumerate(items):
         if isinstance(item, DictionaryObject):
-            objects.append(NewObject(next_free, 0, serialize(item)))
+            objects.append(NewObject(next_free, 0, write(item, next_free, 0)))
             items[index] = IndirectObject(next_free, 0, doc.reader)
             next_free += 1
     revised_array = ArrayObject([*items, *added])
     if isinstance(raw, IndirectObject) and isinstance(array, ArrayObject):
-        objects.append(NewObject(raw.idnum, raw.generation, serialize(revised_array)))
+        objects.append(
+            NewObject(raw.idnum, raw.generation, write(revised_array, raw.idnum, raw.generation))
+        )
         return objects, next_free
     revised = DictionaryObject(page.dictionary)
     revised[NameObject("/Annots")] = revised_array
-    objects.append(NewObject(page.ref.idnum, page.ref.generation, serialize(revised)))
+    ref = page.ref
+    objects.append(NewObject(ref.idnum, ref.generation, write(revised, ref.idnum, ref.generation)))
     return objects, next_free
 
 
 def _acroform_revision(
-    doc: SourceDocument, field: IndirectObject, next_free: int
+    doc: SourceDocument, field: IndirectObject, next_free: int, write: Writer
 ) -> tuple[list[NewObject], int]:
     """Register the field in the AcroForm and set ``/SigFlags 3``.
 
@@ -431,13 +449,9 @@ def _acroform_revision(
         fields = doc.resolve(fields_raw)
         revised = DictionaryObject(form)
         if isinstance(fields_raw, IndirectObject) and isinstance(fields, ArrayObject):
-            out.append(
-                NewObject(
-                    fields_raw.idnum,
-                    fields_raw.generation,
-                    serialize(ArrayObject([*fields, field])),
-                )
-            )
+            number, generation = fields_raw.idnum, fields_raw.generation
+            revised_fields = ArrayObject([*fields, field])
+            out.append(NewObject(number, generation, write(revised_fields, number, generation)))
         else:
             items = list(fields) if isinstance(fields, ArrayObject) else []
             revised[NameObject("/Fields")] = ArrayObject([*items, field])
@@ -446,7 +460,9 @@ def _acroform_revision(
         redrawn = _drop_need_appearances(revised)
         if not out or current & _SIG_FLAGS != _SIG_FLAGS or redrawn:
             revised[NameObject("/SigFlags")] = NumberObject(current | _SIG_FLAGS)
-            out.append(NewObject(raw.idnum, raw.generation, serialize(revised)))
+            out.append(
+                NewObject(raw.idnum, raw.generation, write(revised, raw.idnum, raw.generation))
+            )
         return out, next_free
     catalog = DictionaryObject(doc.catalog)
     objects: list[NewObject] = []
@@ -467,7 +483,10 @@ def _acroform_revision(
             NewObject(form_n, 0, b"<< /Fields [%d 0 R] /SigFlags %d >>" % (field.idnum, _SIG_FLAGS))
         )
         catalog[NameObject("/AcroForm")] = IndirectObject(form_n, 0, doc.reader)
-    objects.append(NewObject(doc.root_ref.idnum, doc.root_ref.generation, serialize(catalog)))
+    root = doc.root_ref
+    objects.append(
+        NewObject(root.idnum, root.generation, write(catalog, root.idnum, root.generation))
+    )
     return objects, next_free
 
 
