@@ -18,7 +18,7 @@ import grpc
 from tqdm import tqdm
 
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
-from meterai_cli.client import Platform
+from meterai_cli.client import MAX_MESSAGE_BYTES, Platform
 
 __all__ = ["InputFile", "StampRequest", "StampResult", "expand_inputs", "stamp_files"]
 
@@ -217,10 +217,29 @@ def stamp_files(
     return [result for result in results if result is not None]
 
 
+MAX_DOCUMENT_BYTES = MAX_MESSAGE_BYTES - 64 * 1024
+"""The largest file one submission can carry (the call's size limit less room for the other
+fields); past it gRPC would refuse with only "message larger than max"."""
+
+
+def _too_large(size: int, name: str) -> str | None:
+    if size <= MAX_DOCUMENT_BYTES:
+        return None
+    return (
+        f"RESOURCE_EXHAUSTED: {name} is {size / 2**20:.1f} MiB; a submission carries at most "
+        f"{MAX_DOCUMENT_BYTES / 2**20:.1f} MiB (the platform's own limit is 20 MiB unless its "
+        "operator set another). Compress or split it and try again; nothing was sent and "
+        "nothing was charged."
+    )
+
+
 def _stamp_one(
     stub: Any, platform: Platform, item: InputFile, out_dir: Path, request: StampRequest
 ) -> StampResult:
     path = item.path
+    refused = _too_large(path.stat().st_size, path.name)
+    if refused is not None:  # told before the file is read or anything is sent
+        return StampResult(path, False, error=refused)
     data = path.read_bytes()
     x0, y0, x1, y1 = request.rect
     metadata = platform.metadata()

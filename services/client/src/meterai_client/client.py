@@ -23,12 +23,33 @@ from meterai.quota.v1 import quota_pb2, quota_pb2_grpc
 from meterai.stamping.v1 import stamping_pb2, stamping_pb2_grpc
 from meterai.verify.v1 import verify_pb2, verify_pb2_grpc
 from meterai.webhooks.v1 import webhooks_pb2_grpc
-from meterai_client.errors import StampFailed, error_of
+from meterai_client.errors import MeteraiError, StampFailed, error_of
 
 __all__ = ["Client", "Stamped"]
 
 T = TypeVar("T")
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+MAX_DOCUMENT_BYTES = MAX_MESSAGE_BYTES - 64 * 1024
+"""The largest document one submission can carry: the call's size limit less room for the
+request's other fields. The platform's own limit is lower (20 MiB unless its operator
+changed it) and says so itself; past this one, gRPC would refuse the call with only its own
+"message larger than max" and no word on what to do."""
+
+
+def too_large(size: int, name: str) -> MeteraiError | None:
+    """The refusal a document of ``size`` bytes meets before anything is sent, or None."""
+    if size <= MAX_DOCUMENT_BYTES:
+        return None
+    return MeteraiError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"{name} is {size / 2**20:.1f} MiB; a submission carries at most "
+        f"{MAX_DOCUMENT_BYTES / 2**20:.1f} MiB (the platform's own limit is 20 MiB unless "
+        "its operator set another). Compress or split it and try again; nothing was sent "
+        "and nothing was charged.",
+        reason="DOCUMENT_TOO_LARGE",
+    )
+
+
 _TERMINAL = {
     stamping_pb2.JOB_STATE_DONE,
     stamping_pb2.JOB_STATE_FAILED,
@@ -164,7 +185,13 @@ class Client:
         password: str = "",
     ) -> stamping_pb2.Job:
         """Submit a document; the key defaults to one derived from the document and the
-        request, so submitting the same document the same way again is a replay."""
+        request, so submitting the same document the same way again is a replay.
+
+        :raises MeteraiError: ``DOCUMENT_TOO_LARGE`` before anything is sent, for a document
+            no submission can carry (:data:`MAX_DOCUMENT_BYTES`)."""
+        refused = too_large(len(pdf), filename)
+        if refused is not None:
+            raise refused
         x0, y0, x1, y1 = rect
         request = stamping_pb2.SubmitDocumentRequest(
             pdf=pdf,
