@@ -396,6 +396,7 @@ def run(profile: Profile, name: str, keep: bool = False) -> dict[str, Any]:
             time.sleep(max(0.0, started + fraction * window - time.time()))
             at = time.time() - started
             began = time.monotonic()
+            event: dict[str, Any] = {"at_s": round(at, 1), "fault": fault}
             if fault == "signing worker SIGKILL":
                 victim = next(
                     k
@@ -409,6 +410,12 @@ def run(profile: Profile, name: str, keep: bool = False) -> dict[str, Any]:
                 leader = broker.quorum_queues()["signing"]["leader"]
                 lost_node = broker.node(str(leader))
                 broker.kill(lost_node)
+                event["node"] = lost_node.name
+                # What each quorum queue looks like while the node is away: whether the
+                # survivors elected leaders (a queue without one holds its publishers'
+                # confirms until the node returns).
+                for delay in QUEUE_SNAPSHOTS_S:
+                    threading.Timer(delay, _snapshot_queues, (broker, event, delay)).start()
             elif fault == "PostgreSQL restart":
                 cluster.restart_immediate()
             elif fault == "broker node back":
@@ -427,9 +434,8 @@ def run(profile: Profile, name: str, keep: bool = False) -> dict[str, Any]:
             elif fault == "signing worker removed":
                 peak.update(end=time.time(), after=_cluster_only(profiler.snapshot(), broker))
                 platform.stop("worker-peak", signal.SIGTERM)
-            events.append(
-                {"at_s": round(at, 1), "fault": fault, "took_s": round(time.monotonic() - began, 1)}
-            )
+            event["took_s"] = round(time.monotonic() - began, 1)
+            events.append(event)
             print(f"  {at:6.1f} s  {fault}", flush=True)
         records: list[Record] = results.get(timeout=window + 600)
         loader.join(30)
@@ -524,6 +530,26 @@ def _per_second(values: Sequence[float], start: float, seconds: int) -> list[int
         if 0 <= index < seconds:
             counts[index] += 1
     return counts
+
+
+QUEUE_SNAPSHOTS_S = (10.0, 30.0)
+"""Seconds after a broker node is lost at which the report records the quorum queues."""
+
+
+def _snapshot_queues(broker: Any, event: dict[str, Any], delay: float) -> None:
+    """Record each quorum queue's leader and online members into the fault's event."""
+    try:
+        queues = broker.quorum_queues()
+    except Exception as error:  # a cluster too busy to answer is itself worth recording
+        event[f"queues_after_{delay:g}_s"] = f"unavailable: {error!r}"[:300]
+        return
+    event[f"queues_after_{delay:g}_s"] = {
+        name: {"leader": queue["leader"], "online": sorted(queue["online"] or [])}
+        for name, queue in queues.items()
+        # Celery's delayed-delivery queues (28 of them, for retries with a countdown) would
+        # bury the platform's own.
+        if not name.startswith("celery_delayed_")
+    }
 
 
 def _report(
