@@ -185,8 +185,10 @@ def test_a_thousand_document_batch_leaves_another_resellers_submits_as_quick(
 ) -> None:
     """Fairness: one reseller's batch of 1,000 documents streams while another reseller
     submits single documents; their median latency stays within twice an idle server's
-    (measured before and after the batch), and the batch reports a result for every
-    document."""
+    (measured before and after the batch) plus 25 ms, and the batch reports a result for
+    every document. The slack is for a shared 2-core host, where an idle submit's median is
+    about 10 ms and a batch's own commits (on SQLite, one writer at a time) cost the others a
+    few ms each; a batch that starved them, holding the server's threads, costs seconds."""
     before = statistics.median(_single_latencies(api_world, 15))
     stub = api_world.stamping_stub()
     key = f"big-{uuid.uuid4()}"
@@ -203,4 +205,4 @@ def test_a_thousand_document_batch_leaves_another_resellers_submits_as_quick(
     idle = max(before, statistics.median(_single_latencies(api_world, 15)))
     assert result.total == 1000 and len(result.items) == 1000
     assert result.accepted + result.refused == 1000 and result.accepted > 0
-    assert during <= 2 * idle, (during, idle)
+    assert during <= 2 * idle + 0.025, (during, idle)
