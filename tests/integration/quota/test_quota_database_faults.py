@@ -241,7 +241,9 @@ def _restart_immediately(admin: Engine) -> None:
 def test_an_immediate_restart_with_stamps_in_flight_leaves_no_partial_entries(
     engine: Engine, admin: Engine
 ) -> None:
-    clients, units = 4, 2000
+    # Funded for far more than a run takes: a client that ran out would stop stamping and
+    # "stamping resumes" would never be seen (four clients take a few hundred a second).
+    clients, units = 4, 50_000
     owner = _funded(engine, units)
     stop = threading.Event()
     acknowledged: list[tuple[str, str]] = []
