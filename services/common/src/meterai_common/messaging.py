@@ -418,7 +418,14 @@ class PikaPublisher:
                 except pika.exceptions.UnroutableError as error:
                     raise Unroutable(f"no queue takes {routing_key}: {error}") from error
                 except pika.exceptions.NackError as error:
-                    raise PublishError(f"broker refused {routing_key}: {error}") from error
+                    # A nack can be the channel's state, not the message's: a channel that
+                    # first publishes to a quorum queue while its leader is being re-elected
+                    # (a broker node lost) keeps nacking every later publish, while a new
+                    # channel on the same node publishes at once. So a nacked publish is made
+                    # once more on a new connection, and the next call starts afresh.
+                    self._reset()
+                    if attempt == 2:
+                        raise PublishError(f"broker refused {routing_key}: {error}") from error
                 except _CONNECTION_ERRORS as error:
                     self._reset()
                     if attempt == 2:
