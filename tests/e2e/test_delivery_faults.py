@@ -125,12 +125,9 @@ def _platform_on(
     platform = DistributedPlatform(root)
     try:
         platform.start(database_url, amqp_url, workers=1)
-        env = platform.env
-        platform.env = {**env, "METERAI_STAMPING_FINISHERS": "0"}
-        try:
-            port = platform.add_stamping("stamping-answering")
-        finally:
-            platform.env = env
+        port = platform.add_stamping(
+            "stamping-answering", extra_env={"METERAI_STAMPING_FINISHERS": "0"}
+        )
         yield platform, port, create_operator(platform)
     finally:
         for process in platform.processes.values():

@@ -299,12 +299,9 @@ def test_5b_a_stamping_service_without_finishers_refuses_while_the_outbox_cannot
     deadline instead of growing an unbounded backlog; once the alarm clears, everything drains."""
     platform = world.platform
     deadline_s = 5.0
-    env = platform.env
-    platform.env = {**env, "METERAI_STAMPING_FINISHERS": "0"}
-    try:
-        port = platform.add_stamping("stamping-answering")
-    finally:
-        platform.env = env
+    port = platform.add_stamping(
+        "stamping-answering", extra_env={"METERAI_STAMPING_FINISHERS": "0"}
+    )
     client = StampingClient(platform, world.tenant.api_key, stamping_port=port)
     try:
         wait_for("the answering-only stamping service", lambda: _answers(client), 60)

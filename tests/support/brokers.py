@@ -18,12 +18,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import pika
 import pytest
 
 from meterai_common.broker_users import GRANTS, user_definitions
-from meterai_common.messaging import topology_definitions
+from meterai_common.messaging import declare_topology, topology_definitions
 
-__all__ = ["BrokerUsers", "amqp_url", "broker_users", "private_vhost", "rabbitmqctl"]
+__all__ = [
+    "BrokerUsers",
+    "amqp_url",
+    "broker_users",
+    "private_vhost",
+    "rabbitmqctl",
+    "topology_vhost",
+]
 
 
 def rabbitmqctl(*args: str) -> str:
@@ -54,6 +62,19 @@ def private_vhost() -> Iterator[str]:
         yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     finally:
         rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture
+def topology_vhost() -> Iterator[tuple[str, pika.BlockingConnection]]:
+    """A virtual host of the test's own with the platform's topology declared: its URL and an
+    open connection to it, for a test that publishes and reads back."""
+    with private_vhost() as url:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        try:
+            declare_topology(connection.channel())
+            yield url, connection
+        finally:
+            connection.close()
 
 
 @pytest.fixture(scope="session")

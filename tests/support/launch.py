@@ -224,9 +224,11 @@ class DistributedPlatform(_Platform):
         self.wait_serving()
         return self
 
-    def add_stamping(self, name: str) -> int:
+    def add_stamping(self, name: str, extra_env: dict[str, str] | None = None) -> int:
         """One more stamping service process on its own port (stamping is stateless: any
-        number share the database, broker and document store); returns the port."""
+        number share the database, broker and document store); returns the port.
+
+        :param extra_env: settings of this process alone, e.g. ``METERAI_STAMPING_FINISHERS``."""
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = int(probe.getsockname()[1])
@@ -237,6 +239,7 @@ class DistributedPlatform(_Platform):
             **self._env_of("stamping"),
             "STAMPING_PORT": str(port),
             "STAMPING_MTLS_PORT": str(mtls_port),
+            **(extra_env or {}),
         }
         self._spawn(name, "serve", "stamping", env=env)
         return port

@@ -5,8 +5,6 @@ every sign request behind it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pika
 import pytest
 
@@ -15,28 +13,14 @@ from meterai_common.messaging import (
     WEBHOOK_EVENTS,
     PikaPublisher,
     announcement_arguments,
-    declare_topology,
     quorum_arguments,
 )
-from tests.support.brokers import private_vhost
-
-
-@pytest.fixture
-def broker() -> Iterator[tuple[str, pika.BlockingConnection]]:
-    """A virtual host of the test's own with the platform's topology declared."""
-    with private_vhost() as url:
-        connection = pika.BlockingConnection(pika.URLParameters(url))
-        try:
-            declare_topology(connection.channel())
-            yield url, connection
-        finally:
-            connection.close()
 
 
 def test_a_full_announcement_queue_drops_its_oldest_and_confirms_the_publisher(
-    broker: tuple[str, pika.BlockingConnection],
+    topology_vhost: tuple[str, pika.BlockingConnection],
 ) -> None:
-    url, connection = broker
+    url, connection = topology_vhost
     channel = connection.channel()
     channel.queue_declare("announce-probe", durable=True, arguments=announcement_arguments(3))
     channel.queue_bind("announce-probe", EVENTS_EXCHANGE, routing_key="ProbeAnnounced")
@@ -56,11 +40,11 @@ def test_a_full_announcement_queue_drops_its_oldest_and_confirms_the_publisher(
 
 
 def test_the_webhook_events_queue_is_declared_bounded(
-    broker: tuple[str, pika.BlockingConnection],
+    topology_vhost: tuple[str, pika.BlockingConnection],
 ) -> None:
     """The broker accepts a re-declaration only with the arguments the queue has: the bounded
     ones, not a work queue's (which refuse publishers when full)."""
-    _url, connection = broker
+    _url, connection = topology_vhost
     connection.channel().queue_declare(
         WEBHOOK_EVENTS.name, durable=True, arguments=announcement_arguments()
     )

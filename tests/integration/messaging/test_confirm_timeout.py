@@ -6,33 +6,19 @@ it once, by message id."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pika
-import pytest
 
-from meterai_common.messaging import EVENTS_EXCHANGE, PikaPublisher, declare_topology
-from tests.support.brokers import private_vhost
+from meterai_common.messaging import EVENTS_EXCHANGE, PikaPublisher
 from tests.support.tcp_proxy import AmqpProxy
 
 TIMEOUT_S = 2.0
 
 
-@pytest.fixture
-def broker() -> Iterator[tuple[str, pika.BlockingConnection]]:
-    with private_vhost() as url:
-        connection = pika.BlockingConnection(pika.URLParameters(url))
-        try:
-            declare_topology(connection.channel())
-            yield url, connection
-        finally:
-            connection.close()
-
-
 def test_a_withheld_confirm_is_given_up_after_the_bound_and_the_event_published_again(
-    broker: tuple[str, pika.BlockingConnection],
+    topology_vhost: tuple[str, pika.BlockingConnection],
 ) -> None:
-    url, connection = broker
+    url, connection = topology_vhost
     channel = connection.channel()
     channel.queue_declare("confirm-probe", durable=True, arguments={"x-queue-type": "quorum"})
     channel.queue_bind("confirm-probe", EVENTS_EXCHANGE, routing_key="ProbeConfirmed")
