@@ -36,6 +36,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from meterai_common.grpc_handlers import wrap_behaviour
+
 __all__ = [
     "BACKLOG_JOBS",
     "BACKLOG_OLDEST_AGE",
@@ -270,8 +272,8 @@ class GrpcMetrics(grpc.ServerInterceptor):  # type: ignore[misc]
     """Counts every call by method and status code and times it, on any server.
 
     It wraps the behaviour the rest of the chain chose, so it sees the final status whoever
-    set it (the servicer, an abort, an early refusal). A behaviour's own thread pool
-    (``experimental_thread_pool``, used to answer refusals on the network thread) is kept.
+    set it (the servicer, an abort, an early refusal); :func:`wrap_behaviour` keeps the
+    behaviour's own thread pool.
     """
 
     def intercept_service(
@@ -283,28 +285,8 @@ class GrpcMetrics(grpc.ServerInterceptor):  # type: ignore[misc]
         if handler is None:
             return None
         method = details.method
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _measured(handler.unary_unary, method, streaming=False),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _measured(handler.unary_stream, method, streaming=True),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                _measured(handler.stream_unary, method, streaming=False),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            _measured(handler.stream_stream, method, streaming=True),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+        return wrap_behaviour(
+            handler, lambda behaviour, streaming: _measured(behaviour, method, streaming=streaming)
         )
 
 
@@ -352,23 +334,18 @@ def _measured(behaviour: Any, method: str, *, streaming: bool) -> Any:
                 # request (an upload of megabytes) alive until the next full collection.
                 error = None
 
-        wrapped: Any = serve_stream
-    else:
+        return serve_stream
 
-        def serve(request: Any, context: grpc.ServicerContext) -> Any:
-            started = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                return behaviour(request, context)
-            except BaseException as raised:
-                error = raised
-                raise
-            finally:
-                _observe(method, started, context, error)
-                error = None  # no frame -> error -> traceback -> frame cycle (see above)
+    def serve(request: Any, context: grpc.ServicerContext) -> Any:
+        started = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            return behaviour(request, context)
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            _observe(method, started, context, error)
+            error = None  # no frame -> error -> traceback -> frame cycle (see above)
 
-        wrapped = serve
-    pool = getattr(behaviour, "experimental_thread_pool", None)
-    if pool is not None:
-        wrapped.experimental_thread_pool = pool
-    return wrapped
+    return serve

@@ -30,6 +30,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from meterai_common.grpc_handlers import wrap_behaviour
+
 __all__ = [
     "Carrier",
     "GrpcTracing",
@@ -202,12 +204,10 @@ class GrpcTracing(grpc.ServerInterceptor):  # type: ignore[misc]
             for key, value in (details.invocation_metadata or ())
             if key in ("traceparent", "tracestate") and isinstance(value, str)
         }
-        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
-            behaviour = getattr(handler, kind)
-            if behaviour is not None:
-                traced = _traced(behaviour, method, headers, streaming=kind.endswith("stream"))
-                return handler._replace(**{kind: traced})  # type: ignore[no-any-return]
-        return handler
+        return wrap_behaviour(
+            handler,
+            lambda behaviour, streaming: _traced(behaviour, method, headers, streaming=streaming),
+        )
 
 
 def _traced(behaviour: Any, method: str, headers: Carrier, *, streaming: bool) -> Any:
