@@ -162,3 +162,15 @@ def test_only_platform_pods_reach_the_broker_and_the_database() -> None:
     (rule,) = POLICIES["meterai-database-from-platform-only"]["spec"]["ingress"]
     assert rule["from"] == [{"podSelector": {"matchLabels": {"meterai.id/platform": "true"}}}]
     assert all(_labels(n)["meterai.id/platform"] == "true" for n in DEPLOYMENTS)
+
+
+def test_one_client_keeps_reaching_the_verification_pod_that_judged_its_upload() -> None:
+    """A verified upload's revision download lives in the memory of the web pod that judged
+    it (``meterai_verify/web/app.py``, never written anywhere), and the site runs more than
+    one pod: the Service must send a client's next request to the same one."""
+    (service,) = [
+        d for d in DOCUMENTS if d["kind"] == "Service" and d["metadata"]["name"] == "meterai-web"
+    ]
+    assert DEPLOYMENTS["meterai-web"]["spec"]["replicas"] > 1
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
+    assert service["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] >= 600
