@@ -63,6 +63,7 @@ BATCH = 8
 SIGNING_QUEUE = "signing"
 DONE = stamping_pb2.JOB_STATE_DONE
 PREPARED = stamping_pb2.JOB_STATE_PREPARED
+DEAD_LETTERED = stamping_pb2.JOB_STATE_DEAD_LETTERED
 MiB = 1024 * 1024
 TICK_EVERY_SECOND = "[{rabbit, [{channel_tick_interval, 1000}]}].\n"
 """The own node's ``advanced.config``: a channel checks its consumers' acknowledgement deadline
@@ -298,6 +299,41 @@ def test_control_without_reject_on_worker_lost_the_killed_batch_is_lost(world: W
         "tests nothing"
     )
     assert "came back; splitting it" not in world.platform.log(control)
+
+
+# -- a document whose finishing fails, inside a batch of answers -------------------------------
+def test_a_document_that_cannot_be_finished_inside_a_batch_is_set_aside_alone(
+    world: World,
+) -> None:
+    """One document of a signed batch cannot be finished: a directory stands where its
+    prepared file was, which no process can read as a file, as after a disk error. Its batch's
+    answers, one message, fail at finishing and come back; delivered again they are finished
+    one at a time, from either end in turn (``meterai_stamping/domain/answer_batches.py``), so
+    the other documents are stamped and that one alone meets the delivery limit: dead-lettered,
+    refunded, and the only one of the batch the operator's dead-letter list names. Before,
+    the whole batch went to the dead letters with it."""
+    platform = world.platform
+    with _pool_process_inside_a_batch(world, world.deployment.worker) as (batch, _child):
+        bad = sorted(batch.accepted)[BATCH // 2]
+        prepared = platform.home / "documents" / "prepared" / f"{bad}.pdf"
+        prepared.unlink()
+        prepared.mkdir()
+    try:
+        settled = assert_settled(
+            platform, world.client, world.tenant, batch.accepted, all_done=False
+        )
+    finally:
+        prepared.rmdir()
+    others = {job_id: job for job_id, job in settled.jobs.items() if job_id != bad}
+    assert settled.jobs[bad].state == DEAD_LETTERED, settled.jobs[bad]
+    assert {job.state for job in others.values()} == {DONE}, [
+        (job.job_id, stamping_pb2.JobState.Name(job.state)) for job in others.values()
+    ]
+    listed = platform.cli("admin", "dead-letters")
+    assert listed.code == 0, listed.stdout + listed.stderr
+    assert bad in listed.stdout, listed.stdout
+    assert not [job_id for job_id in others if job_id in listed.stdout], listed.stdout
+    assert "IsADirectoryError" in platform.log("stamping")
 
 
 # -- upload limits -------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine
 
 import meterai_quota as quota
+from meterai.events.v1 import events_pb2
 from meterai_common.db import create_engine, run_in_transaction
 from meterai_common.documents import DirectoryStore, DocumentNotFound
 from meterai_signing.cms import SigningIdentity, load_identity, sign_digest, signature_size
@@ -174,6 +175,32 @@ def test_a_dead_lettered_batch_sets_aside_each_of_its_jobs(world: World) -> None
         assert job.state is JobState.DEAD_LETTERED and job.refunded
         assert len(_dead_letters_of(world, job_id)) == 1  # listed, so re-drivable, each
     assert world.balance().available == 2
+    assert world.reconciled()
+
+
+def test_a_dead_lettered_batch_sets_aside_only_the_jobs_it_still_holds_up(
+    world: World, identity: SigningIdentity
+) -> None:
+    """A batch of answers reaches the dead letters after its other documents were finished one
+    by one (``meterai_stamping/domain/answer_batches.py``): the finished job stays DONE and is
+    not listed for the operator; the one left is set aside and refunded."""
+    finished, stuck = world.submit(), world.submit()
+    _signed(world, finished, identity)
+    answers = events_pb2.SigningAnswers(
+        signed=[
+            events_pb2.DigestSigned(job_id=job_id, serial="x", cms=b"cms")
+            for job_id in (finished, stuck)
+        ]
+    )
+    world.stamping.dead_lettered(
+        "stamping.events", "SigningAnswers", answers.SerializeToString(), "delivery limit"
+    )
+    assert world.stamping.get(world.owner, finished).state is JobState.DONE
+    assert _dead_letters_of(world, finished) == []
+    left = world.stamping.get(world.owner, stuck)
+    assert left.state is JobState.DEAD_LETTERED and left.refunded
+    assert len(_dead_letters_of(world, stuck)) == 1
+    assert (world.balance().consumed, world.balance().held) == (1, 0)
     assert world.reconciled()
 
 

@@ -19,6 +19,7 @@ pika connections are not thread-safe: each publisher and consumer owns its own c
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import random
 import threading
@@ -55,6 +56,7 @@ __all__ = [
     "announcement_arguments",
     "broker_addresses",
     "declare_topology",
+    "earlier_deliveries",
     "ensure_topology",
     "ensure_topology_at",
     "queue_depths",
@@ -84,6 +86,26 @@ deliver a message twice, which every consumer takes once."""
 
 Handler = Callable[[str, bytes, str], None]
 """``handler(routing_key, body, message_id)``; raising means "not done, deliver again"."""
+
+_EARLIER_DELIVERIES: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "meterai_earlier_deliveries", default=0
+)
+
+
+def earlier_deliveries() -> int:
+    """How many times the broker delivered the message being handled before this delivery
+    (0 the first time; RabbitMQ's ``x-delivery-count``, or 1 for a message only flagged
+    ``redelivered``), for a handler that must handle a message delivered again differently: a
+    batch whose processing failed or killed its consumer is handled piece by piece.
+    Outside a handler, or for a bus that never redelivers, 0."""
+    return _EARLIER_DELIVERIES.get()
+
+
+def _earlier_deliveries_of(method: Any, properties: Any) -> int:
+    count = (properties.headers or {}).get("x-delivery-count")
+    if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+        return count
+    return 1 if method.redelivered else 0
 
 
 class PublishError(RuntimeError):
@@ -521,7 +543,12 @@ class PikaConsumer:
                 if method is None:
                     continue
                 message_id = properties.message_id or ""
-                if self._handle(connection, method.routing_key, body, message_id):
+                token = _EARLIER_DELIVERIES.set(_earlier_deliveries_of(method, properties))
+                try:
+                    handled = self._handle(connection, method.routing_key, body, message_id)
+                finally:
+                    _EARLIER_DELIVERIES.reset(token)
+                if handled:
                     channel.basic_ack(method.delivery_tag)
                 else:
                     channel.basic_nack(method.delivery_tag, requeue=True)

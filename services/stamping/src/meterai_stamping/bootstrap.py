@@ -21,7 +21,12 @@ from meterai_common.config import Settings
 from meterai_common.db import reading
 from meterai_common.documents import open_document_store
 from meterai_common.grpc_server import RunningServer, TimedThreadPool, create_server
-from meterai_common.messaging import DEAD_LETTERS, SIGNING_QUEUE, STAMPING_EVENTS
+from meterai_common.messaging import (
+    DEAD_LETTERS,
+    SIGNING_QUEUE,
+    STAMPING_EVENTS,
+    earlier_deliveries,
+)
 from meterai_common.outages import is_database_outage
 from meterai_common.outbox import OutboxRelay, oldest_pending_age
 from meterai_common.runtime import Periodic, Transport
@@ -30,6 +35,7 @@ from meterai_common.tls import ClientTls, secure_channel
 from meterai_stamping import engine as pdf_engine
 from meterai_stamping.admission import Admission, AdmissionLimits
 from meterai_stamping.batches import BatchBook
+from meterai_stamping.domain.answer_batches import finishing_order
 from meterai_stamping.drain_rate import DrainRate, finishes_in
 from meterai_stamping.early_refusal import EarlyRefusal
 from meterai_stamping.gauges import PlatformGauges
@@ -147,12 +153,12 @@ def _event_handler(stamping: Stamping):  # type: ignore[no-untyped-def]
             stamping.fail(failed.job_id, "INTERNAL", f"signing failed: {failed.reason}")
         elif routing_key == "SigningAnswers":
             # A batch's answers, finished in one transaction and acked together; delivered
-            # again after a crash, the answers already finished change nothing.
+            # again, one at a time (the answers already finished change nothing).
             answers = events_pb2.SigningAnswers.FromString(body)
-            stamping.digests_signed(
-                [(a.job_id, a.serial, a.cms) for a in answers.signed],
-                {a.job_id: a.trace_context for a in answers.signed if a.trace_context},
-            )
+            batch = [(a.job_id, a.serial, a.cms) for a in answers.signed]
+            traces = {a.job_id: a.trace_context for a in answers.signed if a.trace_context}
+            for part in finishing_order(batch, earlier_deliveries()):
+                stamping.digests_signed(part, traces)
             for failed in answers.failed:
                 stamping.fail(failed.job_id, "INTERNAL", f"signing failed: {failed.reason}")
         else:

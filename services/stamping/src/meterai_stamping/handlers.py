@@ -486,10 +486,16 @@ class Stamping:
         name their jobs (a batch several); anything else is recorded for the operator without
         a job.
         """
-        job_ids = _jobs_of_dead_letter(routing_key, body)
+        named = _jobs_of_dead_letter(routing_key, body)
         now = self._now()
         message_key = hashlib.sha256(routing_key.encode() + body).hexdigest()
         with transaction(self._db) as conn:
+            # Only the jobs it still holds up: the others of a batch were finished one by one
+            # before it came here (``domain.answer_batches``), and are not the operator's.
+            repo = JobRepository(conn)
+            job_ids = [j for j in named if (job := repo.get(j)) is not None and not job.terminal]
+            if named and not job_ids:
+                return
             # One record per job (a batch names several), so the operator lists and re-drives
             # each document by itself.
             for index, job_id in enumerate(job_ids or [None]):
