@@ -165,6 +165,27 @@ def test_a_batch_of_answers_finishes_each_job_and_a_forged_answer_fails_alone(
     assert world.reconciled()
 
 
+def test_answers_repeated_for_part_of_a_batch_finish_each_job_once(
+    world: World, identity: SigningIdentity
+) -> None:
+    """Part of a batch answered twice, before and after the batch (a split redelivery, a lost
+    confirm): each job is DONE once, its unit consumed once, its stamped file the first one."""
+    jobs = [world.stamping.get(world.owner, world.submit()) for _ in range(2)]
+    answers = [
+        (job.job_id, job.serial or "", sign_digest(identity, bytes.fromhex(job.digest or "")))
+        for job in jobs
+    ]
+    world.stamping.digests_signed(answers[:1])  # one answered alone before its batch
+    first = b"".join(world.stamping.stamped_document(world.owner, jobs[0].job_id))
+    world.stamping.digests_signed(answers)
+    world.stamping.digests_signed(answers[1:])  # and the other after it
+    assert {world.stamping.get(world.owner, job.job_id).state for job in jobs} == {JobState.DONE}
+    assert b"".join(world.stamping.stamped_document(world.owner, jobs[0].job_id)) == first
+    balance = world.balance()
+    assert (balance.consumed, balance.held, balance.available) == (2, 0, 0)
+    assert world.reconciled()
+
+
 def test_a_dead_lettered_batch_sets_aside_each_of_its_jobs(world: World) -> None:
     first, second = world.submit(), world.submit()
     items = [{"job_id": job_id, "serial": "x", "digest": "y"} for job_id in (first, second)]
