@@ -18,10 +18,10 @@ from collections.abc import Sequence
 import pika
 
 from meterai_common.messaging import (
-    _CONNECTION_ERRORS,
     EVENTS_EXCHANGE,
     Handler,
     _parameters,
+    consume_until_stopped,
     ensure_topology,
 )
 
@@ -49,16 +49,7 @@ class BroadcastConsumer:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        backoff = 0.5
-        while not self._stopping.is_set():
-            try:
-                self._consume()
-                backoff = 0.5
-            except _CONNECTION_ERRORS as error:
-                self.connected.clear()
-                log.warning("broadcast: connection lost (%r); reconnecting", error)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+        consume_until_stopped("broadcast", self._consume, self._stopping, self.connected)
 
     def _consume(self) -> None:
         connection = pika.BlockingConnection(_parameters(self._url))

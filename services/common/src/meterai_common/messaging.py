@@ -55,6 +55,7 @@ __all__ = [
     "Unroutable",
     "announcement_arguments",
     "broker_addresses",
+    "consume_until_stopped",
     "declare_topology",
     "earlier_deliveries",
     "ensure_topology",
@@ -479,6 +480,24 @@ class PikaPublisher:
             self._reset()
 
 
+def consume_until_stopped(
+    name: str, consume: Callable[[], None], stopping: threading.Event, connected: threading.Event
+) -> None:
+    """Run ``consume`` (one connection's consuming loop) again whenever its connection is
+    lost, backing off from 0.5 s to 10 s between attempts, until ``stopping`` is set;
+    ``connected`` is cleared while there is no connection."""
+    backoff = 0.5
+    while not stopping.is_set():
+        try:
+            consume()
+            backoff = 0.5
+        except _CONNECTION_ERRORS as error:
+            connected.clear()
+            log.warning("%s: connection lost (%r); reconnecting", name, error)
+            stopping.wait(backoff)
+            backoff = min(backoff * 2, 10.0)
+
+
 class PikaConsumer:
     """Consumes one queue on its own thread and connection, acking after the handler returns.
 
@@ -518,16 +537,7 @@ class PikaConsumer:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        backoff = 0.5
-        while not self._stopping.is_set():
-            try:
-                self._consume()
-                backoff = 0.5
-            except _CONNECTION_ERRORS as error:
-                self.connected.clear()
-                log.warning("%s: connection lost (%r); reconnecting", self._spec.name, error)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+        consume_until_stopped(self._spec.name, self._consume, self._stopping, self.connected)
 
     def _consume(self) -> None:
         connection = pika.BlockingConnection(_parameters(self._url))
