@@ -105,8 +105,8 @@ def test_no_service_publishes_another_services_events(
 def test_only_the_stamping_tier_puts_tasks_on_the_signing_queue(
     broker_users: BrokerUsers,
 ) -> None:
-    """(Signing workers may too: a retry goes back through Celery's delayed delivery into
-    their own queue. The worker signs only committed jobs whatever the queue holds.)"""
+    """(Signing workers may too: a retry with backoff goes back into their own queue. The
+    worker signs only committed jobs whatever the queue holds.)"""
     _publish(broker_users.urls["stamping"], SIGNING_QUEUE, SIGNING_QUEUE)
     _publish(broker_users.urls["finishing"], SIGNING_QUEUE, SIGNING_QUEUE)
     for service in ("quota",):

@@ -26,6 +26,16 @@ def test_no_service_may_configure_the_platforms_queues() -> None:
             assert _matches(grant.configure, queue) == (service == "admin"), (service, queue)
 
 
+def test_only_the_operator_and_the_stamping_tier_may_configure_anything() -> None:
+    """The stamping tier declares its private, server-named announcement queues; the signing
+    workers declare nothing (their consumer runs without Celery's native delayed delivery)."""
+    configuring = {s for s, g in GRANTS.items() if g.configure != "^$"}
+    assert configuring == {"admin", "stamping", "finishing"}, configuring
+    for service in ("stamping", "finishing"):
+        assert _matches(GRANTS[service].configure, "amq.gen-Xy12")
+        assert not _matches(GRANTS[service].configure, "celery_delayed_0")
+
+
 def test_each_queue_is_read_by_its_consumers_only() -> None:
     readers = {
         SIGNING_QUEUE: {"signing", "admin"},

@@ -94,8 +94,6 @@ _STAMPING_TIER = {
     "publishes": ("DocumentStamped", "StampFailed"),
 }
 
-_CELERY_DELAYED = "^celery_delayed_.*$"
-
 _EVERYTHING = _only(
     EVENTS_EXCHANGE,
     DEAD_LETTER_EXCHANGE,
@@ -120,16 +118,13 @@ GRANTS: Mapping[str, BrokerGrant] = {
         BrokerGrant("finishing", **_STAMPING_TIER),  # type: ignore[arg-type]
         BrokerGrant(
             "signing",
-            # Celery's native delayed delivery (retry with backoff on a quorum queue) needs
-            # its own ``celery_delayed_*`` exchanges and queues, declared by the worker and
-            # bound to ``signing``: the one thing a service may configure.
-            configure=_CELERY_DELAYED,
-            write="^("
-            + re.escape(EVENTS_EXCHANGE)
-            + "|"
-            + re.escape(SIGNING_QUEUE)
-            + "|celery_delayed_.*)$",
-            read="^(" + re.escape(SIGNING_QUEUE) + "|celery_delayed_.*)$",
+            # Configures nothing: its Celery consumer runs without native delayed delivery
+            # (``meterai_signing/worker_consumer.py``), whose ``celery_delayed_*`` exchanges
+            # and queues were the one thing a service declared. A retry with backoff waits in
+            # the worker and goes back through the ``signing`` exchange.
+            configure=NOTHING,
+            write="^(" + re.escape(EVENTS_EXCHANGE) + "|" + re.escape(SIGNING_QUEUE) + ")$",
+            read=_only(SIGNING_QUEUE),
             publishes=("DigestSigned", "SigningFailed", "SigningAnswers"),
         ),
         BrokerGrant(

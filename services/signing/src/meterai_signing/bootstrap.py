@@ -25,6 +25,7 @@ from meterai_signing.job_check import CommittedJobs, DatabaseJobs
 from meterai_signing.platform_key import platform_identity, platform_timestamper
 from meterai_signing.signer import Signer
 from meterai_signing.tasks import register_tasks
+from meterai_signing.worker_consumer import use_worker_consumer
 
 __all__ = ["SigningRuntime", "run_signing_worker", "start_signing"]
 
@@ -111,6 +112,7 @@ def run_signing_worker(settings: Settings, concurrency: int, loglevel: str = "IN
     # Celery never declares (its user may not): wait here until the topology is there.
     wait_for_topology(url)
     app = make_celery(url)
+    use_worker_consumer(app)
     signer = _signer(settings, DatabaseJobs(_open(settings)), lambda: PikaPublisher(url))
     register_tasks(app, lambda: signer)
     app.worker_main(
