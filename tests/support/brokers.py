@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -28,6 +29,7 @@ __all__ = [
     "BrokerUsers",
     "amqp_url",
     "broker_users",
+    "dead_address",
     "private_vhost",
     "rabbitmqctl",
     "topology_vhost",
@@ -40,6 +42,15 @@ def rabbitmqctl(*args: str) -> str:
     result = subprocess.run([tool, *args], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, f"rabbitmqctl {' '.join(args)} failed: {result.stderr}"
     return result.stdout
+
+
+def dead_address(amqp_url: str) -> str:
+    """``amqp_url`` on a port where nothing listens: how a lost node looks to a client that
+    connects (the connection is refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return re.sub(r"@127\.0\.0\.1:\d+/", f"@127.0.0.1:{port}/", amqp_url, count=1)
 
 
 @contextmanager

@@ -3,22 +3,13 @@ node is down costs a refused connection, not a failed publish (pika and Celery/k
 
 from __future__ import annotations
 
-import socket
-
 from meterai_common.messaging import PikaPublisher, ensure_topology_at
 from meterai_common.tasks import SIGN_DIGEST_TASK, CeleryTaskSender, make_celery
-
-
-def _dead_address(amqp_url: str) -> str:
-    """The same URL on a port where nothing listens (a lost node refuses connections)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return amqp_url.replace("127.0.0.1:5672", f"127.0.0.1:{port}")
+from tests.support.brokers import dead_address
 
 
 def test_events_are_published_through_whichever_listed_node_answers(amqp_url: str) -> None:
-    cluster = f"{_dead_address(amqp_url)};{amqp_url};{_dead_address(amqp_url)}"
+    cluster = f"{dead_address(amqp_url)};{amqp_url};{dead_address(amqp_url)}"
     # pika tries the addresses in random order: three publishers meet the dead ones first
     # in all but one case in 27.
     for attempt in range(3):
@@ -30,7 +21,7 @@ def test_events_are_published_through_whichever_listed_node_answers(amqp_url: st
 
 
 def test_sign_tasks_fail_over_to_the_next_listed_node(amqp_url: str) -> None:
-    cluster = f"{_dead_address(amqp_url)};{amqp_url}"
+    cluster = f"{dead_address(amqp_url)};{amqp_url}"
     ensure_topology_at(cluster)
     app = make_celery(cluster)
     app.conf.broker_connection_timeout = 5

@@ -11,7 +11,6 @@ and must run a task sent after it started well before the step's pauses alone wo
 from __future__ import annotations
 
 import multiprocessing
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,11 @@ import pika
 from meterai_common.messaging import SIGNING_QUEUE, declare_topology
 from meterai_common.tasks import CeleryTaskSender, make_celery
 from meterai_signing.worker_consumer import use_worker_consumer
-from tests.support.brokers import private_vhost
+from tests.support.brokers import dead_address, private_vhost
 
 PROBE_TASK = "meterai.test.probe"
 DELAYED_DELIVERY_PAUSES_S = 1 + 3 + 5
 BOUND_S = 6.0
-
-
-def _dead_address() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"amqp://guest:guest@127.0.0.1:{port}/"
 
 
 def _worker(url: str, done: str, with_our_consumer: bool) -> None:
@@ -81,8 +73,7 @@ def _node_down_first(tmp_path: Path, with_our_consumer: bool) -> float:
             declare_topology(connection.channel())
         finally:
             connection.close()
-        vhost = live.rsplit("/", 1)[1]
-        url = f"{_dead_address()}{vhost};{live}"
+        url = f"{dead_address(live)};{live}"
         return _seconds_until_a_task_runs(url, tmp_path, with_our_consumer)
 
 
