@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import signal
 import socket
@@ -25,20 +24,14 @@ __all__ = ["CliResult", "DistributedPlatform", "EmbeddedPlatform", "free_port_bl
 METERAI = str(Path(sys.executable).with_name("meterai"))
 
 
-_PORTS_BELOW_EPHEMERAL = (20_000, 32_768)
-"""Where test servers' ports come from: below the kernel's ephemeral range (32768-60999 by
-default), which it hands out as the local port of outgoing connections. A port probed free
-there could be taken by any process's next connection to PostgreSQL or RabbitMQ before the
-server binds it (seen once in CI: a stamping service exiting with "Address already in use");
-below it, only another listener can take it, and the probe sees listeners."""
-
-
 def free_port_block(count: int = 4) -> int:
-    """A base port such that base .. base+count-1 are free right now, below the ephemeral
-    range (:data:`_PORTS_BELOW_EPHEMERAL`)."""
-    low, high = _PORTS_BELOW_EPHEMERAL
-    for _ in range(500):
-        base = random.randrange(low, high - count)
+    """A base port such that base .. base+count-1 are free right now."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count > 65000:
+            continue
         sockets = []
         try:
             for offset in range(count):
@@ -236,8 +229,12 @@ class DistributedPlatform(_Platform):
         number share the database, broker and document store); returns the port.
 
         :param extra_env: settings of this process alone, e.g. ``METERAI_STAMPING_FINISHERS``."""
-        port = free_port_block(2)
-        mtls_port = port + 1
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            mtls_port = int(probe.getsockname()[1])
         env = {
             **self._env_of("stamping"),
             "STAMPING_PORT": str(port),
